@@ -1,0 +1,113 @@
+"""Terminal output for the CLI: progress bars and tables (presentation only)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .engine import RunResult
+from .ingest import IngestResult
+from .plan import Plan
+from .report import StatusSummary
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RichProgress:
+    """A progress bar with items/s, ETA, tokens and error count."""
+
+    def __init__(self, description: str = "labeling"):
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("tokens {task.fields[tokens]:,}  calls {task.fields[calls]:,}  errors {task.fields[errors]}"),
+            console=err_console, transient=False)
+        self._description = description
+        self._task = None
+        self._errors = self._calls = 0
+
+    def start(self, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(self._description, total=total, tokens=0, calls=0, errors=0,
+                                             rate="")
+
+    def advance(self, items: int, *, errors: int, tokens: int, calls: int) -> None:
+        self._errors += errors
+        self._calls += calls
+        self._progress.update(self._task, advance=items, tokens=tokens, calls=self._calls, errors=self._errors)
+        speed = self._progress.tasks[0].speed
+        self._progress.update(self._task, rate=f"{speed:.1f} items/s" if speed else "")
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def print_ingest(result: IngestResult) -> None:
+    line = f"{result.path}: {result.added} items added, {result.duplicates} already present"
+    if result.rejects_path:
+        line += f", {result.rejected} rejected (see {result.rejects_path})"
+    console.print(line)
+
+
+def print_run(result: RunResult) -> None:
+    c = result.counts
+    console.print(
+        f"run {result.run_id} {result.status}: {c.items_done} labeled ({result.unparsable} unparsable), "
+        f"{c.items_failed} failed, {c.calls} calls, {c.cache_hits} from cache, "
+        f"{c.prompt_tokens + c.completion_tokens:,} tokens, {result.items_per_s:.1f} items/s"
+        + (f" — stopped: {result.stop_reason}" if result.stop_reason else ""))
+
+
+def print_plan(plan: Plan) -> None:
+    table = Table(title="labeling plan", show_header=False)
+    rows = [("backend / model", f"{plan.backend} / {plan.model}"), ("prompt version", plan.prompt_version),
+            ("items in project", f"{plan.items_total:,}"), ("items to label", f"{plan.to_label:,}"),
+            ("served from cache", f"{plan.cached:,}"), ("model calls (at least)", f"{plan.calls:,}"),
+            ("prompt tokens (estimate)", f"{plan.prompt_tokens_estimate:,}"),
+            ("completion tokens (at most)", f"{plan.completion_tokens_max:,}")]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if plan.first_prompt:
+        console.print("[bold]first prompt[/bold]")
+        for message in plan.first_prompt:
+            console.print(f"[cyan]{message['role']}:[/cyan]", message["content"], markup=False, highlight=False)
+
+
+def print_status(summary: StatusSummary) -> None:
+    table = Table(title=f"{summary.items:,} items")
+    table.add_column("prediction status")
+    table.add_column("count", justify="right")
+    for status in ("ok", "unparsable", "failed", "unlabeled"):
+        table.add_row(status, f"{summary.predictions.get(status, 0):,}")
+    console.print(table)
+    calls = summary.calls
+    latency = f"{calls['latency']:.0f} ms" if calls["latency"] is not None else "-"
+    console.print(f"model calls: {calls['calls']:,} ({calls['errors'] or 0:,} errors), tokens: "
+                  f"{calls['prompt']:,} prompt + {calls['completion']:,} completion, mean latency {latency}")
+    if summary.top_errors:
+        errors = Table(title="most frequent errors")
+        errors.add_column("error")
+        errors.add_column("items", justify="right")
+        for message, count in summary.top_errors:
+            errors.add_row(message, str(count))
+        console.print(errors)
+    if summary.runs:
+        runs = Table(title="recent runs")
+        for column in ("run", "status", "model", "done", "failed", "calls", "cached", "items/s", "started"):
+            runs.add_column(column)
+        for run in summary.runs:
+            rate = f"{run['items_per_s']:.1f}" if run["items_per_s"] else "-"
+            runs.add_row(str(run["id"]), run["status"], run["model"], str(run["items_done"]),
+                         str(run["items_failed"]), str(run["calls"]), str(run["cache_hits"]), rate,
+                         run["started_at"][:19])
+        console.print(runs)
+
+
+def print_json(value: object) -> None:
+    console.print_json(json.dumps(value, ensure_ascii=False, default=str))

@@ -1,0 +1,166 @@
+"""The ``labelloop`` command: a thin shell over the library (each command calls one function)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from . import _console as out
+from .demo import run_demo
+from .engine import LabelOptions
+from .errors import LabelloopError
+from .project import Project
+from .spec import template_names
+
+
+class _Group(TyperGroup):
+    """Turns every LabelloopError into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LabelloopError as exc:
+            out.err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            out.err_console.print("interrupted: finished work is saved; rerun the command to resume")
+            raise SystemExit(130) from None
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False,
+                  help="Pre-label text with an LLM, check it, route the doubtful to people, export.")
+
+ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="Project directory (default: found from the working directory)")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")]
+
+
+def _project(directory: Path | None) -> Project:
+    return Project.find(directory)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Directory to create the project in")],
+    template: Annotated[str, typer.Option(help=f"Task template: {', '.join(template_names())}")] = "sentiment",
+) -> None:
+    """Create a project: DIRECTORY/labelloop.yaml from a template, and its store."""
+    project = Project.init(directory, template)
+    out.console.print(f"created {project.spec_path} ({template}); edit it, then: labelloop ingest FILE")
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="JSONL, CSV, TSV or Parquet file")],
+    text_field: Annotated[Optional[str], typer.Option(help="Field holding the text (default: spec's input.text_field)")] = None,
+    id_field: Annotated[Optional[str], typer.Option(help="Field holding a stable id (default: hash of the content)")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="jsonl, csv, tsv or parquet (default: from the suffix)")] = None,
+    skip_bad: Annotated[Optional[Path], typer.Option(help="Write bad records to this JSONL file and go on")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Add the records of a file to the project (all or nothing; rerunning adds nothing new)."""
+    with _project(project) as proj:
+        out.print_ingest(proj.ingest(path, text_field=text_field, id_field=id_field, fmt=format, skip_bad=skip_bad))
+
+
+def _label_options(labeler: str, limit: int | None, sample: int | None, seed: int, max_calls: int | None,
+                   max_tokens: int | None, no_cache: bool) -> LabelOptions:
+    return LabelOptions(labeler=labeler, limit=limit, sample=sample, seed=seed, max_calls=max_calls,
+                        max_tokens=max_tokens, use_cache=not no_cache)
+
+
+BackendOpt = Annotated[Optional[str], typer.Option(help="llamacpp (embedded) or openai (any OpenAI-compatible server)")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option(help="Server URL, e.g. http://127.0.0.1:8000/v1")]
+ModelOpt = Annotated[Optional[str], typer.Option(help="Model name (openai) or GGUF path (llamacpp)")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Label at most N pending items")]
+SampleOpt = Annotated[Optional[int], typer.Option(help="Label a random sample of N pending items")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for --sample")]
+MaxCallsOpt = Annotated[Optional[int], typer.Option(help="Stop after this many model calls")]
+MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Stop dispatching once this many tokens are used")]
+NoCacheOpt = Annotated[bool, typer.Option(help="Call the model even where a cached answer exists")]
+LabelerOpt = Annotated[str, typer.Option("--as", help="Name this labeler (several models can label the same items)")]
+
+
+@app.command()
+def plan(
+    backend: BackendOpt = None, base_url: BaseUrlOpt = None, model: ModelOpt = None,
+    limit: LimitOpt = None, sample: SampleOpt = None, seed: SeedOpt = 0, max_calls: MaxCallsOpt = None,
+    no_cache: NoCacheOpt = False, labeler: LabelerOpt = "llm", project: ProjectOpt = None,
+) -> None:
+    """Show what 'label' would do: items, calls, token estimate and the first prompt."""
+    options = _label_options(labeler, limit, sample, seed, max_calls, None, no_cache)
+    with _project(project) as proj:
+        out.print_plan(proj.plan(options, backend=backend, base_url=base_url, model=model))
+
+
+@app.command()
+def label(
+    backend: BackendOpt = None, base_url: BaseUrlOpt = None, model: ModelOpt = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature")] = None,
+    max_output_tokens: Annotated[Optional[int], typer.Option(help="max_tokens of each call")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds per call")] = None,
+    retries: Annotated[Optional[int], typer.Option(help="Retries of a failed call")] = None,
+    limit: LimitOpt = None, sample: SampleOpt = None, seed: SeedOpt = 0,
+    max_calls: MaxCallsOpt = None, max_tokens: MaxTokensOpt = None, no_cache: NoCacheOpt = False,
+    labeler: LabelerOpt = "llm", quiet: QuietOpt = False, project: ProjectOpt = None,
+) -> None:
+    """Label the pending items with the model (resumes after a crash; cached answers cost nothing)."""
+    options = _label_options(labeler, limit, sample, seed, max_calls, max_tokens, no_cache)
+    with _project(project) as proj:
+        result = proj.label(options, progress=None if quiet else out.RichProgress(), backend=backend,
+                            base_url=base_url, model=model, concurrency=concurrency, temperature=temperature,
+                            max_tokens=max_output_tokens, timeout=timeout, retries=retries)
+        out.print_run(result)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Counts by status, frequent errors, tokens and throughput of recent runs."""
+    with _project(project) as proj:
+        summary = proj.status()
+        if as_json:
+            out.print_json(summary.__dict__)
+        else:
+            out.print_status(summary)
+
+
+@app.command()
+def logs(
+    count: Annotated[int, typer.Option("-n", help="How many calls")] = 10,
+    full: Annotated[bool, typer.Option(help="Include the full request and raw response")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Show the most recent model calls (latency, tokens, error, output) as JSON."""
+    with _project(project) as proj:
+        out.print_json(proj.logs(count, full=full))
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Where to create the demo projects")] = Path("labelloop-demo"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Label the bundled demo data with the embedded model (no server, no network)."""
+    results = run_demo(directory, progress=lambda name: None if quiet else out.RichProgress(name))
+    for project, result in results:
+        out.console.print(f"[bold]{project.root}[/bold]")
+        out.print_run(result)
+        out.print_status(project.status())
+        project.close()
+    out.console.print(f"next: cd {directory}/flight-booking && labelloop status; labelloop logs -n 3")
+
+
+def main() -> None:
+    app(prog_name="labelloop")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

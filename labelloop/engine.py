@@ -1,0 +1,406 @@
+"""The labeling engine: every pending item through the backend, concurrently, exactly once.
+
+Work is resumable by construction: an item is pending until the store holds its current
+prediction for this job (model, prompt version, decoding parameters, item content), and each
+batch of predictions commits with its calls in one transaction. A kill at any moment loses
+only calls in flight; the rerun picks up the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from .backends import Backend, CompletionRequest, CompletionResponse, create_backend
+from .errors import BackendError, BudgetExhausted, InputError
+from .prompt import Prompt, build_prompt
+from .spec import ModelSettings, TaskSpec
+from .store import CallRecord, Item, PredictionRecord, RunCounts, Store
+
+DEFAULT_LABELER = "llm"
+MAX_RETRY_AFTER_S = 300.0
+CHUNK = 1000
+
+
+@dataclass
+class LabelOptions:
+    """Which items to label and within what budget."""
+
+    labeler: str = DEFAULT_LABELER
+    limit: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    use_cache: bool = True
+
+
+@dataclass
+class RunResult:
+    """What a labeling run did."""
+
+    run_id: int
+    planned: int
+    counts: RunCounts
+    unparsable: int
+    elapsed_s: float
+    status: str
+    stop_reason: str | None = None
+
+    @property
+    def items_per_s(self) -> float:
+        return (self.counts.items_done + self.counts.items_failed) / self.elapsed_s if self.elapsed_s else 0.0
+
+
+class ProgressSink(Protocol):
+    """Receives progress; the CLI shows it as a rich progress bar."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, items: int, *, errors: int, tokens: int, calls: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything that determines a model's answer, except the item."""
+
+    prompt: Prompt
+    settings: ModelSettings
+    model_id: str
+    labeler: str
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps({"model": self.model_id, "prompt": self.prompt.version,
+                              "params": self.settings.decoding_params()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+    def cache_key(self, item: Item) -> str:
+        return hashlib.sha256(f"{self.key}:{item.content_hash}".encode()).hexdigest()[:32]
+
+    def request(self, item: Item) -> CompletionRequest:
+        s = self.settings
+        return CompletionRequest(messages=self.prompt.messages(item), json_schema=self.prompt.output_schema,
+                                 temperature=s.temperature, max_tokens=s.max_tokens,
+                                 top_logprobs=s.top_logprobs, seed=s.seed)
+
+
+def label(store: Store, spec: TaskSpec, settings: ModelSettings | None = None, *,
+          options: LabelOptions | None = None, backend: Backend | None = None,
+          progress: ProgressSink | None = None) -> RunResult:
+    """Label every pending item of the project (synchronous wrapper of :func:`label_async`)."""
+    return asyncio.run(label_async(store, spec, settings, options=options, backend=backend, progress=progress))
+
+
+async def label_async(store: Store, spec: TaskSpec, settings: ModelSettings | None = None, *,
+                      options: LabelOptions | None = None, backend: Backend | None = None,
+                      progress: ProgressSink | None = None) -> RunResult:
+    """Label pending items with the backend ``settings`` names; returns the run's counts."""
+    settings = settings or spec.model
+    options = options or LabelOptions()
+    backend = backend or create_backend(settings)
+    prompt = build_prompt(spec)
+    store.save_prompt(prompt.version, list(prompt.shared), prompt.item_template_source, prompt.output_schema)
+    store.mark_stale_runs(_pid_alive)
+    if model_known(backend):
+        return await _run(store, Job(prompt, settings, backend.model_id, options.labeler), backend, options, progress)
+    async with backend:
+        return await _run(store, Job(prompt, settings, backend.model_id, options.labeler), backend, options,
+                          progress, opened=True)
+
+
+async def _run(store: Store, job: Job, backend: Backend, options: LabelOptions,
+               progress: ProgressSink | None, opened: bool = False) -> RunResult:
+    planned = _planned_count(store, job, options)
+    run_id = store.start_run(labeler=job.labeler, backend=backend.name, model=job.model_id,
+                             params=job.settings.decoding_params(), prompt_version=job.prompt.version,
+                             job_key=job.key, items_planned=planned, pid=os.getpid())
+    runner = _Runner(store, job, backend, options, run_id, progress)
+    started = time.perf_counter()
+    status, error = "finished", None
+    if progress:
+        progress.start(planned)
+    try:
+        await runner.run(selected_items(store, job, options), opened)
+    except asyncio.CancelledError:
+        status, error = "interrupted", "interrupted by the user"
+        raise
+    except BaseException as exc:
+        status, error = "failed", str(exc)
+        raise
+    finally:
+        if progress:
+            progress.stop()
+        store.finish_run(run_id, status, runner.counts, error or runner.stop_reason)
+    return RunResult(run_id, planned, runner.counts, runner.unparsable, time.perf_counter() - started,
+                     status, runner.stop_reason)
+
+
+def model_known(backend: Backend) -> bool:
+    try:
+        backend.model_id
+    except BackendError:
+        return False
+    return True
+
+
+def _planned_count(store: Store, job: Job, options: LabelOptions) -> int:
+    pending = store.count_pending(job.labeler, job.key)
+    for cap in (options.limit, options.sample):
+        if cap is not None:
+            pending = min(pending, cap)
+    return pending
+
+
+def selected_items(store: Store, job: Job, options: LabelOptions) -> Iterator[Item]:
+    pending = store.iter_pending(job.labeler, job.key, CHUNK)
+    if options.sample is not None:
+        pending = iter(_reservoir(pending, options.sample, options.seed))
+    for count, item in enumerate(pending):
+        if options.limit is not None and count >= options.limit:
+            return
+        yield item
+
+
+def _reservoir(items: Iterator[Item], size: int, seed: int) -> list[Item]:
+    """A uniform random sample of ``size`` items, reading the stream once."""
+    rng = random.Random(seed)
+    chosen: list[Item] = []
+    for seen, item in enumerate(items):
+        if seen < size:
+            chosen.append(item)
+        else:
+            slot = rng.randint(0, seen)
+            if slot < size:
+                chosen[slot] = item
+    return chosen
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _Runner:
+    store: Store
+    job: Job
+    backend: Backend
+    options: LabelOptions
+    run_id: int
+    progress: ProgressSink | None
+    counts: RunCounts = field(default_factory=RunCounts)
+    unparsable: int = 0
+    stop_reason: str | None = None
+
+    async def run(self, items: Iterator[Item], opened: bool) -> None:
+        """Serve cached items from the store; a pool of workers sends the rest to the backend."""
+        self._results: asyncio.Queue[PredictionRecord | None] = asyncio.Queue()
+        self._calls_reserved = 0
+        self._opened = opened
+        work: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+        writer = asyncio.create_task(self._write_results())
+        tasks = [asyncio.create_task(self._produce(items, work)),
+                 *(asyncio.create_task(self._worker(work)) for _ in range(self._concurrency))]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._results.put(None)
+            await writer
+            if self._opened:
+                await self.backend.__aexit__(None, None, None)
+
+    async def _produce(self, items: Iterator[Item], work: asyncio.Queue[Item | None]) -> None:
+        for item in self._uncached(items):
+            if self.stop_reason:
+                break
+            if not self._opened:
+                await self.backend.__aenter__()
+                self._opened = True
+            await work.put(item)
+        for _ in range(self._concurrency):
+            await work.put(None)
+
+    @property
+    def _concurrency(self) -> int:
+        """Requests in flight: the setting, capped by what the backend can serve at once."""
+        cap = getattr(self.backend, "max_concurrency", None)
+        return min(self.job.settings.concurrency, cap or self.job.settings.concurrency)
+
+    def _uncached(self, items: Iterator[Item]) -> Iterator[Item]:
+        for chunk in chunked(items, CHUNK):
+            yield from self._serve_from_cache(chunk)
+
+    def _serve_from_cache(self, chunk: list[Item]) -> list[Item]:
+        if not self.options.use_cache:
+            return chunk
+        keys = {item.id: self.job.cache_key(item) for item in chunk}
+        cached = self.store.cached_calls(keys.values())
+        uncached = []
+        for item in chunk:
+            row = cached.get(keys[item.id])
+            if row is None:
+                uncached.append(item)
+                continue
+            prediction = self._prediction(item, row["output_text"] or "")
+            prediction.cached_call_id = row["id"]
+            self.counts.cache_hits += 1
+            self._results.put_nowait(prediction)
+        return uncached
+
+    async def _worker(self, work: asyncio.Queue[Item | None]) -> None:
+        while (item := await work.get()) is not None:
+            if not self._budget_reached():  # past the budget, items stay pending
+                await self._results.put(await self._label_one(item))
+
+    def _budget_reached(self) -> bool:
+        if self.options.max_calls is not None and self._calls_reserved >= self.options.max_calls:
+            self.stop_reason = f"call budget of {self.options.max_calls} reached"
+        tokens = self.counts.prompt_tokens + self.counts.completion_tokens
+        if self.options.max_tokens is not None and tokens >= self.options.max_tokens:
+            self.stop_reason = f"token budget of {self.options.max_tokens} reached"
+        return self.stop_reason is not None
+
+    async def _label_one(self, item: Item) -> PredictionRecord:
+        calls: list[CallRecord] = []
+        try:
+            response = await self._call_with_retries(item, self.job.request(item), calls)
+        except (BackendError, BudgetExhausted, InputError) as exc:
+            prediction = self._prediction(item, None, error=str(exc))
+        else:
+            prediction = self._prediction(item, response.text)
+        prediction.calls = calls
+        return prediction
+
+    async def _call_with_retries(self, item: Item, request: CompletionRequest,
+                                 calls: list[CallRecord]) -> CompletionResponse:
+        settings = self.job.settings
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(settings.retries + 1),
+            wait=_RetryAfterWait(settings.backoff),
+            retry=retry_if_exception(lambda exc: isinstance(exc, BackendError) and exc.retryable),
+            reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(item, request, calls, attempt.retry_state.attempt_number)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(self, item: Item, request: CompletionRequest, calls: list[CallRecord],
+                       number: int) -> CompletionResponse:
+        if self.options.max_calls is not None and self._calls_reserved >= self.options.max_calls:
+            raise BudgetExhausted(f"call budget of {self.options.max_calls} reached")
+        self._calls_reserved += 1
+        started = time.perf_counter()
+        record = CallRecord(item_id=item.id, cache_key=self.job.cache_key(item), backend=self.backend.name,
+                            model=self.job.model_id, prompt_version=self.job.prompt.version,
+                            request=_logged_request(request, self.job.prompt), attempt=number, latency_ms=0.0)
+        calls.append(record)
+        try:
+            response = await self.backend.complete(request)
+        except BackendError as exc:
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            record.error, record.status_code, record.response = str(exc), exc.status, exc.body
+            raise
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        record.response, record.output_text, record.status_code = response.raw, response.text, response.status_code
+        record.prompt_tokens, record.completion_tokens = response.prompt_tokens, response.completion_tokens
+        self.counts.prompt_tokens += response.prompt_tokens or 0
+        self.counts.completion_tokens += response.completion_tokens or 0
+        return response
+
+    def _prediction(self, item: Item, text: str | None, error: str | None = None) -> PredictionRecord:
+        status, output = ("failed", None) if text is None else parse_output(text)
+        if status == "unparsable":
+            error = f"model output is not a JSON object: {_snippet(text)}"
+        return PredictionRecord(item_id=item.id, labeler=self.job.labeler, job_key=self.job.key,
+                                item_hash=item.content_hash, prompt_version=self.job.prompt.version,
+                                model=self.job.model_id, status=status, output=output, raw_text=text, error=error)
+
+    async def _write_results(self) -> None:
+        """Commit whatever results have arrived, one transaction per batch."""
+        done = False
+        while not done:
+            batch = [await self._results.get()]
+            while not self._results.empty() and len(batch) < CHUNK:
+                batch.append(self._results.get_nowait())
+            if batch[-1] is None:
+                done = True
+            predictions = [p for p in batch if p is not None]
+            if predictions:
+                self._count(predictions)
+                self.store.save_predictions(self.run_id, predictions, self.counts)
+
+    def _count(self, predictions: list[PredictionRecord]) -> None:
+        failed = sum(p.status == "failed" for p in predictions)
+        self.counts.items_done += len(predictions) - failed
+        self.counts.items_failed += failed
+        self.unparsable += sum(p.status == "unparsable" for p in predictions)
+        calls = sum(len(p.calls) for p in predictions)
+        self.counts.calls += calls
+        if self.progress:
+            self.progress.advance(len(predictions), errors=failed,
+                                  tokens=self.counts.prompt_tokens + self.counts.completion_tokens, calls=calls)
+
+
+class _RetryAfterWait:
+    """Exponential backoff with jitter, or the server's Retry-After when it gives one."""
+
+    def __init__(self, initial: float):
+        self._backoff = wait_exponential_jitter(initial=initial, max=60.0, jitter=initial)
+
+    def __call__(self, retry_state: Any) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, BackendError) and error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_S)
+        return self._backoff(retry_state)
+
+
+def parse_output(text: str) -> tuple[str, Any]:
+    """Strict JSON parse of a model's answer: ('ok', object) or ('unparsable', None)."""
+    try:
+        output = json.loads(text)
+    except ValueError:
+        return "unparsable", None
+    return ("ok", output) if isinstance(output, dict) else ("unparsable", None)
+
+
+def _logged_request(request: CompletionRequest, prompt: Prompt) -> dict[str, Any]:
+    """The request as logged: the shared prefix is stored once per prompt version, not per call."""
+    return {"prompt_version": prompt.version, "item_messages": request.messages[len(prompt.shared):],
+            "temperature": request.temperature, "max_tokens": request.max_tokens,
+            "top_logprobs": request.top_logprobs, "seed": request.seed}
+
+
+def _snippet(text: str | None, size: int = 80) -> str:
+    text = (text or "").replace("\n", " ")
+    return repr(text if len(text) <= size else text[:size] + "…")
+
+
+def chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,110 @@
+"""A project: a directory holding ``labelloop.yaml`` and its SQLite store ``labelloop.db``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .engine import LabelOptions, ProgressSink, RunResult, label
+from .errors import ProjectError
+from .ingest import IngestResult, ingest_file
+from .plan import Plan, make_plan
+from .report import StatusSummary, status_summary
+from .spec import SPEC_FILENAME, ModelSettings, TaskSpec, load_spec, template_text
+from .store import Store
+
+DB_FILENAME = "labelloop.db"
+
+
+@dataclass
+class Project:
+    """The library's entry point: everything the CLI does is a method here."""
+
+    root: Path
+
+    @classmethod
+    def init(cls, directory: str | Path, template: str = "sentiment") -> "Project":
+        """Create a project directory with a task spec from a bundled template."""
+        root = Path(directory)
+        spec_path = root / SPEC_FILENAME
+        if spec_path.exists():
+            raise ProjectError(f"{spec_path}: a project already exists here")
+        text = template_text(template)
+        root.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(text, encoding="utf-8")
+        project = cls(root)
+        project.spec  # validate the template before anything else is written
+        project.store
+        return project
+
+    @classmethod
+    def find(cls, directory: str | Path | None = None) -> "Project":
+        """The project at ``directory``, or the nearest one at or above the working directory."""
+        if directory is not None:
+            root = Path(directory)
+            if not (root / SPEC_FILENAME).is_file():
+                raise ProjectError(f"{root}: no {SPEC_FILENAME} here; create one with 'labelloop init'")
+            return cls(root)
+        here = Path.cwd().resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / SPEC_FILENAME).is_file():
+                return cls(candidate)
+        raise ProjectError(f"no {SPEC_FILENAME} in {here} or above; run 'labelloop init DIR' or pass --project")
+
+    @property
+    def spec_path(self) -> Path:
+        return self.root / SPEC_FILENAME
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_FILENAME
+
+    @cached_property
+    def spec(self) -> TaskSpec:
+        return load_spec(self.spec_path)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store.open(self.db_path)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def settings(self, **overrides: Any) -> ModelSettings:
+        """The spec's model settings with ``LABELLOOP_*`` variables and ``overrides`` applied."""
+        return self.spec.model.with_overrides(overrides)
+
+    def ingest(self, path: str | Path, *, text_field: str | None = None, id_field: str | None = None,
+               fmt: str | None = None, skip_bad: str | Path | None = None) -> IngestResult:
+        """Add a file's records as items (all or nothing, unless ``skip_bad`` names a rejects file)."""
+        spec_input = self.spec.input
+        return ingest_file(self.store, path, text_field=text_field or spec_input.text_field,
+                           id_field=id_field or spec_input.id_field, fmt=fmt, skip_bad=skip_bad)
+
+    def plan(self, options: LabelOptions | None = None, **overrides: Any) -> Plan:
+        """What ``label`` would do: items, calls, a token estimate and the first prompt."""
+        return make_plan(self.store, self.spec, self.settings(**overrides), options or LabelOptions())
+
+    def label(self, options: LabelOptions | None = None, progress: ProgressSink | None = None,
+              **overrides: Any) -> RunResult:
+        """Label the pending items (resumable; cached answers cost no call)."""
+        return label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress)
+
+    def logs(self, count: int = 10, *, full: bool = False) -> list[dict[str, Any]]:
+        """The most recent model calls, newest first; ``full`` adds request and raw response."""
+        hidden = () if full else ("request", "response")
+        return [{k: v for k, v in dict(row).items() if k not in hidden} for row in self.store.recent_calls(count)]
+
+    def status(self) -> StatusSummary:
+        """Counts by status, errors, tokens and the recent runs."""
+        return status_summary(self.store)

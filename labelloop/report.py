@@ -1,0 +1,39 @@
+"""Reports on a project: status counts now; quality and agreement reports later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .store import Store
+
+
+@dataclass
+class StatusSummary:
+    """Where a project stands."""
+
+    items: int
+    predictions: dict[str, int]
+    top_errors: list[tuple[str, int]]
+    calls: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def status_summary(store: Store, runs: int = 5) -> StatusSummary:
+    """Counts of current predictions by status, frequent errors, call totals and recent runs."""
+    recent = []
+    for row in store.runs(runs):
+        run = dict(row)
+        run["items_per_s"] = _throughput(run)
+        recent.append(run)
+    return StatusSummary(items=store.count_items(), predictions=store.prediction_counts(),
+                         top_errors=store.top_errors(), calls=store.call_totals(), runs=recent)
+
+
+def _throughput(run: dict[str, Any]) -> float | None:
+    if not run.get("finished_at"):
+        return None
+    seconds = (datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])).total_seconds()
+    handled = run["items_done"] + run["items_failed"]
+    return handled / seconds if seconds > 0 else None

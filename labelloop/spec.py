@@ -1,0 +1,263 @@
+"""The task spec: what to label and how, loaded from ``labelloop.yaml`` and validated up front."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from ._yaml import line_of, load_with_lines
+from .errors import SpecError
+
+SPEC_FILENAME = "labelloop.yaml"
+ENV_PREFIX = "LABELLOOP_"
+DEFAULT_ROLE = "You are a careful data annotator. You follow the guidelines exactly and answer only with JSON."
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSettings(_Strict):
+    """Which model labels, and with which decoding parameters."""
+
+    backend: str = "llamacpp"
+    model: str | None = Field(None, description="Model name (openai) or GGUF path (llamacpp; default: embedded SmolLM2)")
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1)
+    top_logprobs: int = Field(5, ge=0, le=5, description="0 disables logprobs")
+    seed: int | None = None
+    concurrency: int = Field(16, ge=1, le=4096)
+    timeout: float = Field(120.0, gt=0)
+    retries: int = Field(4, ge=0, le=20)
+    backoff: float = Field(1.0, ge=0.0, description="first retry delay in seconds; doubles per retry, with jitter")
+
+    def with_overrides(self, overrides: dict[str, Any], environ: dict[str, str] | None = None) -> "ModelSettings":
+        """Apply ``LABELLOOP_*`` environment variables, then explicit overrides (None = not given)."""
+        environ = os.environ if environ is None else environ
+        merged = self.model_dump()
+        for name in type(self).model_fields:
+            env_value = environ.get(ENV_PREFIX + name.upper())
+            if env_value is not None:
+                merged[name] = env_value
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return type(self).model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise SpecError("settings", None, f"model.{key}", err["msg"]) from None
+
+    def decoding_params(self) -> dict[str, Any]:
+        """The parameters that change the model's answer (part of the cache key)."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                "top_logprobs": self.top_logprobs, "seed": self.seed}
+
+
+class PromptSettings(_Strict):
+    """How the prompt is written; the defaults suit most tasks."""
+
+    role: str = DEFAULT_ROLE
+    item_template: str = Field("{{ text }}", description="Jinja2 template of the item message")
+
+
+class InputSettings(_Strict):
+    """Defaults for ``ingest``: which fields hold the text and the id."""
+
+    text_field: str = "text"
+    id_field: str | None = None
+
+
+class Label(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class Example(_Strict):
+    input: str = Field(min_length=1)
+    output: Any
+
+
+class TaskSpec(_Strict):
+    """Fields shared by every kind of task."""
+
+    name: str = Field(min_length=1)
+    kind: str
+    instruction: str = Field(min_length=1, description="What the annotator must do, in one or two sentences")
+    guidelines: str = ""
+    examples: list[Example] = []
+    prompt: PromptSettings = PromptSettings()
+    model: ModelSettings = ModelSettings()
+    input: InputSettings = InputSettings()
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON Schema every model answer must satisfy."""
+        raise NotImplementedError
+
+    def output_description(self) -> str:
+        """Prompt text that tells the model what to answer."""
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _examples_match_schema(self) -> "TaskSpec":
+        validator = jsonschema.Draft202012Validator(self.output_schema())
+        for index, example in enumerate(self.examples):
+            error = jsonschema.exceptions.best_match(validator.iter_errors(example.output))
+            if error is not None:
+                raise _LocatedError(("examples", index, "output"), f"does not match the output schema: {error.message}")
+        return self
+
+
+class ClassifySpec(TaskSpec):
+    """Pick exactly one label from a fixed set."""
+
+    kind: Literal["classify"]
+    labels: list[Label] = Field(min_length=2)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _names_as_labels(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[Label]) -> list[Label]:
+        names = [label.name for label in labels]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate labels: {', '.join(duplicates)}")
+        return labels
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    def output_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"label": {"type": "string", "enum": self.label_names}},
+                "required": ["label"], "additionalProperties": False}
+
+    def output_description(self) -> str:
+        lines = ["Choose exactly one label:"]
+        for label in self.labels:
+            lines.append(f"- {label.name}: {label.description}" if label.description else f"- {label.name}")
+        lines.append('Answer with a JSON object of the form {"label": "<one of the labels>"}.')
+        return "\n".join(lines)
+
+
+class ExtractSpec(TaskSpec):
+    """Fill a JSON object whose shape a JSON Schema gives."""
+
+    kind: Literal["extract"]
+    json_schema: dict[str, Any] = Field(alias="schema")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_object_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+            raise ValueError("must be an object schema with 'properties'")
+        return schema
+
+    def output_schema(self) -> dict[str, Any]:
+        return self.json_schema
+
+    def output_description(self) -> str:
+        lines = ["Fill these fields:"]
+        required = set(self.json_schema.get("required", []))
+        for name, prop in self.json_schema["properties"].items():
+            parts = [_type_text(prop)]
+            if "enum" in prop:
+                parts.append("one of " + ", ".join(_json_text(v) for v in prop["enum"]))
+            if prop.get("description"):
+                parts.append(prop["description"])
+            flag = "required" if name in required else "optional"
+            lines.append(f"- {name} ({flag}; {'; '.join(parts)})")
+        lines.append("Use null for a field the text does not give. Answer with one JSON object and nothing else.")
+        return "\n".join(lines)
+
+
+AnySpec = Annotated[Union[ClassifySpec, ExtractSpec], Field(discriminator="kind")]
+_SPEC_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(AnySpec)
+KINDS = ("classify", "extract")
+
+
+class _LocatedError(ValueError):
+    """A validation error raised with the path of the key it concerns."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        self.loc = loc
+        super().__init__(message)
+
+
+def parse_spec(text: str, filename: str = SPEC_FILENAME) -> TaskSpec:
+    """Parse and validate a task spec from YAML text; errors name the line and key."""
+    data, lines = load_with_lines(text, filename)
+    if not isinstance(data, dict):
+        raise SpecError(filename, 1, "", "the task spec must be a YAML mapping")
+    if data.get("kind") not in KINDS:
+        line = line_of(lines, ("kind",)) or 1
+        raise SpecError(filename, line, "kind", f"must be one of {', '.join(KINDS)} (got {data.get('kind')!r})")
+    try:
+        return _SPEC_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise _spec_error(exc, lines, filename) from None
+
+
+def load_spec(path: str | Path) -> TaskSpec:
+    """Read and validate a task spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), None, "", "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(path), None, "", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return parse_spec(text, str(path))
+
+
+def _spec_error(exc: ValidationError, lines: dict, filename: str) -> SpecError:
+    errors = exc.errors()
+    err = errors[0]
+    loc = tuple(p for p in err["loc"] if p not in KINDS)  # drop the union tag
+    message = err["msg"].removeprefix("Value error, ")
+    located = err.get("ctx", {}).get("error")
+    if isinstance(located, _LocatedError):
+        loc = located.loc
+    if loc and loc[0] == "json_schema":
+        loc = ("schema",) + loc[1:]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    key = ".".join(str(p) for p in loc)
+    return SpecError(filename, line_of(lines, loc), key, message + more)
+
+
+def template_names() -> list[str]:
+    """Names of the bundled task templates."""
+    folder = resources.files("labelloop") / "templates"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def template_text(name: str) -> str:
+    """The YAML text of a bundled template (kept verbatim, comments included)."""
+    if name not in template_names():
+        raise SpecError(name, None, "", f"unknown template; choose one of {', '.join(template_names())}")
+    return (resources.files("labelloop") / "templates" / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def _type_text(prop: dict[str, Any]) -> str:
+    kind = prop.get("type", "any")
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _json_text(value: Any) -> str:
+    return "null" if value is None else str(value)

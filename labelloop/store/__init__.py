@@ -1,0 +1,319 @@
+"""The project store: one SQLite file (WAL). Every read and write of project data lives here."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import IdCollisionError, ProjectError
+from .migrations import MIGRATIONS, apply_migrations
+
+__all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "MIGRATIONS"]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    text: str
+    fields: dict[str, Any]
+    content_hash: str
+    source_file: str | None = None
+    source_line: int | None = None
+
+
+@dataclass
+class CallRecord:
+    """One model call, successful or not: the audit trail and the cache."""
+
+    item_id: str
+    cache_key: str
+    backend: str
+    model: str
+    prompt_version: str
+    request: dict[str, Any]
+    attempt: int
+    latency_ms: float
+    response: str | None = None
+    output_text: str | None = None
+    status_code: int | None = None
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class PredictionRecord:
+    """A labeler's answer for one item; the newest per (item, labeler) is the current one."""
+
+    item_id: str
+    labeler: str
+    job_key: str
+    item_hash: str
+    prompt_version: str
+    model: str
+    status: str
+    output: Any = None
+    raw_text: str | None = None
+    error: str | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+    cached_call_id: int | None = None
+
+
+@dataclass
+class RunCounts:
+    items_done: int = 0
+    items_failed: int = 0
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Store:
+    """A project's SQLite database. Open with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self.db, self.path = db, path
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Store":
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+        path = Path(path)
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise ProjectError(f"{path}: cannot open the project database ({exc})") from None
+        db.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+            db.execute(f"PRAGMA {pragma}")
+        apply_migrations(db)
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything inside commits together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- items ---------------------------------------------------------------------------
+
+    def add_items(self, items: Sequence[Item]) -> tuple[int, list[Item]]:
+        """Insert new items inside the caller's transaction.
+
+        Returns the number added and the items already present with the same content.
+        Raises :class:`IdCollisionError` for an id that exists with other content.
+        """
+        existing = self._hashes_of([item.id for item in items])
+        fresh: dict[str, Item] = {}
+        repeats: list[Item] = []
+        for item in items:
+            known = existing.get(item.id) or (fresh[item.id].content_hash if item.id in fresh else None)
+            if known is None:
+                fresh[item.id] = item
+            elif known == item.content_hash:
+                repeats.append(item)
+            else:
+                raise IdCollisionError(item.source_file or "?", item.source_line,
+                                       f"id {item.id!r} already exists with different content", field="id")
+        now = utc_now()
+        self.db.executemany(
+            "INSERT INTO items (id, text, fields, content_hash, source_file, source_line, ingested_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(i.id, i.text, _dumps(i.fields), i.content_hash, i.source_file, i.source_line, now)
+             for i in fresh.values()],
+        )
+        return len(fresh), repeats
+
+    def check_collisions(self, items: Sequence[Item]) -> list[tuple[Item, str]]:
+        """Items whose id exists with other content, with the reason (used to skip bad lines)."""
+        existing = self._hashes_of([item.id for item in items])
+        return [(i, f"id {i.id!r} already exists with different content")
+                for i in items if i.id in existing and existing[i.id] != i.content_hash]
+
+    def _hashes_of(self, ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT id, content_hash FROM items WHERE id IN ({marks})", chunk))
+        return found
+
+    def count_items(self) -> int:
+        return self.db.execute("SELECT count(*) FROM items").fetchone()[0]
+
+    def iter_items(self, chunk: int = 1000) -> Iterator[Item]:
+        """Every item in ingest order, read in chunks."""
+        yield from self._iter_items_where("", (), chunk)
+
+    def first_item(self) -> Item | None:
+        return next(self._iter_items_where("", (), 1), None)
+
+    def iter_pending(self, labeler: str, job_key: str, chunk: int = 1000) -> Iterator[Item]:
+        """Items without a current, finished prediction of ``labeler`` for this job and content."""
+        yield from self._iter_items_where("AND " + _PENDING, (labeler, job_key), chunk)
+
+    def count_pending(self, labeler: str, job_key: str) -> int:
+        return self.db.execute(f"SELECT count(*) FROM items WHERE {_PENDING}", (labeler, job_key)).fetchone()[0]
+
+    def _iter_items_where(self, where: str, params: tuple, chunk: int) -> Iterator[Item]:
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT seq, id, text, fields, content_hash, source_file, source_line FROM items"
+                f" WHERE seq > ? {where} ORDER BY seq LIMIT ?", (last, *params, chunk)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Item(row["id"], row["text"], json.loads(row["fields"]), row["content_hash"],
+                           row["source_file"], row["source_line"])
+            last = rows[-1]["seq"]
+
+    # -- prompts, runs, calls, predictions -------------------------------------------------
+
+    def save_prompt(self, version: str, messages: list[dict], item_template: str, output_schema: dict) -> None:
+        self.db.execute(
+            "INSERT INTO prompts (version, messages, item_template, output_schema, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(version) DO NOTHING",
+            (version, _dumps(messages), item_template, _dumps(output_schema), utc_now()))
+
+    def start_run(self, *, labeler: str, backend: str, model: str, params: dict, prompt_version: str,
+                  job_key: str, items_planned: int, pid: int) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO runs (labeler, backend, model, params, prompt_version, job_key, status, pid,"
+            " started_at, items_planned) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (labeler, backend, model, _dumps(params), prompt_version, job_key, pid, utc_now(), items_planned))
+        return int(cursor.lastrowid)
+
+    def mark_stale_runs(self, is_alive: Callable[[int], bool]) -> int:
+        """Mark runs left 'running' by a process that no longer exists as 'interrupted'."""
+        stale = [row["id"] for row in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
+                 if row["pid"] is None or not is_alive(row["pid"])]
+        for run_id in stale:
+            self.db.execute("UPDATE runs SET status = 'interrupted', error = 'process ended without finishing'"
+                            " WHERE id = ?", (run_id,))
+        return len(stale)
+
+    def finish_run(self, run_id: int, status: str, counts: RunCounts, error: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, error = ?, items_done = ?, items_failed = ?,"
+            " calls = ?, cache_hits = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+            (status, utc_now(), error, counts.items_done, counts.items_failed, counts.calls,
+             counts.cache_hits, counts.prompt_tokens, counts.completion_tokens, run_id))
+
+    def cached_calls(self, cache_keys: Iterable[str]) -> dict[str, sqlite3.Row]:
+        """The newest successful call for each cache key that has one."""
+        found: dict[str, sqlite3.Row] = {}
+        for chunk in _chunks(list(cache_keys), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                    "SELECT id, cache_key, response, output_text, prompt_tokens, completion_tokens"
+                    f" FROM llm_calls WHERE error IS NULL AND cache_key IN ({marks}) ORDER BY id", chunk):
+                found[row["cache_key"]] = row
+        return found
+
+    def save_predictions(self, run_id: int, predictions: Sequence[PredictionRecord],
+                         counts: RunCounts | None = None) -> None:
+        """Write predictions with their calls in one transaction; each becomes the current one."""
+        now = utc_now()
+        with self.transaction() as db:
+            for pred in predictions:
+                call_id = pred.cached_call_id
+                for call in pred.calls:
+                    call_id = db.execute(
+                        "INSERT INTO llm_calls (run_id, item_id, cache_key, backend, model, prompt_version,"
+                        " request, response, output_text, status_code, error, attempt, latency_ms,"
+                        " prompt_tokens, completion_tokens, created_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, call.item_id, call.cache_key, call.backend, call.model, call.prompt_version,
+                         _dumps(call.request), call.response, call.output_text, call.status_code, call.error,
+                         call.attempt, call.latency_ms, call.prompt_tokens, call.completion_tokens, now),
+                    ).lastrowid
+                if pred.calls and pred.calls[-1].error is not None:
+                    call_id = None
+                db.execute("UPDATE predictions SET is_current = 0 WHERE item_id = ? AND labeler = ?"
+                           " AND is_current = 1", (pred.item_id, pred.labeler))
+                db.execute(
+                    "INSERT INTO predictions (item_id, labeler, run_id, call_id, job_key, item_hash,"
+                    " prompt_version, model, status, output, raw_text, error, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (pred.item_id, pred.labeler, run_id, call_id, pred.job_key, pred.item_hash,
+                     pred.prompt_version, pred.model, pred.status,
+                     None if pred.output is None else _dumps(pred.output), pred.raw_text, pred.error, now))
+            if counts is not None:
+                db.execute(
+                    "UPDATE runs SET items_done = ?, items_failed = ?, calls = ?, cache_hits = ?,"
+                    " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+                    (counts.items_done, counts.items_failed, counts.calls, counts.cache_hits,
+                     counts.prompt_tokens, counts.completion_tokens, run_id))
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def prediction_counts(self, labeler: str | None = None) -> dict[str, int]:
+        """Current predictions by status (and 'unlabeled' for items with none)."""
+        params: tuple = ()
+        filter_ = ""
+        if labeler is not None:
+            filter_, params = " AND labeler = ?", (labeler,)
+        counts = dict(self.db.execute(
+            f"SELECT status, count(*) FROM predictions WHERE is_current = 1{filter_} GROUP BY status", params))
+        labeled_items = self.db.execute(
+            f"SELECT count(DISTINCT item_id) FROM predictions WHERE is_current = 1{filter_}", params).fetchone()[0]
+        counts["unlabeled"] = self.count_items() - labeled_items
+        return counts
+
+    def top_errors(self, limit: int = 5) -> list[tuple[str, int]]:
+        return [(row[0], row[1]) for row in self.db.execute(
+            "SELECT error, count(*) AS n FROM predictions WHERE is_current = 1 AND error IS NOT NULL"
+            " GROUP BY error ORDER BY n DESC LIMIT ?", (limit,))]
+
+    def call_totals(self) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT count(*) AS calls, sum(error IS NOT NULL) AS errors, coalesce(sum(prompt_tokens), 0) AS prompt,"
+            " coalesce(sum(completion_tokens), 0) AS completion, avg(latency_ms) AS latency FROM llm_calls"
+        ).fetchone()
+        return dict(row)
+
+    def runs(self, limit: int = 10) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+
+    def current_predictions(self, labeler: str) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT p.*, i.text FROM predictions p JOIN items i ON i.id = p.item_id"
+            " WHERE p.is_current = 1 AND p.labeler = ? ORDER BY i.seq", (labeler,)).fetchall()
+
+    def recent_calls(self, limit: int = 10) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM llm_calls ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+
+    def prompt(self, version: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM prompts WHERE version = ?", (version,)).fetchone()
+
+
+_PENDING = ("NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = items.id"
+            " AND p.labeler = ? AND p.is_current = 1 AND p.job_key = ?"
+            " AND p.item_hash = items.content_hash AND p.status != 'failed')")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _chunks(values: list, size: int) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]

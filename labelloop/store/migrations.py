@@ -1,0 +1,126 @@
+"""Schema history as code: each change is a small function, applied once, in order.
+
+Append new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next schema migration."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def apply_migrations(db: sqlite3.Connection) -> list[str]:
+    """Apply every pending migration, each in its own transaction; return their names."""
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            fn(db)
+            db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                       (fn.__name__, datetime.now(timezone.utc).isoformat()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(fn.__name__)
+    return applied
+
+
+@migration
+def m001_items_runs_calls_predictions(db: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE items (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            text TEXT NOT NULL,
+            fields TEXT NOT NULL DEFAULT '{}',
+            content_hash TEXT NOT NULL,
+            source_file TEXT,
+            source_line INTEGER,
+            ingested_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE prompts (
+            version TEXT PRIMARY KEY,
+            messages TEXT NOT NULL,
+            item_template TEXT NOT NULL,
+            output_schema TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            labeler TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            params TEXT NOT NULL,
+            prompt_version TEXT NOT NULL REFERENCES prompts(version),
+            job_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            items_planned INTEGER NOT NULL DEFAULT 0,
+            items_done INTEGER NOT NULL DEFAULT 0,
+            items_failed INTEGER NOT NULL DEFAULT 0,
+            calls INTEGER NOT NULL DEFAULT 0,
+            cache_hits INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        )""",
+        """CREATE TABLE llm_calls (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            item_id TEXT NOT NULL REFERENCES items(id),
+            cache_key TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_version TEXT NOT NULL REFERENCES prompts(version),
+            request TEXT NOT NULL,
+            response TEXT,
+            output_text TEXT,
+            status_code INTEGER,
+            error TEXT,
+            attempt INTEGER NOT NULL,
+            latency_ms REAL NOT NULL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX llm_calls_cache ON llm_calls(cache_key) WHERE error IS NULL",
+        "CREATE INDEX llm_calls_item ON llm_calls(item_id)",
+        """CREATE TABLE predictions (
+            id INTEGER PRIMARY KEY,
+            item_id TEXT NOT NULL REFERENCES items(id),
+            labeler TEXT NOT NULL,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            call_id INTEGER REFERENCES llm_calls(id),
+            job_key TEXT NOT NULL,
+            item_hash TEXT NOT NULL,
+            prompt_version TEXT NOT NULL REFERENCES prompts(version),
+            model TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'unparsable', 'failed')),
+            output TEXT,
+            raw_text TEXT,
+            error TEXT,
+            is_current INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX predictions_current ON predictions(item_id, labeler) WHERE is_current = 1",
+        "CREATE INDEX predictions_run ON predictions(run_id)",
+    ]
+    for statement in statements:
+        db.execute(statement)
