@@ -13,8 +13,8 @@ from .ingest import IngestResult
 from .plan import Plan
 from .report import StatusSummary
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class RichProgress:

@@ -114,14 +114,16 @@ async def label_async(store: Store, spec: TaskSpec, settings: ModelSettings | No
     store.save_prompt(prompt.version, list(prompt.shared), prompt.item_template_source, prompt.output_schema)
     store.mark_stale_runs(_pid_alive)
     if model_known(backend):
-        return await _run(store, Job(prompt, settings, backend.model_id, options.labeler), backend, options, progress)
+        job = Job(prompt, settings, backend.model_id, options.labeler)
+        if _planned_count(store, job, options) == 0:  # nothing to do: leave the backend closed
+            return await _run(store, job, backend, options, progress)
     async with backend:
-        return await _run(store, Job(prompt, settings, backend.model_id, options.labeler), backend, options,
-                          progress, opened=True)
+        job = Job(prompt, settings, backend.model_id, options.labeler)
+        return await _run(store, job, backend, options, progress)
 
 
 async def _run(store: Store, job: Job, backend: Backend, options: LabelOptions,
-               progress: ProgressSink | None, opened: bool = False) -> RunResult:
+               progress: ProgressSink | None) -> RunResult:
     planned = _planned_count(store, job, options)
     run_id = store.start_run(labeler=job.labeler, backend=backend.name, model=job.model_id,
                              params=job.settings.decoding_params(), prompt_version=job.prompt.version,
@@ -132,7 +134,7 @@ async def _run(store: Store, job: Job, backend: Backend, options: LabelOptions,
     if progress:
         progress.start(planned)
     try:
-        await runner.run(selected_items(store, job, options), opened)
+        await runner.run(selected_items(store, job, options))
     except asyncio.CancelledError:
         status, error = "interrupted", "interrupted by the user"
         raise
@@ -209,11 +211,10 @@ class _Runner:
     unparsable: int = 0
     stop_reason: str | None = None
 
-    async def run(self, items: Iterator[Item], opened: bool) -> None:
+    async def run(self, items: Iterator[Item]) -> None:
         """Serve cached items from the store; a pool of workers sends the rest to the backend."""
         self._results: asyncio.Queue[PredictionRecord | None] = asyncio.Queue()
         self._calls_reserved = 0
-        self._opened = opened
         work: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         writer = asyncio.create_task(self._write_results())
         tasks = [asyncio.create_task(self._produce(items, work)),
@@ -226,16 +227,11 @@ class _Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._results.put(None)
             await writer
-            if self._opened:
-                await self.backend.__aexit__(None, None, None)
 
     async def _produce(self, items: Iterator[Item], work: asyncio.Queue[Item | None]) -> None:
         for item in self._uncached(items):
             if self.stop_reason:
                 break
-            if not self._opened:
-                await self.backend.__aenter__()
-                self._opened = True
             await work.put(item)
         for _ in range(self._concurrency):
             await work.put(None)
@@ -365,7 +361,7 @@ class _RetryAfterWait:
     """Exponential backoff with jitter, or the server's Retry-After when it gives one."""
 
     def __init__(self, initial: float):
-        self._backoff = wait_exponential_jitter(initial=initial, max=60.0, jitter=initial)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=60.0, jitter=initial)
 
     def __call__(self, retry_state: Any) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None

@@ -96,6 +96,11 @@ def ingest_file(store: Store, path: str | Path, *, text_field: str = "text", id_
 def _add_batch(store: Store, batch: list[Item], rejects: "_RejectsWriter | None", result: IngestResult) -> None:
     if rejects:
         bad = {id(item): reason for item, reason in store.check_collisions(batch)}
+        first_seen: dict[str, str] = {}
+        for item in batch:
+            known = first_seen.setdefault(item.id, item.content_hash)
+            if known != item.content_hash and id(item) not in bad:
+                bad[id(item)] = f"id {item.id!r} appears earlier in this file with different content"
         for item in batch:
             if id(item) in bad:
                 error = InputError(item.source_file or "?", item.source_line, bad[id(item)], field="id")
@@ -225,7 +230,8 @@ def _read_parquet(path: Path) -> Iterator[_Record]:
     for batch in parquet.iter_batches(batch_size=BATCH):
         for data in batch.to_pylist():
             row += 1
-            yield _Record(row, data, json.dumps(data, ensure_ascii=False, default=str))
+            raw = json.dumps(data, ensure_ascii=False, default=str)  # dates, decimals: as text
+            yield _Record(row, json.loads(raw), raw)
 
 
 _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from importlib import resources
 from pathlib import Path
@@ -123,8 +124,8 @@ class ClassifySpec(TaskSpec):
     @field_validator("labels", mode="before")
     @classmethod
     def _names_as_labels(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
+        if isinstance(value, list):  # YAML reads yes/no/1 as bool/int: a label name is text
+            return [{"name": str(v)} if isinstance(v, (str, int, float, bool)) else v for v in value]
         return value
 
     @field_validator("labels")
@@ -189,7 +190,8 @@ class ExtractSpec(TaskSpec):
 
 AnySpec = Annotated[Union[ClassifySpec, ExtractSpec], Field(discriminator="kind")]
 _SPEC_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(AnySpec)
-KINDS = ("classify", "extract")
+_SPEC_CLASSES: dict[str, type[TaskSpec]] = {"classify": ClassifySpec, "extract": ExtractSpec}
+KINDS = tuple(_SPEC_CLASSES)
 
 
 class _LocatedError(ValueError):
@@ -211,7 +213,7 @@ def parse_spec(text: str, filename: str = SPEC_FILENAME) -> TaskSpec:
     try:
         return _SPEC_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise _spec_error(exc, lines, filename) from None
+        raise _spec_error(exc, lines, filename, _SPEC_CLASSES[data["kind"]]) from None
 
 
 def load_spec(path: str | Path) -> TaskSpec:
@@ -226,8 +228,8 @@ def load_spec(path: str | Path) -> TaskSpec:
     return parse_spec(text, str(path))
 
 
-def _spec_error(exc: ValidationError, lines: dict, filename: str) -> SpecError:
-    errors = exc.errors()
+def _spec_error(exc: ValidationError, lines: dict, filename: str, spec_class: type[TaskSpec]) -> SpecError:
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains the rest
     err = errors[0]
     loc = tuple(p for p in err["loc"] if p not in KINDS)  # drop the union tag
     message = err["msg"].removeprefix("Value error, ")
@@ -236,9 +238,25 @@ def _spec_error(exc: ValidationError, lines: dict, filename: str) -> SpecError:
         loc = located.loc
     if loc and loc[0] == "json_schema":
         loc = ("schema",) + loc[1:]
+    if err["type"] == "extra_forbidden":
+        message += _did_you_mean(loc, spec_class)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     key = ".".join(str(p) for p in loc)
     return SpecError(filename, line_of(lines, loc), key, message + more)
+
+
+def _did_you_mean(loc: tuple[str | int, ...], spec_class: type[TaskSpec]) -> str:
+    """Suggest the allowed key closest to an unknown one."""
+    model: type[BaseModel] | None = spec_class
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is None:
+        return ""
+    names = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def template_names() -> list[str]:

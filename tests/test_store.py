@@ -1,0 +1,250 @@
+"""The SQLite store: migrations, the pinned schema, current predictions, pending items, cache, stale runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from labelloop.store import MIGRATIONS, CallRecord, Item, PredictionRecord, Store
+from labelloop.store.migrations import apply_migrations
+
+EXPECTED_SCHEMA = [
+    ("items", "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL,"
+              " fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT,"
+              " source_line INTEGER, ingested_at TEXT NOT NULL )"),
+    ("llm_calls", "CREATE TABLE llm_calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id),"
+                  " item_id TEXT NOT NULL REFERENCES items(id), cache_key TEXT NOT NULL, backend TEXT NOT NULL,"
+                  " model TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version),"
+                  " request TEXT NOT NULL, response TEXT, output_text TEXT, status_code INTEGER, error TEXT,"
+                  " attempt INTEGER NOT NULL, latency_ms REAL NOT NULL, prompt_tokens INTEGER,"
+                  " completion_tokens INTEGER, created_at TEXT NOT NULL )"),
+    ("llm_calls_cache", "CREATE INDEX llm_calls_cache ON llm_calls(cache_key) WHERE error IS NULL"),
+    ("llm_calls_item", "CREATE INDEX llm_calls_item ON llm_calls(item_id)"),
+    ("migrations", "CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"),
+    ("predictions", "CREATE TABLE predictions ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id),"
+                    " labeler TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id),"
+                    " call_id INTEGER REFERENCES llm_calls(id), job_key TEXT NOT NULL, item_hash TEXT NOT NULL,"
+                    " prompt_version TEXT NOT NULL REFERENCES prompts(version), model TEXT NOT NULL,"
+                    " status TEXT NOT NULL CHECK (status IN ('ok', 'unparsable', 'failed')), output TEXT,"
+                    " raw_text TEXT, error TEXT, is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL )"),
+    ("predictions_current",
+     "CREATE UNIQUE INDEX predictions_current ON predictions(item_id, labeler) WHERE is_current = 1"),
+    ("predictions_run", "CREATE INDEX predictions_run ON predictions(run_id)"),
+    ("prompts", "CREATE TABLE prompts ( version TEXT PRIMARY KEY, messages TEXT NOT NULL,"
+                " item_template TEXT NOT NULL, output_schema TEXT NOT NULL, created_at TEXT NOT NULL )"),
+    ("runs", "CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL,"
+             " model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version),"
+             " job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT,"
+             " items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0,"
+             " items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0,"
+             " cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+             " completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT )"),
+]
+
+PROMPT = "p1"
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[Store]:
+    store = Store.open(tmp_path / "labelloop.db")
+    yield store
+    store.close()
+
+
+def add_items(store: Store, *texts: str) -> list[Item]:
+    """Items i0, i1, ... with content hash h-<text>."""
+    items = [Item(f"i{n}", text, {}, f"h-{text}") for n, text in enumerate(texts)]
+    with store.transaction():
+        store.add_items(items)
+    return items
+
+
+def start_run(store: Store, *, pid: int | None = None, labeler: str = "m", job_key: str = "job") -> int:
+    store.save_prompt(PROMPT, [{"role": "system", "content": "x"}], "{{ text }}", {"type": "object"})
+    return store.start_run(labeler=labeler, backend="fake", model="fake-model", params={}, prompt_version=PROMPT,
+                           job_key=job_key, items_planned=0, pid=os.getpid() if pid is None else pid)
+
+
+def prediction(item: Item, *, labeler: str = "m", job_key: str = "job", status: str = "ok",
+               item_hash: str | None = None, output: object = None, calls: list[CallRecord] | None = None,
+               error: str | None = None) -> PredictionRecord:
+    return PredictionRecord(item.id, labeler, job_key, item_hash or item.content_hash, PROMPT, "fake-model",
+                            status, output=output, error=error, calls=calls or [])
+
+
+def call(item: Item, cache_key: str, *, error: str | None = None, output_text: str | None = '{"label": "a"}',
+         attempt: int = 1) -> CallRecord:
+    return CallRecord(item.id, cache_key, "fake", "fake-model", PROMPT, {"messages": []}, attempt, 5.0,
+                      response=None if error else "{}", output_text=None if error else output_text,
+                      status_code=500 if error else 200, error=error)
+
+
+def pending_ids(store: Store, labeler: str = "m", job_key: str = "job") -> list[str]:
+    return [item.id for item in store.iter_pending(labeler, job_key)]
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- migrations and schema ------------------------------------------------------------------
+
+def test_fresh_store_records_exactly_the_known_migrations(store):
+    recorded = [row[0] for row in store.db.execute("SELECT name FROM migrations ORDER BY rowid")]
+    assert recorded == [fn.__name__ for fn in MIGRATIONS]
+    assert len(recorded) >= 1
+
+
+def test_reopening_applies_no_migration_again(tmp_path):
+    path = tmp_path / "labelloop.db"
+    store = Store.open(path)
+    first = store.db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall()
+    store.close()
+    store = Store.open(path)
+    try:
+        assert apply_migrations(store.db) == []
+        again = store.db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall()
+        assert [tuple(r) for r in again] == [tuple(r) for r in first]
+    finally:
+        store.close()
+
+
+def test_schema_is_pinned(store):
+    """An intentional schema change needs a new migration *and* an update of EXPECTED_SCHEMA."""
+    actual = [(name, " ".join(sql.split())) for name, sql in store.db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('table','index') AND sql IS NOT NULL ORDER BY name")]
+    assert actual == EXPECTED_SCHEMA
+
+
+def test_journal_mode_is_wal_and_foreign_keys_are_on(tmp_path):
+    path = tmp_path / "labelloop.db"
+    Store.open(path).close()
+    store = Store.open(path)
+    try:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        store.close()
+
+
+def test_transaction_rolls_back_on_error(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add_items([Item("x", "text", {}, "h")])
+            raise RuntimeError("boom")
+    assert store.count_items() == 0
+
+
+# -- predictions --------------------------------------------------------------------------
+
+def test_save_predictions_keeps_exactly_one_current_per_item_and_labeler(store):
+    a, b = add_items(store, "alpha", "beta")
+    run = start_run(store)
+    store.save_predictions(run, [prediction(a, output={"label": "x1"}), prediction(b, output={"label": "y"})])
+    store.save_predictions(run, [prediction(a, status="failed", error="timeout")])
+    store.save_predictions(run, [prediction(a, output={"label": "x3"}),
+                                 prediction(a, labeler="other", output={"label": "o"})])
+    history = [tuple(r) for r in store.db.execute(
+        "SELECT item_id, labeler, status, output, is_current FROM predictions ORDER BY id")]
+    assert history == [
+        ("i0", "m", "ok", '{"label":"x1"}', 0),
+        ("i1", "m", "ok", '{"label":"y"}', 1),
+        ("i0", "m", "failed", None, 0),
+        ("i0", "m", "ok", '{"label":"x3"}', 1),
+        ("i0", "other", "ok", '{"label":"o"}', 1),
+    ]
+    current = store.db.execute("SELECT item_id, labeler, count(*) FROM predictions WHERE is_current = 1"
+                               " GROUP BY item_id, labeler ORDER BY item_id, labeler").fetchall()
+    assert [tuple(r) for r in current] == [("i0", "m", 1), ("i0", "other", 1), ("i1", "m", 1)]
+    assert [r["output"] for r in store.current_predictions("m")] == ['{"label":"x3"}', '{"label":"y"}']
+
+
+def test_save_predictions_links_the_last_successful_call(store):
+    [a] = add_items(store, "alpha")
+    run = start_run(store)
+    store.save_predictions(run, [prediction(a, calls=[call(a, "k", error="HTTP 500"), call(a, "k", attempt=2)])])
+    store.save_predictions(run, [prediction(a, status="failed", error="HTTP 500",
+                                            calls=[call(a, "k2", error="HTTP 500")])])
+    rows = [tuple(r) for r in store.db.execute("SELECT call_id, status, is_current FROM predictions ORDER BY id")]
+    calls = [tuple(r) for r in store.db.execute("SELECT id, attempt, error FROM llm_calls ORDER BY id")]
+    assert calls == [(1, 1, "HTTP 500"), (2, 2, None), (3, 1, "HTTP 500")]
+    assert rows == [(2, "ok", 0), (None, "failed", 1)]
+
+
+# -- pending ----------------------------------------------------------------------------
+
+def test_iter_pending_excludes_only_current_finished_predictions_for_the_job_and_content(store):
+    items = add_items(store, "ok", "unparsable", "failed", "other-job", "other-labeler", "stale-hash", "none",
+                      "superseded")
+    ok, unparsable, failed, other_job, other_labeler, stale_hash, _none, superseded = items
+    run = start_run(store)
+    store.save_predictions(run, [
+        prediction(ok, output={"label": "a"}),
+        prediction(unparsable, status="unparsable", error="not JSON"),
+        prediction(failed, status="failed", error="HTTP 500"),
+        prediction(other_job, job_key="job-2", output={"label": "a"}),
+        prediction(other_labeler, labeler="someone-else", output={"label": "a"}),
+        prediction(stale_hash, item_hash="h-before-edit", output={"label": "a"}),
+        prediction(superseded, output={"label": "a"}),
+    ])
+    store.save_predictions(run, [prediction(superseded, status="failed", error="retry failed")])
+    expected = ["i2", "i3", "i4", "i5", "i6", "i7"]
+    assert pending_ids(store) == expected
+    assert store.count_pending("m", "job") == len(expected)
+    assert pending_ids(store, job_key="job-2") == ["i0", "i1", "i2", "i4", "i5", "i6", "i7"]
+
+
+def test_iter_pending_reads_in_chunks_in_ingest_order(store):
+    add_items(store, *(f"t{n}" for n in range(7)))
+    assert [item.id for item in store.iter_pending("m", "job", chunk=3)] == [f"i{n}" for n in range(7)]
+
+
+# -- cache ------------------------------------------------------------------------------
+
+def test_cached_calls_returns_only_successful_calls(store):
+    a, b, c = add_items(store, "alpha", "beta", "gamma")
+    run = start_run(store)
+    store.save_predictions(run, [
+        prediction(a, calls=[call(a, "ka", error="HTTP 500"), call(a, "ka", output_text='{"label": "good"}',
+                                                                   attempt=2)]),
+        prediction(b, status="failed", error="HTTP 500", calls=[call(b, "kb", error="HTTP 500")]),
+        prediction(c, calls=[call(c, "kc", output_text='{"label": "first"}')]),
+    ])
+    store.save_predictions(run, [prediction(c, calls=[call(c, "kc", output_text='{"label": "newest"}')])])
+    found = store.cached_calls(["ka", "kb", "kc", "unknown"])
+    assert sorted(found) == ["ka", "kc"]
+    assert found["ka"]["output_text"] == '{"label": "good"}'
+    assert found["kc"]["output_text"] == '{"label": "newest"}'
+    assert store.cached_calls([]) == {}
+
+
+# -- stale runs -------------------------------------------------------------------------
+
+def test_mark_stale_runs_interrupts_runs_of_dead_processes_only(store):
+    dead = dead_pid()
+    assert not pid_alive(dead)
+    stale = start_run(store, pid=dead)
+    live = start_run(store, pid=os.getpid())
+    finished = start_run(store, pid=dead)
+    store.db.execute("UPDATE runs SET status = 'done' WHERE id = ?", (finished,))
+    assert store.mark_stale_runs(pid_alive) == 1
+    status = {r["id"]: (r["status"], r["error"]) for r in store.db.execute("SELECT id, status, error FROM runs")}
+    assert status == {stale: ("interrupted", "process ended without finishing"), live: ("running", None),
+                      finished: ("done", None)}
+    assert store.mark_stale_runs(pid_alive) == 0
