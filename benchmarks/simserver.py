@@ -4,9 +4,9 @@ The server imitates a batching inference server such as vLLM: it has ``slots`` p
 slots; a chat completion takes a slot, holds it ``latency_ms`` milliseconds, then answers a
 valid ``chat.completion`` whose message content is one of the configured answers. Requests
 beyond ``slots`` wait for a free slot, so its capacity is ``slots / latency`` requests per
-second. It is a minimal asyncio.Protocol HTTP/1.1 keep-alive server (about 30 µs of CPU per
-request, several times cheaper than aiohttp.web), so that on its own core it is never the
-bottleneck of a client benchmark.
+second. It is a minimal asyncio.Protocol HTTP/1.1 keep-alive server: about 12 µs of CPU per
+request, so on its own core it answers tens of thousands of requests per second and is not the
+bottleneck of a client benchmark (benchmarks/throughput.py measures this every run).
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /sim/stats`` (requests
 served, the most slots taken and requests waiting at once, the process's CPU seconds).
@@ -27,6 +27,7 @@ import heapq
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -67,7 +68,9 @@ class ServerStats:
     max_waiting: int = 0
     connections: int = 0
     max_connections: int = 0
+    first_connection: float | None = None  # time.time() of the first connection accepted
     first_arrival: float | None = None  # time.time() of the first chat completion request
+    first_full: float | None = None  # time.time() when every slot was first busy
     last_answer: float | None = None  # time.time() of the latest chat completion answer
 
     def as_json(self) -> bytes:
@@ -81,8 +84,9 @@ class SimServer:
     Slots are kept on a virtual clock: a request takes the slot that frees first and holds it
     from ``max(arrival, slot free)`` for exactly ``latency`` seconds; its answer is written at
     that moment. Event-loop delays therefore postpone an answer but never the next request's
-    start, so the capacity is exactly ``slots / latency`` (an asyncio.Semaphore plus
-    ``asyncio.sleep`` loses a few ms per cycle to scheduling, about 3 % at 200 ms).
+    start, so the capacity is exactly ``slots / latency``. (An asyncio.Semaphore around
+    ``asyncio.sleep`` lost about 3 ms per cycle to scheduling, 1.7 % of the capacity at
+    128 slots / 200 ms, which would have been charged to the client.)
     """
 
     def __init__(self, slots: int, latency_ms: float, model: str, answers: Sequence[str]):
@@ -107,11 +111,11 @@ class SimServer:
             conn.respond(404, b'{"error": {"message": "not found"}}', request.keep_alive)
 
     def _schedule_completion(self, conn: "HttpConnection", request: Request) -> None:
+        if self.stats.first_arrival is None:
+            self.stats.first_arrival = time.time()
         if self.latency_s <= 0:  # zero latency: take and give back a slot at once
             conn.respond(200, self.completion_body(request.body), request.keep_alive)
             return
-        if self.stats.first_arrival is None:
-            self.stats.first_arrival = time.time()
         loop = asyncio.get_running_loop()
         start = max(loop.time(), heapq.heappop(self._slots_free_at))
         finish = start + self.latency_s
@@ -130,6 +134,8 @@ class SimServer:
         stats.busy_slots = min(stats.in_system, self.slot_count)
         stats.waiting = stats.in_system - stats.busy_slots
         stats.max_busy_slots = max(stats.max_busy_slots, stats.busy_slots)
+        if stats.first_full is None and stats.busy_slots == self.slot_count:
+            stats.first_full = time.time()
         stats.max_waiting = max(stats.max_waiting, stats.waiting)
 
     def completion_body(self, request_body: bytes) -> bytes:
@@ -161,6 +167,8 @@ class HttpConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         stats = self.server.stats
+        if stats.first_connection is None:
+            stats.first_connection = time.time()
         stats.connections += 1
         stats.max_connections = max(stats.max_connections, stats.connections)
 
@@ -192,13 +200,14 @@ class HttpConnection(asyncio.Protocol):
             return None
         try:
             method, path, version, headers = _parse_head(bytes(self.buffer[:end]))
+            length = int(headers.get("content-length", "0"))
         except ValueError:
             self._fail(400)
             return None
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        if "chunked" in headers.get("transfer-encoding", "").lower() or length < 0:
             self._fail(411)
             return None
-        total = end + 4 + int(headers.get("content-length", "0"))
+        total = end + 4 + length
         if len(self.buffer) < total:
             return None
         body = bytes(self.buffer[end + 4:total])
@@ -284,6 +293,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends us: stdin EOF or SIGTERM
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     asyncio.run(serve(args.port, args.slots, args.latency_ms, args.model, json.loads(args.answers),

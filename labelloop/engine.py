@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -29,6 +30,7 @@ from .store import CallRecord, Item, PredictionRecord, RunCounts, Store
 DEFAULT_LABELER = "llm"
 MAX_RETRY_AFTER_S = 300.0
 CHUNK = 1000
+FIRST_CHUNK = 64
 
 
 @dataclass
@@ -80,7 +82,7 @@ class Job:
     model_id: str
     labeler: str
 
-    @property
+    @cached_property
     def key(self) -> str:
         payload = json.dumps({"model": self.model_id, "prompt": self.prompt.version,
                               "params": self.settings.decoding_params()}, sort_keys=True)
@@ -115,16 +117,16 @@ async def label_async(store: Store, spec: TaskSpec, settings: ModelSettings | No
     store.mark_stale_runs(_pid_alive)
     if model_known(backend):
         job = Job(prompt, settings, backend.model_id, options.labeler)
-        if _planned_count(store, job, options) == 0:  # nothing to do: leave the backend closed
-            return await _run(store, job, backend, options, progress)
+        planned = _planned_count(store, job, options)
+        if planned == 0:  # nothing to do: leave the backend closed
+            return await _run(store, job, planned, backend, options, progress)
     async with backend:
         job = Job(prompt, settings, backend.model_id, options.labeler)
-        return await _run(store, job, backend, options, progress)
+        return await _run(store, job, _planned_count(store, job, options), backend, options, progress)
 
 
-async def _run(store: Store, job: Job, backend: Backend, options: LabelOptions,
+async def _run(store: Store, job: Job, planned: int, backend: Backend, options: LabelOptions,
                progress: ProgressSink | None) -> RunResult:
-    planned = _planned_count(store, job, options)
     run_id = store.start_run(labeler=job.labeler, backend=backend.name, model=job.model_id,
                              params=job.settings.decoding_params(), prompt_version=job.prompt.version,
                              job_key=job.key, items_planned=planned, pid=os.getpid())
@@ -215,7 +217,7 @@ class _Runner:
         """Serve cached items from the store; a pool of workers sends the rest to the backend."""
         self._results: asyncio.Queue[PredictionRecord | None] = asyncio.Queue()
         self._calls_reserved = 0
-        work: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+        work: asyncio.Queue[tuple[Item, str] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         writer = asyncio.create_task(self._write_results())
         tasks = [asyncio.create_task(self._produce(items, work)),
                  *(asyncio.create_task(self._worker(work)) for _ in range(self._concurrency))]
@@ -228,11 +230,11 @@ class _Runner:
             await self._results.put(None)
             await writer
 
-    async def _produce(self, items: Iterator[Item], work: asyncio.Queue[Item | None]) -> None:
-        for item in self._uncached(items):
+    async def _produce(self, items: Iterator[Item], work: asyncio.Queue[tuple[Item, str] | None]) -> None:
+        for item_and_key in self._uncached(items):
             if self.stop_reason:
                 break
-            await work.put(item)
+            await work.put(item_and_key)
         for _ in range(self._concurrency):
             await work.put(None)
 
@@ -242,20 +244,21 @@ class _Runner:
         cap = getattr(self.backend, "max_concurrency", None)
         return min(self.job.settings.concurrency, cap or self.job.settings.concurrency)
 
-    def _uncached(self, items: Iterator[Item]) -> Iterator[Item]:
-        for chunk in chunked(items, CHUNK):
+    def _uncached(self, items: Iterator[Item]) -> Iterator[tuple[Item, str]]:
+        """Items (with their cache keys) that need a call; a small first chunk starts calls sooner."""
+        for chunk in chunked(items, CHUNK, first=FIRST_CHUNK):
             yield from self._serve_from_cache(chunk)
 
-    def _serve_from_cache(self, chunk: list[Item]) -> list[Item]:
+    def _serve_from_cache(self, chunk: list[Item]) -> list[tuple[Item, str]]:
+        keyed = [(item, self.job.cache_key(item)) for item in chunk]
         if not self.options.use_cache:
-            return chunk
-        keys = {item.id: self.job.cache_key(item) for item in chunk}
-        cached = self.store.cached_calls(keys.values())
+            return keyed
+        cached = self.store.cached_calls(key for _, key in keyed)
         uncached = []
-        for item in chunk:
-            row = cached.get(keys[item.id])
+        for item, key in keyed:
+            row = cached.get(key)
             if row is None:
-                uncached.append(item)
+                uncached.append((item, key))
                 continue
             prediction = self._prediction(item, row["output_text"] or "")
             prediction.cached_call_id = row["id"]
@@ -263,10 +266,10 @@ class _Runner:
             self._results.put_nowait(prediction)
         return uncached
 
-    async def _worker(self, work: asyncio.Queue[Item | None]) -> None:
-        while (item := await work.get()) is not None:
+    async def _worker(self, work: asyncio.Queue[tuple[Item, str] | None]) -> None:
+        while (item_and_key := await work.get()) is not None:
             if not self._budget_reached():  # past the budget, items stay pending
-                await self._results.put(await self._label_one(item))
+                await self._results.put(await self._label_one(*item_and_key))
 
     def _budget_reached(self) -> bool:
         if self.options.max_calls is not None and self._calls_reserved >= self.options.max_calls:
@@ -276,10 +279,10 @@ class _Runner:
             self.stop_reason = f"token budget of {self.options.max_tokens} reached"
         return self.stop_reason is not None
 
-    async def _label_one(self, item: Item) -> PredictionRecord:
+    async def _label_one(self, item: Item, cache_key: str) -> PredictionRecord:
         calls: list[CallRecord] = []
         try:
-            response = await self._call_with_retries(item, self.job.request(item), calls)
+            response = await self._call_with_retries(item, cache_key, self.job.request(item), calls)
         except (BackendError, BudgetExhausted, InputError) as exc:
             prediction = self._prediction(item, None, error=str(exc))
         else:
@@ -287,7 +290,7 @@ class _Runner:
         prediction.calls = calls
         return prediction
 
-    async def _call_with_retries(self, item: Item, request: CompletionRequest,
+    async def _call_with_retries(self, item: Item, cache_key: str, request: CompletionRequest,
                                  calls: list[CallRecord]) -> CompletionResponse:
         settings = self.job.settings
         retrying = AsyncRetrying(
@@ -297,16 +300,16 @@ class _Runner:
             reraise=True)
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(item, request, calls, attempt.retry_state.attempt_number)
+                return await self._attempt(item, cache_key, request, calls, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _attempt(self, item: Item, request: CompletionRequest, calls: list[CallRecord],
+    async def _attempt(self, item: Item, cache_key: str, request: CompletionRequest, calls: list[CallRecord],
                        number: int) -> CompletionResponse:
         if self.options.max_calls is not None and self._calls_reserved >= self.options.max_calls:
             raise BudgetExhausted(f"call budget of {self.options.max_calls} reached")
         self._calls_reserved += 1
         started = time.perf_counter()
-        record = CallRecord(item_id=item.id, cache_key=self.job.cache_key(item), backend=self.backend.name,
+        record = CallRecord(item_id=item.id, cache_key=cache_key, backend=self.backend.name,
                             model=self.job.model_id, prompt_version=self.job.prompt.version,
                             request=_logged_request(request, self.job.prompt), attempt=number, latency_ms=0.0)
         calls.append(record)
@@ -391,12 +394,14 @@ def _snippet(text: str | None, size: int = 80) -> str:
     return repr(text if len(text) <= size else text[:size] + "…")
 
 
-def chunked(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+def chunked(items: Iterator[Item], size: int, first: int | None = None) -> Iterator[list[Item]]:
+    """Lists of ``size`` items (the first of ``first`` items, when given)."""
     chunk: list[Item] = []
+    limit = first or size
     for item in items:
         chunk.append(item)
-        if len(chunk) >= size:
+        if len(chunk) >= limit:
             yield chunk
-            chunk = []
+            chunk, limit = [], size
     if chunk:
         yield chunk
