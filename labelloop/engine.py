@@ -114,7 +114,7 @@ async def label_async(store: Store, spec: TaskSpec, settings: ModelSettings | No
     backend = backend or create_backend(settings)
     prompt = build_prompt(spec)
     store.save_prompt(prompt.version, list(prompt.shared), prompt.item_template_source, prompt.output_schema)
-    store.mark_stale_runs(_pid_alive)
+    store.mark_stale_runs()
     if model_known(backend):
         job = Job(prompt, settings, backend.model_id, options.labeler)
         planned = _planned_count(store, job, options)
@@ -189,16 +189,6 @@ def _reservoir(items: Iterator[Item], size: int, seed: int) -> list[Item]:
             if slot < size:
                 chosen[slot] = item
     return chosen
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from labelloop.store import MIGRATIONS, CallRecord, Item, PredictionRecord, Store
+from labelloop.store import MIGRATIONS, CallRecord, Item, PredictionRecord, Store, process_alive
 from labelloop.store.migrations import apply_migrations
 
 EXPECTED_SCHEMA = [
@@ -91,16 +91,6 @@ def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- migrations and schema ------------------------------------------------------------------
@@ -238,13 +228,13 @@ def test_cached_calls_returns_only_successful_calls(store):
 
 def test_mark_stale_runs_interrupts_runs_of_dead_processes_only(store):
     dead = dead_pid()
-    assert not pid_alive(dead)
+    assert not process_alive(dead)
     stale = start_run(store, pid=dead)
     live = start_run(store, pid=os.getpid())
     finished = start_run(store, pid=dead)
     store.db.execute("UPDATE runs SET status = 'done' WHERE id = ?", (finished,))
-    assert store.mark_stale_runs(pid_alive) == 1
+    assert store.mark_stale_runs() == 1
     status = {r["id"]: (r["status"], r["error"]) for r in store.db.execute("SELECT id, status, error FROM runs")}
     assert status == {stale: ("interrupted", "process ended without finishing"), live: ("running", None),
                       finished: ("done", None)}
-    assert store.mark_stale_runs(pid_alive) == 0
+    assert store.mark_stale_runs() == 0

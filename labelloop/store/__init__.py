@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -201,8 +202,9 @@ class Store:
             (labeler, backend, model, _dumps(params), prompt_version, job_key, pid, utc_now(), items_planned))
         return int(cursor.lastrowid)
 
-    def mark_stale_runs(self, is_alive: Callable[[int], bool]) -> int:
+    def mark_stale_runs(self, is_alive: Callable[[int], bool] | None = None) -> int:
         """Mark runs left 'running' by a process that no longer exists as 'interrupted'."""
+        is_alive = is_alive or process_alive
         stale = [row["id"] for row in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
                  if row["pid"] is None or not is_alive(row["pid"])]
         for run_id in stale:
@@ -308,6 +310,17 @@ class Store:
 _PENDING = ("NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = items.id"
             " AND p.labeler = ? AND p.is_current = 1 AND p.job_key = ?"
             " AND p.item_hash = items.content_hash AND p.status != 'failed')")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def _dumps(value: Any) -> str:
