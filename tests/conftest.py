@@ -18,9 +18,6 @@ import pytest
 from labelloop import Project
 from labelloop.backends.llamacpp import embedded_model_path
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
