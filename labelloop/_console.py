@@ -86,6 +86,7 @@ def print_status(summary: StatusSummary) -> None:
     for status in ("ok", "unparsable", "failed", "unlabeled"):
         table.add_row(status, f"{summary.predictions.get(status, 0):,}")
     console.print(table)
+    print_routes(summary)
     calls = summary.calls
     latency = f"{calls['latency']:.0f} ms" if calls["latency"] is not None else "-"
     console.print(f"model calls: {calls['calls']:,} ({calls['errors'] or 0:,} errors), tokens: "
@@ -107,6 +108,25 @@ def print_status(summary: StatusSummary) -> None:
                          str(run["items_failed"]), str(run["calls"]), str(run["cache_hits"]), rate,
                          run["started_at"][:19])
         console.print(runs)
+
+
+def print_routes(summary: StatusSummary) -> None:
+    routes = Table(title="routing")
+    routes.add_column("state")
+    routes.add_column("count", justify="right")
+    for state in ("accepted", "needs_review", "failed"):
+        routes.add_row(state, f"{summary.routes.get(state, 0):,}")
+    for reason, count in summary.reasons.items():
+        routes.add_row(f"  {reason}", f"{count:,}")
+    console.print(routes)
+    histogram = summary.confidence_histogram
+    if any(histogram):
+        console.print("confidence")
+        peak = max(histogram)
+        for index, count in enumerate(histogram):
+            bar = "█" * round(30 * count / peak) if peak else ""
+            console.print(f"  {index / len(histogram):.1f}–{(index + 1) / len(histogram):.1f} {bar} {count}",
+                          highlight=False)
 
 
 def print_json(value: object) -> None:

@@ -15,15 +15,17 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .backends import Backend, CompletionRequest, CompletionResponse, create_backend
+from .backends.base import response_from_body
 from .errors import BackendError, BudgetExhausted, InputError
 from .prompt import Prompt, build_prompt
+from .route import FAILED, Verdict, judge
 from .spec import ModelSettings, TaskSpec
 from .store import CallRecord, Item, PredictionRecord, RunCounts, Store
 
@@ -77,19 +79,29 @@ class ProgressSink(Protocol):
 class Job:
     """Everything that determines a model's answer, except the item."""
 
+    spec: TaskSpec
     prompt: Prompt
     settings: ModelSettings
     model_id: str
     labeler: str
 
     @cached_property
-    def key(self) -> str:
+    def answer_key(self) -> str:
+        """What determines the model's answer: model, prompt version, decoding parameters."""
         payload = json.dumps({"model": self.model_id, "prompt": self.prompt.version,
                               "params": self.settings.decoding_params()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
+    @cached_property
+    def key(self) -> str:
+        """The answer key plus the quality gate: a new rule or threshold re-judges (from the cache)."""
+        gate = {"rules": [r.model_dump() for r in self.spec.rules], "validators": self.spec.validators,
+                "review": self.spec.review.model_dump()}
+        payload = json.dumps({"answer": self.answer_key, "gate": gate}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
     def cache_key(self, item: Item) -> str:
-        return hashlib.sha256(f"{self.key}:{item.content_hash}".encode()).hexdigest()[:32]
+        return hashlib.sha256(f"{self.answer_key}:{item.content_hash}".encode()).hexdigest()[:32]
 
     def request(self, item: Item) -> CompletionRequest:
         s = self.settings
@@ -116,12 +128,12 @@ async def label_async(store: Store, spec: TaskSpec, settings: ModelSettings | No
     store.save_prompt(prompt.version, list(prompt.shared), prompt.item_template_source, prompt.output_schema)
     store.mark_stale_runs()
     if model_known(backend):
-        job = Job(prompt, settings, backend.model_id, options.labeler)
+        job = Job(spec, prompt, settings, backend.model_id, options.labeler)
         planned = _planned_count(store, job, options)
         if planned == 0:  # nothing to do: leave the backend closed
             return await _run(store, job, planned, backend, options, progress)
     async with backend:
-        job = Job(prompt, settings, backend.model_id, options.labeler)
+        job = Job(spec, prompt, settings, backend.model_id, options.labeler)
         return await _run(store, job, _planned_count(store, job, options), backend, options, progress)
 
 
@@ -250,7 +262,9 @@ class _Runner:
             if row is None:
                 uncached.append((item, key))
                 continue
-            prediction = self._prediction(item, row["output_text"] or "")
+            text = row["output_text"] or ""
+            logprobs = response_from_body(row["response"], json.loads(row["response"])).token_logprobs
+            prediction = self._prediction(item, text, judge(self.job.spec, item, text, logprobs))
             prediction.cached_call_id = row["id"]
             self.counts.cache_hits += 1
             self._results.put_nowait(prediction)
@@ -272,13 +286,33 @@ class _Runner:
     async def _label_one(self, item: Item, cache_key: str) -> PredictionRecord:
         calls: list[CallRecord] = []
         try:
-            response = await self._call_with_retries(item, cache_key, self.job.request(item), calls)
+            request = self.job.request(item)
+            response = await self._call_with_retries(item, cache_key, request, calls)
         except (BackendError, BudgetExhausted, InputError) as exc:
-            prediction = self._prediction(item, None, error=str(exc))
+            prediction = self._prediction(item, None, None, error=str(exc))
         else:
-            prediction = self._prediction(item, response.text)
+            verdict = judge(self.job.spec, item, response.text, response.token_logprobs)
+            response, verdict = await self._ask_again(item, cache_key, request, response, verdict, calls)
+            prediction = self._prediction(item, response.text, verdict)
         prediction.calls = calls
         return prediction
+
+    async def _ask_again(self, item: Item, cache_key: str, request: CompletionRequest,
+                         response: CompletionResponse, verdict: Verdict,
+                         calls: list[CallRecord]) -> tuple[CompletionResponse, Verdict]:
+        """Feed validation problems back to the model, up to ``review.feedback_retries`` times."""
+        for _ in range(self.job.spec.review.feedback_retries):
+            if verdict.validation.valid:
+                break
+            request = replace(request, messages=[
+                *request.messages, {"role": "assistant", "content": response.text},
+                {"role": "user", "content": verdict.validation.feedback()}])
+            try:
+                response = await self._call_with_retries(item, cache_key, request, calls)
+            except (BackendError, BudgetExhausted):
+                break  # keep the answer we have; its problems route it to review
+            verdict = judge(self.job.spec, item, response.text, response.token_logprobs)
+        return response, verdict
 
     async def _call_with_retries(self, item: Item, cache_key: str, request: CompletionRequest,
                                  calls: list[CallRecord]) -> CompletionResponse:
@@ -316,13 +350,24 @@ class _Runner:
         self.counts.completion_tokens += response.completion_tokens or 0
         return response
 
-    def _prediction(self, item: Item, text: str | None, error: str | None = None) -> PredictionRecord:
-        status, output = ("failed", None) if text is None else parse_output(text)
-        if status == "unparsable":
-            error = f"model output is not a JSON object: {_snippet(text)}"
-        return PredictionRecord(item_id=item.id, labeler=self.job.labeler, job_key=self.job.key,
-                                item_hash=item.content_hash, prompt_version=self.job.prompt.version,
-                                model=self.job.model_id, status=status, output=output, raw_text=text, error=error)
+    def _prediction(self, item: Item, text: str | None, verdict: Verdict | None,
+                    error: str | None = None) -> PredictionRecord:
+        prediction = PredictionRecord(
+            item_id=item.id, labeler=self.job.labeler, job_key=self.job.key, item_hash=item.content_hash,
+            prompt_version=self.job.prompt.version, model=self.job.model_id, status="failed", raw_text=text,
+            error=error, route=FAILED, reasons=["failed_call"])
+        if verdict is None:
+            return prediction
+        validation, confidence = verdict.validation, verdict.confidence
+        prediction.status = "ok" if validation.output is not None else "unparsable"
+        prediction.output, prediction.repaired = validation.output, validation.repaired
+        prediction.problems = validation.problems_json()
+        prediction.error = "; ".join(p.message for p in validation.problems) or None
+        prediction.route, prediction.reasons = verdict.route.state, verdict.route.reasons
+        if confidence is not None:
+            prediction.confidence, prediction.confidence_method = confidence.value, confidence.method
+            prediction.field_confidence = confidence.fields
+        return prediction
 
     async def _write_results(self) -> None:
         """Commit whatever results have arrived, one transaction per batch."""
@@ -363,25 +408,11 @@ class _RetryAfterWait:
         return self._backoff(retry_state)
 
 
-def parse_output(text: str) -> tuple[str, Any]:
-    """Strict JSON parse of a model's answer: ('ok', object) or ('unparsable', None)."""
-    try:
-        output = json.loads(text)
-    except ValueError:
-        return "unparsable", None
-    return ("ok", output) if isinstance(output, dict) else ("unparsable", None)
-
-
 def _logged_request(request: CompletionRequest, prompt: Prompt) -> dict[str, Any]:
     """The request as logged: the shared prefix is stored once per prompt version, not per call."""
     return {"prompt_version": prompt.version, "item_messages": request.messages[len(prompt.shared):],
             "temperature": request.temperature, "max_tokens": request.max_tokens,
             "top_logprobs": request.top_logprobs, "seed": request.seed}
-
-
-def _snippet(text: str | None, size: int = 80) -> str:
-    text = (text or "").replace("\n", " ")
-    return repr(text if len(text) <= size else text[:size] + "…")
 
 
 def chunked(items: Iterator[Item], size: int, first: int | None = None) -> Iterator[list[Item]]:

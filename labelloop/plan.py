@@ -35,7 +35,7 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
     if not model_known(backend):
         asyncio.run(_open_to_learn_model(backend))
     prompt = build_prompt(spec)
-    job = Job(prompt, settings, backend.model_id, options.labeler)
+    job = Job(spec, prompt, settings, backend.model_id, options.labeler)
     shared_tokens = sum(estimate_tokens(m["content"]) for m in prompt.shared)
     to_label = cached = prompt_tokens = 0
     first = None

@@ -15,6 +15,9 @@ class StatusSummary:
 
     items: int
     predictions: dict[str, int]
+    routes: dict[str, int]
+    reasons: dict[str, int]
+    confidence_histogram: list[int]
     top_errors: list[tuple[str, int]]
     calls: dict[str, Any]
     runs: list[dict[str, Any]] = field(default_factory=list)
@@ -27,8 +30,18 @@ def status_summary(store: Store, runs: int = 5) -> StatusSummary:
         run = dict(row)
         run["items_per_s"] = _throughput(run)
         recent.append(run)
-    return StatusSummary(items=store.count_items(), predictions=store.prediction_counts(),
+    routes, reasons = store.route_counts()
+    return StatusSummary(items=store.count_items(), predictions=store.prediction_counts(), routes=routes,
+                         reasons=reasons, confidence_histogram=histogram(store.confidences()),
                          top_errors=store.top_errors(), calls=store.call_totals(), runs=recent)
+
+
+def histogram(values: list[float], bins: int = 10) -> list[int]:
+    """Counts of values in ``bins`` equal slices of [0, 1] (1.0 falls in the last)."""
+    counts = [0] * bins
+    for value in values:
+        counts[min(int(value * bins), bins - 1)] += 1
+    return counts
 
 
 def _throughput(run: dict[str, Any]) -> float | None:

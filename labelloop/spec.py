@@ -80,6 +80,37 @@ class Label(_Strict):
     description: str = ""
 
 
+class Rule(_Strict):
+    """A check on every answer: a safe expression over the output's fields, ``item`` and ``text``."""
+
+    rule: str = Field(min_length=1)
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.message or self.rule
+
+
+class ReviewSettings(_Strict):
+    """When an answer is trusted, and what happens when it is not."""
+
+    threshold: float = Field(0.7, ge=0.0, le=1.0, description="auto-accept at or above this confidence")
+    fields: dict[str, float] = Field({}, description="per-field thresholds, e.g. {passenger_count: 0.8}")
+    feedback_retries: int = Field(1, ge=0, le=5, description="re-asks with the validation errors fed back")
+    accept_without_confidence: bool = Field(False, description="accept valid answers when no logprobs exist")
+
+    @field_validator("fields")
+    @classmethod
+    def _thresholds_in_range(cls, fields: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, value in fields.items() if not 0.0 <= value <= 1.0]
+        if bad:
+            raise ValueError(f"thresholds must be between 0 and 1: {', '.join(bad)}")
+        return fields
+
+    def threshold_for(self, field_name: str) -> float:
+        return self.fields.get(field_name, self.threshold)
+
+
 class Example(_Strict):
     input: str = Field(min_length=1)
     output: Any
@@ -93,9 +124,23 @@ class TaskSpec(_Strict):
     instruction: str = Field(min_length=1, description="What the annotator must do, in one or two sentences")
     guidelines: str = ""
     examples: list[Example] = []
+    rules: list[Rule] = []
+    validators: list[str] = Field([], description="custom validators: 'module:function' or entry-point names")
+    review: ReviewSettings = ReviewSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
     input: InputSettings = InputSettings()
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _strings_as_rules(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"rule": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @property
+    def output_fields(self) -> list[str]:
+        return list(self.output_schema()["properties"])
 
     def output_schema(self) -> dict[str, Any]:
         """The JSON Schema every model answer must satisfy."""
@@ -104,6 +149,24 @@ class TaskSpec(_Strict):
     def output_description(self) -> str:
         """Prompt text that tells the model what to answer."""
         raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _rules_and_validators_load(self) -> "TaskSpec":
+        from .validate import check_rule, load_validator  # validate depends on spec, not the reverse
+
+        for index, rule in enumerate(self.rules):
+            problem = check_rule(rule.rule, self.output_fields)
+            if problem:
+                raise _LocatedError(("rules", index), f"rule {rule.rule!r}: {problem}")
+        for index, name in enumerate(self.validators):
+            try:
+                load_validator(name)
+            except ValueError as exc:
+                raise _LocatedError(("validators", index), str(exc)) from None
+        unknown = sorted(set(self.review.fields) - set(self.output_fields))
+        if unknown:
+            raise _LocatedError(("review", "fields"), f"not output fields: {', '.join(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _examples_match_schema(self) -> "TaskSpec":

@@ -66,6 +66,7 @@ class FaultServer:
 
     def __init__(self, default: str = "ok", content: str = '{"label": "positive"}'):
         self.default, self.content = default, content
+        self.logprobs: list[dict] | None = None  # token logprobs to attach to every answer
         self.script: dict[int, str] = {}
         self.requests: list[dict] = []
         self.arrivals: list[float] = []
@@ -90,9 +91,10 @@ class FaultServer:
             self.in_flight -= 1
 
     def completion(self, content: str) -> bytes:
-        return json.dumps({"id": "x", "object": "chat.completion", "model": "fault",
-                           "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                        "finish_reason": "stop"}],
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        if self.logprobs is not None:
+            choice["logprobs"] = {"content": self.logprobs}
+        return json.dumps({"id": "x", "object": "chat.completion", "model": "fault", "choices": [choice],
                            "usage": {"prompt_tokens": 10, "completion_tokens": 5}}).encode()
 
     def _handler(self):

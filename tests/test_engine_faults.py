@@ -90,12 +90,13 @@ def test_failed_items_are_retried_by_the_next_run(sentiment_project, fault_serve
 
 
 def test_output_that_is_not_json_is_recorded_as_unparsable(sentiment_project, fault_server):
-    fault_server.script = {0: "ok:Sure! The label is positive."}
+    fault_server.script = {0: "ok:Sure! The label is positive.", 1: "ok:Still not JSON."}
     result = run(sentiment_project, fault_server)
     assert result.unparsable == 1
     pred = current(sentiment_project)["t000"]
     assert pred["status"] == "unparsable" and pred["output"] is None
-    assert pred["error"].startswith("model output is not a JSON object: 'Sure! The label")
+    assert pred["error"] == "not a JSON object: 'Still not JSON.'"
+    assert len(calls_for(sentiment_project, "t000")) == 2  # the answer, then one re-ask with feedback
 
 
 def test_timeout_fails_the_call_and_is_recorded(sentiment_project, fault_server):

@@ -13,36 +13,38 @@ from labelloop.store import MIGRATIONS, CallRecord, Item, PredictionRecord, Stor
 from labelloop.store.migrations import apply_migrations
 
 EXPECTED_SCHEMA = [
-    ("items", "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL,"
-              " fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT,"
-              " source_line INTEGER, ingested_at TEXT NOT NULL )"),
-    ("llm_calls", "CREATE TABLE llm_calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id),"
-                  " item_id TEXT NOT NULL REFERENCES items(id), cache_key TEXT NOT NULL, backend TEXT NOT NULL,"
-                  " model TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version),"
-                  " request TEXT NOT NULL, response TEXT, output_text TEXT, status_code INTEGER, error TEXT,"
-                  " attempt INTEGER NOT NULL, latency_ms REAL NOT NULL, prompt_tokens INTEGER,"
-                  " completion_tokens INTEGER, created_at TEXT NOT NULL )"),
-    ("llm_calls_cache", "CREATE INDEX llm_calls_cache ON llm_calls(cache_key) WHERE error IS NULL"),
-    ("llm_calls_item", "CREATE INDEX llm_calls_item ON llm_calls(item_id)"),
-    ("migrations", "CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"),
-    ("predictions", "CREATE TABLE predictions ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id),"
-                    " labeler TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id),"
-                    " call_id INTEGER REFERENCES llm_calls(id), job_key TEXT NOT NULL, item_hash TEXT NOT NULL,"
-                    " prompt_version TEXT NOT NULL REFERENCES prompts(version), model TEXT NOT NULL,"
-                    " status TEXT NOT NULL CHECK (status IN ('ok', 'unparsable', 'failed')), output TEXT,"
-                    " raw_text TEXT, error TEXT, is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL )"),
-    ("predictions_current",
-     "CREATE UNIQUE INDEX predictions_current ON predictions(item_id, labeler) WHERE is_current = 1"),
-    ("predictions_run", "CREATE INDEX predictions_run ON predictions(run_id)"),
-    ("prompts", "CREATE TABLE prompts ( version TEXT PRIMARY KEY, messages TEXT NOT NULL,"
-                " item_template TEXT NOT NULL, output_schema TEXT NOT NULL, created_at TEXT NOT NULL )"),
-    ("runs", "CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL,"
-             " model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version),"
-             " job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT,"
-             " items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0,"
-             " items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0,"
-             " cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0,"
-             " completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT )"),
+    ('annotations',
+     'CREATE TABLE annotations ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id), annotator TEXT NOT NULL, output TEXT NOT NULL, action TEXT NOT NULL, prediction_id INTEGER REFERENCES predictions(id), is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL )'),
+    ('annotations_current',
+     'CREATE UNIQUE INDEX annotations_current ON annotations(item_id, annotator) WHERE is_current = 1'),
+    ('audit_log',
+     'CREATE TABLE audit_log ( id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, item_id TEXT, before TEXT, after TEXT, detail TEXT )'),
+    ('audit_log_no_delete',
+     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"),
+    ('audit_log_no_update',
+     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"),
+    ('items',
+     "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT, source_line INTEGER, ingested_at TEXT NOT NULL )"),
+    ('llm_calls',
+     'CREATE TABLE llm_calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), item_id TEXT NOT NULL REFERENCES items(id), cache_key TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), request TEXT NOT NULL, response TEXT, output_text TEXT, status_code INTEGER, error TEXT, attempt INTEGER NOT NULL, latency_ms REAL NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, created_at TEXT NOT NULL )'),
+    ('llm_calls_cache',
+     'CREATE INDEX llm_calls_cache ON llm_calls(cache_key) WHERE error IS NULL'),
+    ('llm_calls_item',
+     'CREATE INDEX llm_calls_item ON llm_calls(item_id)'),
+    ('migrations',
+     'CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)'),
+    ('predictions',
+     "CREATE TABLE predictions ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id), labeler TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id), call_id INTEGER REFERENCES llm_calls(id), job_key TEXT NOT NULL, item_hash TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), model TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'unparsable', 'failed')), output TEXT, raw_text TEXT, error TEXT, is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL , problems TEXT, repaired INTEGER NOT NULL DEFAULT 0, confidence REAL, confidence_method TEXT, field_confidence TEXT, route TEXT, reasons TEXT)"),
+    ('predictions_current',
+     'CREATE UNIQUE INDEX predictions_current ON predictions(item_id, labeler) WHERE is_current = 1'),
+    ('predictions_route',
+     'CREATE INDEX predictions_route ON predictions(route, confidence) WHERE is_current = 1'),
+    ('predictions_run',
+     'CREATE INDEX predictions_run ON predictions(run_id)'),
+    ('prompts',
+     'CREATE TABLE prompts ( version TEXT PRIMARY KEY, messages TEXT NOT NULL, item_template TEXT NOT NULL, output_schema TEXT NOT NULL, created_at TEXT NOT NULL )'),
+    ('runs',
+     'CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT, items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0, items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT )'),
 ]
 
 PROMPT = "p1"
@@ -118,7 +120,8 @@ def test_reopening_applies_no_migration_again(tmp_path):
 def test_schema_is_pinned(store):
     """An intentional schema change needs a new migration *and* an update of EXPECTED_SCHEMA."""
     actual = [(name, " ".join(sql.split())) for name, sql in store.db.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type IN ('table','index') AND sql IS NOT NULL ORDER BY name")]
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('table','index','trigger') AND sql IS NOT NULL"
+        " ORDER BY name")]
     assert actual == EXPECTED_SCHEMA
 
 

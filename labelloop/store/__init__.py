@@ -66,6 +66,13 @@ class PredictionRecord:
     output: Any = None
     raw_text: str | None = None
     error: str | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    repaired: bool = False
+    confidence: float | None = None
+    confidence_method: str | None = None
+    field_confidence: dict[str, float] = field(default_factory=dict)
+    route: str | None = None
+    reasons: list[str] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     cached_call_id: int | None = None
 
@@ -253,17 +260,81 @@ class Store:
                            " AND is_current = 1", (pred.item_id, pred.labeler))
                 db.execute(
                     "INSERT INTO predictions (item_id, labeler, run_id, call_id, job_key, item_hash,"
-                    " prompt_version, model, status, output, raw_text, error, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " prompt_version, model, status, output, raw_text, error, problems, repaired, confidence,"
+                    " confidence_method, field_confidence, route, reasons, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (pred.item_id, pred.labeler, run_id, call_id, pred.job_key, pred.item_hash,
                      pred.prompt_version, pred.model, pred.status,
-                     None if pred.output is None else _dumps(pred.output), pred.raw_text, pred.error, now))
+                     None if pred.output is None else _dumps(pred.output), pred.raw_text, pred.error,
+                     _dumps(pred.problems), int(pred.repaired), pred.confidence, pred.confidence_method,
+                     _dumps(pred.field_confidence), pred.route, _dumps(pred.reasons), now))
             if counts is not None:
                 db.execute(
                     "UPDATE runs SET items_done = ?, items_failed = ?, calls = ?, cache_hits = ?,"
                     " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
                     (counts.items_done, counts.items_failed, counts.calls, counts.cache_hits,
                      counts.prompt_tokens, counts.completion_tokens, run_id))
+
+    # -- human annotations and the audit log ---------------------------------------------
+
+    def add_annotation(self, item_id: str, annotator: str, output: dict[str, Any], action: str,
+                       prediction_id: int | None, before: Any = None) -> int:
+        """Record a person's answer (it becomes their current one) and its audit-log row, atomically."""
+        now = utc_now()
+        with self.transaction() as db:
+            db.execute("UPDATE annotations SET is_current = 0 WHERE item_id = ? AND annotator = ? AND is_current = 1",
+                       (item_id, annotator))
+            annotation_id = db.execute(
+                "INSERT INTO annotations (item_id, annotator, output, action, prediction_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (item_id, annotator, _dumps(output), action, prediction_id, now),
+            ).lastrowid
+            self._audit(db, now, annotator, action, item_id, before, output)
+        return int(annotation_id)
+
+    def audit(self, actor: str, action: str, item_id: str | None = None, before: Any = None, after: Any = None,
+              detail: str | None = None) -> None:
+        """Append one row to the audit log."""
+        with self.transaction() as db:
+            self._audit(db, utc_now(), actor, action, item_id, before, after, detail)
+
+    @staticmethod
+    def _audit(db: sqlite3.Connection, at: str, actor: str, action: str, item_id: str | None, before: Any,
+               after: Any, detail: str | None = None) -> None:
+        db.execute("INSERT INTO audit_log (at, actor, action, item_id, before, after, detail)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (at, actor, action, item_id, None if before is None else _dumps(before),
+                    None if after is None else _dumps(after), detail))
+
+    def audit_log(self, item_id: str | None = None) -> list[sqlite3.Row]:
+        if item_id is None:
+            return self.db.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
+        return self.db.execute("SELECT * FROM audit_log WHERE item_id = ? ORDER BY id", (item_id,)).fetchall()
+
+    def review_queue(self, labeler: str, annotator: str, limit: int = 50) -> list[sqlite3.Row]:
+        """Items whose current prediction needs review or failed, lowest confidence first,
+        that ``annotator`` has not answered yet."""
+        return self.db.execute(
+            "SELECT p.*, i.text, i.fields, i.source_file, i.source_line FROM predictions p"
+            " JOIN items i ON i.id = p.item_id"
+            " WHERE p.is_current = 1 AND p.labeler = ? AND p.route IN ('needs_review', 'failed')"
+            " AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = p.item_id AND a.is_current = 1"
+            " AND a.annotator = ?)"
+            " ORDER BY p.confidence IS NOT NULL, p.confidence, i.seq LIMIT ?", (labeler, annotator, limit)).fetchall()
+
+    def final_records(self, labeler: str) -> Iterator[sqlite3.Row]:
+        """Every item with its newest current human annotation (if any) and current prediction (if any)."""
+        query = (
+            "SELECT i.seq, i.id, i.text, i.fields, a.output AS human_output, a.annotator, a.created_at AS annotated_at,"
+            " p.id AS prediction_id, p.output AS model_output, p.route, p.reasons, p.confidence, p.model,"
+            " p.prompt_version, p.status FROM items i"
+            " LEFT JOIN predictions p ON p.item_id = i.id AND p.is_current = 1 AND p.labeler = ?"
+            " LEFT JOIN annotations a ON a.id = (SELECT max(id) FROM annotations"
+            "   WHERE item_id = i.id AND is_current = 1)"
+            " WHERE i.seq > ? ORDER BY i.seq LIMIT 1000")
+        last = 0
+        while rows := self.db.execute(query, (labeler, last)).fetchall():
+            yield from rows
+            last = rows[-1]["seq"]
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -279,6 +350,22 @@ class Store:
             f"SELECT count(DISTINCT item_id) FROM predictions WHERE is_current = 1{filter_}", params).fetchone()[0]
         counts["unlabeled"] = self.count_items() - labeled_items
         return counts
+
+    def route_counts(self, labeler: str | None = None) -> tuple[dict[str, int], dict[str, int]]:
+        """Current predictions by routing state, and by reason."""
+        filter_, params = ("AND labeler = ?", (labeler,)) if labeler else ("", ())
+        states = dict(self.db.execute(
+            f"SELECT coalesce(route, 'unrouted'), count(*) FROM predictions WHERE is_current = 1 {filter_}"
+            " GROUP BY 1", params))
+        reasons = dict(self.db.execute(
+            "SELECT r.value, count(*) FROM predictions p, json_each(p.reasons) r"
+            f" WHERE p.is_current = 1 {filter_} GROUP BY r.value ORDER BY count(*) DESC", params))
+        return states, reasons
+
+    def confidences(self, labeler: str | None = None) -> list[float]:
+        filter_, params = ("AND labeler = ?", (labeler,)) if labeler else ("", ())
+        return [row[0] for row in self.db.execute(
+            f"SELECT confidence FROM predictions WHERE is_current = 1 AND confidence IS NOT NULL {filter_}", params)]
 
     def top_errors(self, limit: int = 5) -> list[tuple[str, int]]:
         return [(row[0], row[1]) for row in self.db.execute(

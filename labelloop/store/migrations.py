@@ -124,3 +124,44 @@ def m001_items_runs_calls_predictions(db: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m002_validation_confidence_route(db: sqlite3.Connection) -> None:
+    for column in ("problems TEXT", "repaired INTEGER NOT NULL DEFAULT 0", "confidence REAL",
+                   "confidence_method TEXT", "field_confidence TEXT", "route TEXT", "reasons TEXT"):
+        db.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
+    db.execute("CREATE INDEX predictions_route ON predictions(route, confidence) WHERE is_current = 1")
+
+
+@migration
+def m003_annotations_audit_log(db: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE annotations (
+            id INTEGER PRIMARY KEY,
+            item_id TEXT NOT NULL REFERENCES items(id),
+            annotator TEXT NOT NULL,
+            output TEXT NOT NULL,
+            action TEXT NOT NULL,
+            prediction_id INTEGER REFERENCES predictions(id),
+            is_current INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX annotations_current ON annotations(item_id, annotator) WHERE is_current = 1",
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            item_id TEXT,
+            before TEXT,
+            after TEXT,
+            detail TEXT
+        )""",
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+        " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+        " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    ]
+    for statement in statements:
+        db.execute(statement)

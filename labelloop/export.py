@@ -1,0 +1,253 @@
+"""Export the final labels: a person's answer where one exists, otherwise an accepted model answer.
+
+Every exported output is checked against the task's JSON Schema first; whatever is left out is
+counted by reason. Files are written beside their destination and moved into place only when
+complete, so a crash never leaves a half-written export.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice, starmap
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import jsonschema
+
+from .errors import InputError
+from .prompt import build_prompt
+from .route import ACCEPTED, FAILED
+from .spec import TaskSpec
+from .store import Item, Store
+
+FORMATS = ("jsonl", "csv", "parquet", "hf", "alpaca", "chat")
+REASONS = ("needs_review", "failed", "unlabeled", "invalid")
+SOURCES = ("human", "model")
+_TABULAR = ("csv", "parquet", "hf")
+_BASE_COLUMNS = {"id": "string", "text": "string", "source": "string", "annotator": "string",
+                 "confidence": "float64", "model": "string", "prompt_version": "string"}
+_DTYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool"}
+_EXTRAS = {"parquet": ("pyarrow.parquet", "parquet"), "hf": ("datasets", "hf")}
+_BATCH = 1000
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote, and what it left out and why."""
+
+    path: str
+    format: str
+    written: int
+    excluded: dict[str, int]
+    by_source: dict[str, int]
+
+
+def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *, labeler: str = "llm",
+           keep_fields: list[str] | None = None, include_unreviewed: bool = False,
+           actor: str = "cli") -> ExportResult:
+    """Write the final label of every item to ``out`` in format ``fmt`` and log it in the audit log.
+
+    ``keep_fields`` carries item fields into the jsonl and tabular formats; ``include_unreviewed``
+    adds model answers still waiting for review (schema-valid ones only, as always).
+    """
+    keep = list(keep_fields or [])
+    _check_request(store, spec, fmt, keep)
+    out = Path(out)
+    excluded: Counter[str] = Counter()
+    by_source: Counter[str] = Counter()
+    rows = _final_rows(store, spec, labeler, keep, include_unreviewed, excluded, by_source)
+    with _atomic(out) as tmp:
+        if fmt in _TABULAR:
+            _TABLE_WRITERS[fmt]((record for record, _ in rows), tmp, _column_types(spec, keep))
+        else:
+            _write_json_lines(starmap(_line_maker(fmt, spec), rows), tmp)
+    result = ExportResult(str(out), fmt, sum(by_source.values()), {r: excluded[r] for r in REASONS},
+                          {s: by_source[s] for s in SOURCES})
+    store.audit(actor, "export", detail=json.dumps(
+        {"path": result.path, "format": fmt, "written": result.written, "excluded": result.excluded}))
+    return result
+
+
+def _check_request(store: Store, spec: TaskSpec, fmt: str, keep: list[str]) -> None:
+    """Refuse, before writing anything, a format, field or missing package that cannot work."""
+    if fmt not in FORMATS:
+        raise InputError("export", None, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if keep and fmt not in ("jsonl", *_TABULAR):
+        raise InputError("export", None, f"the {fmt} format has a fixed shape: keep_fields are not supported")
+    names = [*(spec.output_fields if fmt in _TABULAR else ["output"]), *_BASE_COLUMNS, *keep]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise InputError("export", None, "names two columns of the export at once (drop it from keep_fields,"
+                                         " or export as jsonl)", field=", ".join(clashes))
+    present = _fields_present(store, keep) if keep else set()
+    missing = [name for name in keep if name not in present]
+    if missing:
+        raise InputError("keep_fields", None, "no item has this field", field=", ".join(missing))
+    if fmt in _EXTRAS:
+        _require(fmt)
+
+
+def _fields_present(store: Store, names: list[str]) -> set[str]:
+    """Which of ``names`` are a field of at least one item (read-only; belongs in the store)."""
+    marks = ",".join("?" * len(names))
+    return {row[0] for row in store.db.execute(
+        f"SELECT DISTINCT j.key FROM items, json_each(items.fields) j WHERE j.key IN ({marks})", names)}
+
+
+def _require(fmt: str) -> ModuleType:
+    """Import the optional package a format needs, or say how to install it."""
+    module, extra = _EXTRAS[fmt]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError("export", None, f"the {fmt} format needs {module.split('.')[0]}:"
+                                         f" pip install 'labelloop[{extra}]'") from None
+
+
+def _final_rows(store: Store, spec: TaskSpec, labeler: str, keep: list[str], include_unreviewed: bool,
+                excluded: Counter[str], by_source: Counter[str]) -> Iterator[tuple[dict[str, Any], Item]]:
+    """Stream each exported record with its item; count the items left out by reason."""
+    validator = jsonschema.Draft202012Validator(spec.output_schema())
+    for row in store.final_records(labeler):
+        outcome = _outcome(row, include_unreviewed)
+        raw = row["human_output"] if outcome == "human" else row["model_output"]
+        output = None if raw is None else json.loads(raw)
+        if outcome in SOURCES and not validator.is_valid(output):
+            outcome = "invalid"
+        if outcome not in SOURCES:
+            excluded[outcome] += 1
+            continue
+        by_source[outcome] += 1
+        item = Item(row["id"], row["text"], json.loads(row["fields"]), "")
+        yield _record(row, outcome, output, item, keep), item
+
+
+def _outcome(row: Any, include_unreviewed: bool) -> str:
+    """Where the final label comes from ("human" or "model"), or why there is none."""
+    if row["human_output"] is not None:
+        return "human"
+    if row["prediction_id"] is None:
+        return "unlabeled"
+    if row["route"] == ACCEPTED:
+        return "model"
+    if row["route"] == FAILED or row["status"] == "failed":
+        return "failed"
+    return "model" if include_unreviewed else "needs_review"  # needs_review, or not routed yet
+
+
+def _record(row: Any, source: str, output: Any, item: Item, keep: list[str]) -> dict[str, Any]:
+    """The JSONL record: answer, provenance and the kept item fields."""
+    record: dict[str, Any] = {"id": item.id, "text": item.text, "output": output, "source": source}
+    if source == "human":
+        record["annotator"] = row["annotator"]
+    record.update(confidence=1.0 if source == "human" else row["confidence"], model=row["model"],
+                  prompt_version=row["prompt_version"])
+    record.update({name: item.fields.get(name) for name in keep})
+    return record
+
+
+def _line_maker(fmt: str, spec: TaskSpec) -> Callable[[dict[str, Any], Item], dict[str, Any]]:
+    """How one record becomes one line of a jsonl, alpaca or chat file."""
+    if fmt == "alpaca":
+        return lambda record, item: {"instruction": spec.instruction, "input": item.text,
+                                     "output": _json(record["output"])}
+    if fmt == "chat":
+        prompt = build_prompt(spec)
+        system = prompt.shared[0]["content"]
+        return lambda record, item: {"messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": prompt.item_messages(item)[0]["content"]},
+            {"role": "assistant", "content": _json(record["output"])}]}
+    return lambda record, item: record
+
+
+def _write_json_lines(lines: Iterable[dict[str, Any]], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(_json(line) + "\n")
+
+
+def _column_types(spec: TaskSpec, keep: list[str]) -> dict[str, str]:
+    """Each flat column's type: the answer's fields (schema order), provenance, kept fields."""
+    properties = spec.output_schema()["properties"]
+    output = {name: _dtype(properties[name]) for name in spec.output_fields}
+    return {**output, **_BASE_COLUMNS, **dict.fromkeys(keep, "string")}
+
+
+def _dtype(prop: dict[str, Any]) -> str:
+    """A column type for a schema property: its one scalar JSON type, else text."""
+    types = prop.get("type", [])
+    types = [t for t in ([types] if isinstance(types, str) else types) if t != "null"]
+    return _DTYPES.get(types[0], "string") if len(types) == 1 else "string"
+
+
+def _flatten(record: dict[str, Any], types: dict[str, str]) -> dict[str, Any]:
+    """One flat row; text columns hold strings as they are and other values JSON-encoded."""
+    values = {**record, **record["output"]}
+    return {name: _cell(values.get(name), dtype) for name, dtype in types.items()}
+
+
+def _cell(value: Any, dtype: str) -> Any:
+    return value if dtype != "string" or value is None or isinstance(value, str) else _json(value)
+
+
+def _write_csv(records: Iterable[dict[str, Any]], path: Path, types: dict[str, str]) -> None:
+    as_text = dict.fromkeys(types, "string")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(types))
+        writer.writeheader()
+        writer.writerows(_flatten(record, as_text) for record in records)
+
+
+def _write_parquet(records: Iterable[dict[str, Any]], path: Path, types: dict[str, str]) -> None:
+    pq = _require("parquet")
+    pa = importlib.import_module("pyarrow")
+    schema = pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in types.items()])
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in _batches((_flatten(record, types) for record in records), _BATCH):
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+
+
+def _write_hf(records: Iterable[dict[str, Any]], path: Path, types: dict[str, str]) -> None:
+    datasets = _require("hf")
+    features = datasets.Features({name: datasets.Value(dtype) for name, dtype in types.items()})
+    rows = [_flatten(record, types) for record in records]
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(path))
+
+
+_TABLE_WRITERS = {"csv": _write_csv, "parquet": _write_parquet, "hf": _write_hf}
+
+
+def _batches(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(values)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+@contextmanager
+def _atomic(out: Path) -> Iterator[Path]:
+    """A path beside ``out`` to write to; it replaces ``out`` when the block succeeds, else vanishes."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        tmp = work / out.name
+        yield tmp
+        if tmp.is_dir() and out.exists():  # a directory cannot replace another: move the old one aside
+            os.replace(out, work / "previous")
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

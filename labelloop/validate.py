@@ -1,0 +1,166 @@
+"""Validation: parse the model's answer, check it against the schema, the rules and custom validators.
+
+Every problem is recorded with its kind and field; a repaired answer is flagged, never treated as clean.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any
+
+import json_repair
+import jsonschema
+import simpleeval
+
+from .spec import TaskSpec
+from .store import Item
+
+VALIDATOR_GROUP = "labelloop.validators"
+Validator = Callable[[dict[str, Any], Item], "str | list[str] | None"]
+_ALLOWED_FUNCTIONS = {"len": len, "min": min, "max": max, "abs": abs, "str": str, "int": int, "float": float}
+_CONTEXT_NAMES = ("output", "item", "text")  # output["class"] reaches a field named like a keyword
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason an answer cannot be trusted as it is."""
+
+    kind: str  # "parse", "schema", "rule" or "custom"
+    message: str
+    field: str | None = None
+
+    def reason(self) -> str:
+        """The routing reason, e.g. ``invalid[time]`` or ``invalid[rule: departure_city != arrival_city]``."""
+        if self.kind == "parse":
+            return "unparsable"
+        target = self.field if self.kind == "schema" and self.field else f"{self.kind}: {self.message}"
+        return f"invalid[{target}]"
+
+
+@dataclass
+class Validation:
+    """The outcome of validating one answer."""
+
+    output: dict[str, Any] | None
+    repaired: bool = False
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.output is not None and not self.problems
+
+    def problems_json(self) -> list[dict[str, Any]]:
+        return [asdict(p) for p in self.problems]
+
+    def feedback(self) -> str:
+        """A message telling the model what to fix."""
+        lines = [f"- {p.field + ': ' if p.field else ''}{p.message}" for p in self.problems]
+        return ("Your answer has these problems:\n" + "\n".join(lines) +
+                "\nAnswer again with one corrected JSON object and nothing else.")
+
+
+def parse_answer(text: str) -> tuple[dict[str, Any] | None, bool]:
+    """Strict JSON first, then json-repair; returns (object or None, repaired)."""
+    try:
+        value = json.loads(text)
+        return (value, False) if isinstance(value, dict) else (None, False)
+    except ValueError:
+        pass
+    repaired = json_repair.loads(text)
+    return (repaired, True) if isinstance(repaired, dict) and repaired else (None, True)
+
+
+def validate_answer(spec: TaskSpec, text: str, item: Item) -> Validation:
+    """Parse ``text`` and run every check the spec defines."""
+    output, repaired = parse_answer(text)
+    if output is None:
+        return Validation(None, repaired, [Problem("parse", f"not a JSON object: {_snippet(text)}")])
+    problems = _schema_problems(spec, output)
+    if not problems:  # rules and validators may assume the schema holds
+        problems = _rule_problems(spec, output, item) + _custom_problems(spec, output, item)
+    return Validation(output, repaired, problems)
+
+
+def _schema_problems(spec: TaskSpec, output: dict[str, Any]) -> list[Problem]:
+    validator = _schema_validator(json.dumps(spec.output_schema(), sort_keys=True))
+    problems = []
+    for error in sorted(validator.iter_errors(output), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in error.absolute_path)
+        if not path and error.validator == "required":
+            path = error.message.split("'")[1] if "'" in error.message else None
+        problems.append(Problem("schema", error.message, path or None))
+    return problems
+
+
+@lru_cache(maxsize=32)
+def _schema_validator(schema_json: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(schema_json),
+                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def _rule_problems(spec: TaskSpec, output: dict[str, Any], item: Item) -> list[Problem]:
+    names = {name: output.get(name) for name in spec.output_fields}
+    names.update(output=output, item={"id": item.id, "text": item.text, **item.fields}, text=item.text)
+    evaluator = simpleeval.EvalWithCompoundTypes(names=names, functions=dict(_ALLOWED_FUNCTIONS))
+    problems = []
+    for rule in spec.rules:
+        try:
+            passed = bool(evaluator.eval(rule.rule))
+        except Exception as exc:  # a rule that cannot be evaluated on this answer is a failed rule
+            problems.append(Problem("rule", f"{rule.name} (could not be evaluated: {exc})"))
+            continue
+        if not passed:
+            problems.append(Problem("rule", rule.name))
+    return problems
+
+
+def _custom_problems(spec: TaskSpec, output: dict[str, Any], item: Item) -> list[Problem]:
+    problems = []
+    for name in spec.validators:
+        result = load_validator(name)(output, item)
+        messages = [result] if isinstance(result, str) else list(result or [])
+        problems.extend(Problem("custom", f"{name}: {message}") for message in messages)
+    return problems
+
+
+def check_rule(expression: str, fields: list[str]) -> str | None:
+    """Why a rule cannot be used (syntax, unknown names), or None when it is fine."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as exc:
+        return f"not a valid expression ({exc.msg})"
+    known = set(fields) | set(_CONTEXT_NAMES) | set(_ALLOWED_FUNCTIONS) | {"None", "True", "False"}
+    unknown = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - known)
+    if unknown:
+        return (f"unknown name {', '.join(unknown)}; use output fields, output, item, text"
+                f" or {', '.join(_ALLOWED_FUNCTIONS)}")
+    return None
+
+
+@lru_cache(maxsize=64)
+def load_validator(name: str) -> Validator:
+    """A custom validator by entry-point name (group ``labelloop.validators``) or ``module:function``."""
+    for entry in entry_points(group=VALIDATOR_GROUP):
+        if entry.name == name:
+            return entry.load()
+    module_name, _, attribute = name.partition(":")
+    if not attribute:
+        raise ValueError(f"validator {name!r}: not a registered name; use 'module:function'")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"validator {name!r} cannot be loaded ({exc})") from None
+    if not callable(function):
+        raise ValueError(f"validator {name!r} is not callable")
+    return function
+
+
+def _snippet(text: str, size: int = 80) -> str:
+    text = text.replace("\n", " ")
+    return repr(text if len(text) <= size else text[:size] + "…")

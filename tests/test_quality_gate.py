@@ -1,0 +1,130 @@
+"""The quality gate inside a labeling run: validation, feedback re-asks, confidence and routing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from labelloop import LabelOptions
+from conftest import make_project
+
+FAST = dict(backend="openai", model="fault", timeout=2, retries=0, backoff=0.01, concurrency=1)
+GOOD = {"intent": "book_flight", "departure_city": "北京", "arrival_city": "上海", "date": "明天",
+        "time": "09:00", "class": "economy", "passenger_count": 1}
+
+
+def flight_project(tmp_path, texts, **review):
+    project = make_project(tmp_path / "flight", texts, template="flight-booking")
+    if review:
+        text = project.spec_path.read_text(encoding="utf-8")
+        lines = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in review.items())
+        project.spec_path.write_text(text.replace("review:\n", "review:\n" + lines, 1), encoding="utf-8")
+        del project.__dict__["spec"]
+    return project
+
+
+def answer(**changes) -> str:
+    return "ok:" + json.dumps({**GOOD, **changes}, ensure_ascii=False)
+
+
+def predictions(project) -> dict[str, dict]:
+    rows = project.store.db.execute("SELECT * FROM predictions WHERE is_current = 1")
+    return {row["item_id"]: dict(row) for row in rows}
+
+
+def test_schema_violation_is_fed_back_and_the_corrected_answer_is_kept(tmp_path, fault_server):
+    project = flight_project(tmp_path, ["明天九点北京飞上海"], accept_without_confidence=True)
+    fault_server.script = {0: answer(time="9am"), 1: answer()}
+    project.label(base_url=fault_server.base_url, **FAST)
+    pred = predictions(project)["t000"]
+    assert (pred["route"], json.loads(pred["reasons"]), pred["status"]) == ("accepted", [], "ok")
+    assert json.loads(pred["output"])["time"] == "09:00"
+    second = fault_server.requests[1]["messages"]
+    assert second[-2] == {"role": "assistant", "content": answer(time="9am")[3:]}
+    assert "time: '9am' does not match" in second[-1]["content"]
+    calls = project.store.db.execute("SELECT count(*) FROM llm_calls WHERE item_id = 't000'").fetchone()[0]
+    assert calls == 2
+
+
+def test_rule_violation_after_feedback_goes_to_review_with_the_rule_named(tmp_path, fault_server):
+    project = flight_project(tmp_path, ["北京到北京"], accept_without_confidence=True)
+    fault_server.default = answer(arrival_city="北京")
+    project.label(base_url=fault_server.base_url, **FAST)
+    pred = predictions(project)["t000"]
+    assert pred["route"] == "needs_review"
+    assert json.loads(pred["reasons"]) == ["invalid[rule: departure and arrival city must differ]"]
+    assert json.loads(pred["problems"]) == [
+        {"kind": "rule", "message": "departure and arrival city must differ", "field": None}]
+    assert len(fault_server.requests) == 2
+
+
+def test_repaired_json_is_never_treated_as_clean(tmp_path, fault_server):
+    project = flight_project(tmp_path, ["明天九点北京飞上海"], accept_without_confidence=True)
+    fault_server.default = answer()[:-1]  # the closing brace is missing
+    project.label(base_url=fault_server.base_url, **FAST)
+    pred = predictions(project)["t000"]
+    assert (pred["status"], pred["repaired"], pred["route"]) == ("ok", 1, "needs_review")
+    assert json.loads(pred["reasons"]) == ["repaired"]
+    assert json.loads(pred["output"]) == GOOD
+
+
+def test_without_logprobs_a_valid_answer_waits_for_review_by_default(tmp_path, fault_server):
+    project = flight_project(tmp_path, ["明天九点北京飞上海"])
+    fault_server.default = answer()
+    project.label(base_url=fault_server.base_url, **FAST)
+    pred = predictions(project)["t000"]
+    assert (pred["route"], json.loads(pred["reasons"]), pred["confidence"]) == (
+        "needs_review", ["no_confidence"], None)
+
+
+def test_failed_call_is_routed_failed(sentiment_project, fault_server):
+    fault_server.script = {0: "status:400"}
+    sentiment_project.label(base_url=fault_server.base_url, **FAST)
+    pred = predictions(sentiment_project)["t000"]
+    assert (pred["route"], json.loads(pred["reasons"])) == ("failed", ["failed_call"])
+
+
+def label_tokens(first_alternatives: dict[str, float]) -> list[dict]:
+    """Token logprobs of '{"label": "positive"}' whose label token has the given alternatives."""
+    def entry(token: str, logprob: float, top: dict[str, float] | None = None) -> dict:
+        alternatives = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in (top or {}).items()]
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": alternatives}
+    chosen = first_alternatives["positive"]
+    return [entry('{"', 0.0), entry("label", 0.0), entry('":', 0.0), entry(' "', 0.0),
+            entry("positive", chosen, first_alternatives), entry('"}', 0.0)]
+
+
+def test_confidence_from_logprobs_decides_the_route(sentiment_project, fault_server):
+    fault_server.content = '{"label": "positive"}'
+    fault_server.logprobs = label_tokens({"positive": math.log(0.6), "negative": math.log(0.3),
+                                          "neutral": math.log(0.1)})
+    sentiment_project.label(LabelOptions(limit=1), base_url=fault_server.base_url, **FAST)
+    pred = predictions(sentiment_project)["t000"]
+    assert math.isclose(pred["confidence"], 0.6, abs_tol=1e-9)
+    assert pred["confidence_method"] == "label_first_token"
+    assert (pred["route"], json.loads(pred["reasons"])) == ("needs_review", ["low_confidence[label]"])
+
+    fault_server.logprobs = label_tokens({"positive": math.log(0.9), "negative": math.log(0.05)})
+    sentiment_project.label(LabelOptions(limit=1), base_url=fault_server.base_url, **FAST,
+                            temperature=0.1)  # new decoding params: a new job for the same item
+    pred = predictions(sentiment_project)["t000"]
+    assert math.isclose(pred["confidence"], 0.9 / 0.95, abs_tol=1e-9)
+    assert pred["route"] == "accepted"
+    summary = sentiment_project.status()
+    assert summary.routes == {"accepted": 1} and summary.confidence_histogram[9] == 1
+
+
+def test_adding_a_rule_rejudges_cached_answers_without_calling_the_model(tmp_path, fault_server):
+    project = flight_project(tmp_path, ["北京飞上海", "上海飞广州"], accept_without_confidence=True)
+    fault_server.default = answer()
+    project.label(base_url=fault_server.base_url, **FAST)
+    assert {p["route"] for p in predictions(project).values()} == {"accepted"}
+    text = project.spec_path.read_text(encoding="utf-8")
+    project.spec_path.write_text(text.replace(
+        "rules:\n", "rules:\n  - {rule: \"output['class'] != 'economy'\", message: no economy}\n", 1), encoding="utf-8")
+    del project.__dict__["spec"]
+    calls_before = len(fault_server.requests)
+    result = project.label(base_url=fault_server.base_url, **FAST)
+    assert result.counts.cache_hits == 2
+    assert len(fault_server.requests) == calls_before  # cached answers re-judged, no new call
+    assert {p["route"] for p in predictions(project).values()} == {"needs_review"}
