@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .engine import RunResult
+from .export import ExportResult
 from .ingest import IngestResult
 from .plan import Plan
 from .report import StatusSummary
@@ -127,6 +128,13 @@ def print_routes(summary: StatusSummary) -> None:
             bar = "█" * round(30 * count / peak) if peak else ""
             console.print(f"  {index / len(histogram):.1f}–{(index + 1) / len(histogram):.1f} {bar} {count}",
                           highlight=False)
+
+
+def print_export(result: ExportResult) -> None:
+    sources = ", ".join(f"{count} {source}" for source, count in result.by_source.items())
+    left_out = ", ".join(f"{count} {reason}" for reason, count in result.excluded.items() if count)
+    console.print(f"wrote {result.written} records to {result.path} ({result.format}; {sources})"
+                  + (f"; left out: {left_out}" if left_out else ""))
 
 
 def print_json(value: object) -> None:

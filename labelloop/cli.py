@@ -143,6 +143,33 @@ def logs(
         out.print_json(proj.logs(count, full=full))
 
 
+@app.command("export")
+def export_(
+    out: Annotated[Path, typer.Argument(help="Output file (a folder for --format hf)")],
+    format: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet, hf, alpaca or chat")] = "jsonl",
+    keep_fields: Annotated[Optional[str], typer.Option(help="Comma-separated original fields to carry")] = None,
+    include_unreviewed: Annotated[bool, typer.Option(help="Also export schema-valid predictions not yet reviewed")] = False,
+    labeler: LabelerOpt = "llm", project: ProjectOpt = None,
+) -> None:
+    """Export the final labels: human answer if any, else the accepted prediction."""
+    keep = [name.strip() for name in keep_fields.split(",") if name.strip()] if keep_fields else None
+    with _project(project) as proj:
+        out.print_export(proj.export(out, format, labeler=labeler, keep_fields=keep,
+                                      include_unreviewed=include_unreviewed))
+
+
+@app.command()
+def review(
+    reviewer: Annotated[str, typer.Option(help="Your name, recorded with every decision")],
+    limit: Annotated[Optional[int], typer.Option(help="Stop after this many decisions")] = None,
+    labeler: LabelerOpt = "llm", project: ProjectOpt = None,
+) -> None:
+    """Review doubtful predictions in the terminal, lowest confidence first."""
+    with _project(project) as proj:
+        summary = proj.review_in_terminal(reviewer, labeler=labeler, limit=limit, console=out.console)
+        out.console.print(f"{summary.reviewed} reviewed, {summary.skipped} skipped, {summary.left} left in the queue")
+
+
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Where to create the demo projects")] = Path("labelloop-demo"),
@@ -150,12 +177,14 @@ def demo(
 ) -> None:
     """Label the bundled demo data with the embedded model (no server, no network)."""
     results = run_demo(directory, progress=lambda name: None if quiet else out.RichProgress(name))
-    for project, result in results:
+    for project, run, exported in results:
         out.console.print(f"[bold]{project.root}[/bold]")
-        out.print_run(result)
+        out.print_run(run)
         out.print_status(project.status())
+        out.print_export(exported)
         project.close()
-    out.console.print(f"next: cd {directory}/flight-booking && labelloop status; labelloop logs -n 3")
+    first = results[0][0].root
+    out.console.print(f"next: cd {first} && labelloop review --reviewer YOU   (then: labelloop export labels.jsonl)")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from .engine import ProgressSink, RunResult
+from .export import ExportResult
 from .project import Project
 
 # (project folder and template, bundled data file)
@@ -19,12 +20,15 @@ def demo_data_path(filename: str) -> Path:
 
 
 def run_demo(directory: str | Path, progress: Callable[[str], ProgressSink | None] = lambda name: None,
-             **overrides) -> list[tuple[Project, RunResult]]:
-    """Init, ingest and label each demo task under ``directory``; reruns resume where they stopped."""
+             **overrides) -> list[tuple[Project, RunResult, ExportResult]]:
+    """The whole loop for each demo task under ``directory``: init, ingest, label (validated and
+    routed), export. Reruns resume where they stopped."""
     results = []
     for name, data_file in DEMO_TASKS:
         root = Path(directory) / name
         project = Project(root) if (root / "labelloop.yaml").exists() else Project.init(root, template=name)
         project.ingest(demo_data_path(data_file), id_field="id")
-        results.append((project, project.label(progress=progress(name), **overrides)))
+        run = project.label(progress=progress(name), **overrides)
+        exported = project.export(root / "labels.jsonl", actor="demo")
+        results.append((project, run, exported))
     return results

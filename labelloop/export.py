@@ -43,7 +43,11 @@ _BATCH = 1000
 
 @dataclass
 class ExportResult:
-    """What an export wrote, and what it left out and why."""
+    """What an export wrote, and what it left out and why.
+
+    ``excluded`` counts items by reason (:data:`REASONS`); ``by_source`` counts written records by
+    where their label came from (:data:`SOURCES`). Every reason and source is present, zero or not.
+    """
 
     path: str
     format: str
@@ -89,19 +93,12 @@ def _check_request(store: Store, spec: TaskSpec, fmt: str, keep: list[str]) -> N
     if clashes:
         raise InputError("export", None, "names two columns of the export at once (drop it from keep_fields,"
                                          " or export as jsonl)", field=", ".join(clashes))
-    present = _fields_present(store, keep) if keep else set()
+    present = store.fields_present(keep) if keep else set()
     missing = [name for name in keep if name not in present]
     if missing:
         raise InputError("keep_fields", None, "no item has this field", field=", ".join(missing))
     if fmt in _EXTRAS:
         _require(fmt)
-
-
-def _fields_present(store: Store, names: list[str]) -> set[str]:
-    """Which of ``names`` are a field of at least one item (read-only; belongs in the store)."""
-    marks = ",".join("?" * len(names))
-    return {row[0] for row in store.db.execute(
-        f"SELECT DISTINCT j.key FROM items, json_each(items.fields) j WHERE j.key IN ({marks})", names)}
 
 
 def _require(fmt: str) -> ModuleType:

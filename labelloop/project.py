@@ -9,9 +9,11 @@ from typing import Any
 
 from .engine import LabelOptions, ProgressSink, RunResult, label
 from .errors import ProjectError
+from .export import ExportResult, export
 from .ingest import IngestResult, ingest_file
 from .plan import Plan, make_plan
 from .report import StatusSummary, status_summary
+from .review.terminal import ReviewSummary, TerminalReview
 from .spec import SPEC_FILENAME, ModelSettings, TaskSpec, load_spec, template_text
 from .store import Store
 
@@ -100,10 +102,22 @@ class Project:
         """Label the pending items (resumable; cached answers cost no call)."""
         return label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress)
 
+    def export(self, out: str | Path, fmt: str = "jsonl", *, labeler: str = "llm",
+               keep_fields: list[str] | None = None, include_unreviewed: bool = False,
+               actor: str = "cli") -> ExportResult:
+        """Write the final labels (human answer, else accepted prediction); says what was left out."""
+        return export(self.store, self.spec, out, fmt, labeler=labeler, keep_fields=keep_fields,
+                      include_unreviewed=include_unreviewed, actor=actor)
+
     def logs(self, count: int = 10, *, full: bool = False) -> list[dict[str, Any]]:
         """The most recent model calls, newest first; ``full`` adds request and raw response."""
         hidden = () if full else ("request", "response")
         return [{k: v for k, v in dict(row).items() if k not in hidden} for row in self.store.recent_calls(count)]
+
+    def review_in_terminal(self, reviewer: str, *, labeler: str = "llm", limit: int | None = None,
+                           console: Any = None) -> ReviewSummary:
+        """Run the interactive terminal review (reads keys from stdin)."""
+        return TerminalReview(self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console).run()
 
     def status(self) -> StatusSummary:
         """Counts by status, errors, tokens and the recent runs."""

@@ -163,6 +163,12 @@ class Store:
             found.update(self.db.execute(f"SELECT id, content_hash FROM items WHERE id IN ({marks})", chunk))
         return found
 
+    def fields_present(self, names: list[str]) -> set[str]:
+        """Which of ``names`` are a field of at least one item."""
+        marks = ",".join("?" * len(names))
+        return {row[0] for row in self.db.execute(
+            f"SELECT DISTINCT j.key FROM items, json_each(items.fields) j WHERE j.key IN ({marks})", names)}
+
     def count_items(self) -> int:
         return self.db.execute("SELECT count(*) FROM items").fetchone()[0]
 

@@ -1,0 +1,85 @@
+"""Terminal review, driven through the CLI with keys on stdin, as a reviewer would type them."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from labelloop.cli import app
+from conftest import make_project
+
+runner = CliRunner()
+FAST = dict(backend="openai", model="fault", timeout=2, retries=0, backoff=0.01, concurrency=1)
+
+
+def review(project, keys: str, *extra: str):
+    return runner.invoke(app, ["review", "--reviewer", "ana", "--project", str(project.root), *extra],
+                         input=keys, catch_exceptions=False)
+
+
+def annotations(project) -> dict[str, dict]:
+    rows = project.store.db.execute("SELECT * FROM annotations WHERE is_current = 1")
+    return {row["item_id"]: dict(row) for row in rows}
+
+
+def test_pick_skip_accept_then_quit(tmp_path, fault_server):
+    project = make_project(tmp_path / "p", ["Fine.", "Meh.", "[bold]Great[/bold] & <b>fast</b>", "Ok."])
+    project.label(base_url=fault_server.base_url, **FAST)  # no logprobs: every answer waits for review
+    result = review(project, "2\ns\na\nq\n")
+    assert result.exit_code == 0
+    assert "[bold]Great[/bold] & <b>fast</b>" in result.output  # shown as text, not markup
+    assert "2 reviewed, 1 skipped, 2 left in the queue" in result.output
+    done = annotations(project)
+    assert set(done) == {"t000", "t002"}
+    assert (json.loads(done["t000"]["output"]), done["t000"]["action"]) == ({"label": "negative"}, "label")
+    assert (json.loads(done["t002"]["output"]), done["t002"]["action"]) == ({"label": "positive"}, "accept")
+    audit = [(r["actor"], r["action"], r["item_id"], r["before"], r["after"]) for r in project.store.audit_log()]
+    assert audit == [("ana", "label", "t000", '{"label":"positive"}', '{"label":"negative"}'),
+                     ("ana", "skip", "t001", '{"label":"positive"}', None),
+                     ("ana", "accept", "t002", '{"label":"positive"}', '{"label":"positive"}')]
+    again = review(project, "a\na\n")  # a new session: the skipped item comes back first
+    assert "2 reviewed, 0 skipped, 0 left" in again.output
+    project.close()
+
+
+def test_edit_fields_by_type_with_errors_asked_again(tmp_path, fault_server):
+    project = make_project(tmp_path / "f", ["从上海，不对，从杭州飞北京，三个人"], template="flight-booking")
+    fault_server.default = "ok:" + json.dumps(
+        {"intent": "book_flight", "departure_city": "上海", "arrival_city": "北京", "date": None, "time": None,
+         "class": None, "passenger_count": 2}, ensure_ascii=False)
+    project.label(base_url=fault_server.base_url, **FAST)
+    keys = "e\n2\n杭州\ne\n7\nthree\ne\n7\n3\ne\n6\n3\ne\n5\n9am\na\ne\n5\n\na\n"
+    result = review(project, keys)
+    assert "passenger_count: expected integer or null" in result.output
+    assert "not saved: time: '9am' does not match" in result.output
+    saved = annotations(project)["t000"]
+    assert saved["action"] == "edit"
+    assert json.loads(saved["output"]) == {"intent": "book_flight", "departure_city": "杭州", "arrival_city": "北京",
+                                           "date": None, "time": None, "class": "business", "passenger_count": 3}
+    [row] = project.store.audit_log("t000")
+    assert json.loads(row["before"])["departure_city"] == "上海" and json.loads(row["after"])["passenger_count"] == 3
+    project.close()
+
+
+def test_empty_queue_and_end_of_input(tmp_path, fault_server):
+    project = make_project(tmp_path / "p", ["Fine."])
+    assert "0 reviewed, 0 skipped, 0 left" in review(project, "").output
+    project.label(base_url=fault_server.base_url, **FAST)
+    assert "0 reviewed, 0 skipped, 1 left" in review(project, "").output  # EOF quits cleanly
+    project.close()
+
+
+def test_audit_log_is_append_only(tmp_path, fault_server):
+    import sqlite3
+
+    import pytest
+
+    project = make_project(tmp_path / "p", ["Fine."])
+    project.label(base_url=fault_server.base_url, **FAST)
+    review(project, "a\n")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        project.store.db.execute("UPDATE audit_log SET actor = 'mallory'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        project.store.db.execute("DELETE FROM audit_log")
+    project.close()
