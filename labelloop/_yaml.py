@@ -24,20 +24,25 @@ def load_with_lines(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
         raise SpecError(filename, None, "", f"invalid YAML: {exc}") from None
     lines: dict[Path_, int] = {}
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, filename)
     return data, lines
 
 
-def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], filename: str) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key_node, value_node in node.value:
             key = path + (key_node.value,)
-            _walk(value_node, key, lines)
+            if key_node.value in seen:  # PyYAML would silently keep the last one
+                dotted = ".".join(str(p) for p in key)
+                raise SpecError(filename, key_node.start_mark.line + 1, dotted, "duplicate key")
+            seen.add(key_node.value)
+            _walk(value_node, key, lines, filename)
             lines[key] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _walk(child, path + (index,), lines)
+            _walk(child, path + (index,), lines, filename)
 
 
 def line_of(lines: dict[Path_, int], path: Path_) -> int | None:

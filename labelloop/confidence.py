@@ -60,9 +60,11 @@ def score(spec: TaskSpec, output: dict, text: str, token_logprobs: list[dict] | 
     raw = text.encode("utf-8")
     try:
         tokens = _align(raw, token_logprobs)
-        spans = _top_level_spans(raw)
+        spans = {} if getattr(spec, "scores_bare_label", False) else _top_level_spans(raw)
     except _MALFORMED:
         return _NO_CONFIDENCE
+    if isinstance(spec, ClassifySpec) and spec.scores_bare_label:
+        return _score_bare_label(spec.label_names, output.get("label"), tokens)
     if isinstance(spec, ClassifySpec):
         return _score_label(spec.label_names, output, raw, spans, tokens)
     return _score_fields(spec.output_schema().get("required", []), output, spans, tokens)
@@ -270,4 +272,42 @@ def _owner(data: bytes, lead: bytes, offset: int, encoded: dict[str, bytes]) -> 
     rest = data[len(lead):]
     matches = [option for option, text in encoded.items()
                if text[offset:].startswith(rest) or rest.startswith(text[offset:])]
+    return matches[0] if len(matches) == 1 else None
+
+
+def agreement(spec: TaskSpec, answer: dict, samples: list[dict | None]) -> Confidence:
+    """Self-consistency: for each field, the share of all answers (``answer`` + ``samples``) that agree
+    with ``answer``; an invalid sample (None) agrees with nothing. Item value: min over required fields."""
+    answers = [answer, *samples]
+    fields = {name: sum(1 for other in answers if other is not None and other.get(name) == value) / len(answers)
+              for name, value in answer.items()}
+    required = [name for name in spec.output_schema().get("required", []) if name in fields] or list(fields)
+    if not required:
+        return _NO_CONFIDENCE
+    return Confidence(min(fields[name] for name in required), "self_consistency", fields)
+
+
+def _score_bare_label(options: list[str], label: str | None, tokens: list[_Token]) -> Confidence:
+    """Label scoring: the answer is the label itself, so its first token's alternatives score it."""
+    first = next((t for t in tokens if t.data.strip()), None)
+    if first is None or label is None:
+        return _NO_CONFIDENCE
+    owners = {data: _bare_owner(data, options) for data in first.alternatives}
+    if owners.get(first.data) == label:
+        mass = dict.fromkeys(options, 0.0)
+        for data, logprob in first.alternatives.items():
+            if owners[data] is not None:
+                mass[owners[data]] += math.exp(logprob)
+        share = mass[label] / sum(mass.values())
+        return Confidence(share, "label_first_token", {"label": share})
+    value = math.exp(sum(t.logprob for t in tokens))
+    return Confidence(value, "label_sequence", {"label": value})
+
+
+def _bare_owner(data: bytes, options: list[str]) -> str | None:
+    """The one option a bare-answer token could begin (case and surrounding spaces ignored)."""
+    piece = data.decode("utf-8", errors="ignore").strip().strip('"').lower()
+    if not piece:
+        return None
+    matches = [o for o in options if o.lower().startswith(piece) or piece.startswith(o.lower())]
     return matches[0] if len(matches) == 1 else None

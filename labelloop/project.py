@@ -63,9 +63,17 @@ class Project:
     def db_path(self) -> Path:
         return self.root / DB_FILENAME
 
-    @cached_property
+    @property
     def spec(self) -> TaskSpec:
-        return load_spec(self.spec_path)
+        """The task spec, parsed again whenever ``labelloop.yaml`` changes on disk."""
+        try:
+            text = self.spec_path.read_bytes()
+        except FileNotFoundError:
+            text = None
+        cached = self.__dict__.get("_spec")
+        if cached is None or cached[0] != text:
+            self.__dict__["_spec"] = (text, load_spec(self.spec_path))
+        return self.__dict__["_spec"][1]
 
     @cached_property
     def store(self) -> Store:

@@ -26,7 +26,7 @@ class Prompt:
 
     shared: tuple[dict[str, str], ...]
     item_template_source: str
-    output_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
     version: str
     _template: jinja2.Template
 
@@ -45,26 +45,27 @@ def build_prompt(spec: TaskSpec) -> Prompt:
         template = _ENV.from_string(spec.prompt.item_template)
     except jinja2.TemplateSyntaxError as exc:
         raise SpecError("labelloop.yaml", None, "prompt.item_template", f"invalid Jinja2: {exc.message}") from None
-    schema = spec.output_schema()
+    schema = spec.guided_schema()
     shared: list[dict[str, str]] = [{"role": "system", "content": system_message(spec, schema)}]
     for example in spec.examples:
         example_item = Item(id="example", text=example.input, fields={}, content_hash="")
         shared.append({"role": "user", "content": render_item(template, example_item)})
-        shared.append({"role": "assistant", "content": json.dumps(example.output, ensure_ascii=False)})
+        shared.append({"role": "assistant", "content": spec.answer_text(example.output)})
     version = prompt_version(shared, spec.prompt.item_template, schema)
     return Prompt(tuple(shared), spec.prompt.item_template, schema, version, template)
 
 
-def system_message(spec: TaskSpec, schema: dict[str, Any]) -> str:
+def system_message(spec: TaskSpec, schema: dict[str, Any] | None) -> str:
     """The system message: role, task, answer format, guidelines; nothing item-specific."""
     parts = [spec.prompt.role.strip(), f"Task: {spec.instruction.strip()}", spec.output_description()]
     if spec.guidelines.strip():
         parts.append("Guidelines:\n" + spec.guidelines.strip())
-    parts.append("JSON Schema of the answer:\n" + json.dumps(schema, ensure_ascii=False, sort_keys=True))
+    if schema is not None:
+        parts.append("JSON Schema of the answer:\n" + json.dumps(schema, ensure_ascii=False, sort_keys=True))
     return "\n\n".join(parts)
 
 
-def prompt_version(shared: list[dict[str, str]], item_template: str, schema: dict[str, Any]) -> str:
+def prompt_version(shared: list[dict[str, str]], item_template: str, schema: dict[str, Any] | None) -> str:
     """A short hash of everything in the prompt that is not the item."""
     payload = json.dumps({"shared": shared, "item_template": item_template, "schema": schema},
                          ensure_ascii=False, sort_keys=True)

@@ -54,6 +54,17 @@ class Verdict:
     route: Route
 
 
+def with_confidence(spec: TaskSpec, verdict: Verdict, confidence: Confidence) -> Verdict:
+    """The same answer routed again with a confidence found another way (self-consistency)."""
+    return Verdict(verdict.validation, confidence, route(spec, verdict.validation, confidence))
+
+
+def needs_samples(spec: TaskSpec, verdict: Verdict) -> bool:
+    """Whether self-consistency should score this answer: it is valid JSON and has no confidence."""
+    return (spec.review.self_consistency >= 2 and verdict.validation.output is not None
+            and (verdict.confidence is None or verdict.confidence.value is None))
+
+
 def judge(spec: TaskSpec, item: Item, text: str, token_logprobs: list[dict] | None) -> Verdict:
     """Validate an answer, score its confidence and route it."""
     validation = validate_answer(spec, text, item)

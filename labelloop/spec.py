@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from importlib import resources
 from pathlib import Path
@@ -98,6 +99,9 @@ class ReviewSettings(_Strict):
     fields: dict[str, float] = Field({}, description="per-field thresholds, e.g. {passenger_count: 0.8}")
     feedback_retries: int = Field(1, ge=0, le=5, description="re-asks with the validation errors fed back")
     accept_without_confidence: bool = Field(False, description="accept valid answers when no logprobs exist")
+    self_consistency: int = Field(0, ge=0, le=20, description=(
+        "without logprobs, draw this many answers in all and use their agreement as the confidence (k calls)"))
+    sample_temperature: float = Field(0.7, gt=0.0, le=2.0, description="temperature of the extra samples")
 
     @field_validator("fields")
     @classmethod
@@ -150,6 +154,14 @@ class TaskSpec(_Strict):
         """Prompt text that tells the model what to answer."""
         raise NotImplementedError
 
+    def guided_schema(self) -> dict[str, Any] | None:
+        """The schema the model's decoding is bound to (None: free text, as in label scoring)."""
+        return self.output_schema()
+
+    def answer_text(self, output: Any) -> str:
+        """How a model writes ``output`` (few-shot examples): JSON."""
+        return json.dumps(output, ensure_ascii=False)
+
     @model_validator(mode="after")
     def _rules_and_validators_load(self) -> "TaskSpec":
         from .validate import check_rule, load_validator  # validate depends on spec, not the reverse
@@ -183,6 +195,8 @@ class ClassifySpec(TaskSpec):
 
     kind: Literal["classify"]
     labels: list[Label] = Field(min_length=2)
+    scoring: Literal["generate", "logprob"] = Field(
+        "generate", description="logprob: the model answers the bare label in at most 3 tokens, scored by logprobs")
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -208,12 +222,33 @@ class ClassifySpec(TaskSpec):
         return {"type": "object", "properties": {"label": {"type": "string", "enum": self.label_names}},
                 "required": ["label"], "additionalProperties": False}
 
+    @property
+    def scores_bare_label(self) -> bool:
+        return self.scoring == "logprob"
+
     def output_description(self) -> str:
         lines = ["Choose exactly one label:"]
         for label in self.labels:
             lines.append(f"- {label.name}: {label.description}" if label.description else f"- {label.name}")
-        lines.append('Answer with a JSON object of the form {"label": "<one of the labels>"}.')
+        if self.scores_bare_label:
+            lines.append("Answer with the label name only, exactly as written above, and nothing else.")
+        else:
+            lines.append('Answer with a JSON object of the form {"label": "<one of the labels>"}.')
         return "\n".join(lines)
+
+    def guided_schema(self) -> dict[str, Any] | None:
+        return None if self.scores_bare_label else self.output_schema()
+
+    def answer_text(self, output: Any) -> str:
+        return str(output["label"]) if self.scores_bare_label else super().answer_text(output)
+
+    def label_from_text(self, text: str) -> str | None:
+        """The label a bare answer names: exact, or the one label it is a prefix of (3 tokens may cut it)."""
+        answer = text.strip().strip('"').strip()
+        if answer in self.label_names:
+            return answer
+        starts = [name for name in self.label_names if answer and name.lower().startswith(answer.lower())]
+        return starts[0] if len(starts) == 1 else None
 
 
 class ExtractSpec(TaskSpec):

@@ -18,7 +18,7 @@ import json_repair
 import jsonschema
 import simpleeval
 
-from .spec import TaskSpec
+from .spec import ClassifySpec, TaskSpec
 from .store import Item
 
 VALIDATOR_GROUP = "labelloop.validators"
@@ -65,8 +65,14 @@ class Validation:
                 "\nAnswer again with one corrected JSON object and nothing else.")
 
 
-def parse_answer(text: str) -> tuple[dict[str, Any] | None, bool]:
-    """Strict JSON first, then json-repair; returns (object or None, repaired)."""
+def parse_answer(spec: TaskSpec, text: str) -> tuple[dict[str, Any] | None, bool]:
+    """Strict JSON first, then json-repair; returns (object or None, repaired).
+
+    In label scoring (classify with ``scoring: logprob``) the answer is the bare label.
+    """
+    if isinstance(spec, ClassifySpec) and spec.scores_bare_label:
+        label = spec.label_from_text(text)
+        return ({"label": label} if label else None), False
     try:
         value = json.loads(text)
         return (value, False) if isinstance(value, dict) else (None, False)
@@ -78,9 +84,10 @@ def parse_answer(text: str) -> tuple[dict[str, Any] | None, bool]:
 
 def validate_answer(spec: TaskSpec, text: str, item: Item) -> Validation:
     """Parse ``text`` and run every check the spec defines."""
-    output, repaired = parse_answer(text)
+    output, repaired = parse_answer(spec, text)
     if output is None:
-        return Validation(None, repaired, [Problem("parse", f"not a JSON object: {_snippet(text)}")])
+        expected = "one of the labels" if isinstance(spec, ClassifySpec) and spec.scores_bare_label else "a JSON object"
+        return Validation(None, repaired, [Problem("parse", f"not {expected}: {_snippet(text)}")])
     problems = _schema_problems(spec, output)
     if not problems:  # rules and validators may assume the schema holds
         problems = _rule_problems(spec, output, item) + _custom_problems(spec, output, item)

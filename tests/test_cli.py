@@ -99,3 +99,14 @@ def test_unreachable_server_exits_1_with_one_line(tmp_path):
                     "--project", str(tmp_path / "p"))
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot reach http://127.0.0.1:9/v1")
+
+
+def test_project_rereads_its_spec_when_the_file_changes(tmp_path):
+    from labelloop import Project
+
+    project = Project.init(tmp_path / "p")
+    assert project.spec.scoring == "generate"
+    text = project.spec_path.read_text(encoding="utf-8")
+    project.spec_path.write_text(text.replace("kind: classify\n", "kind: classify\nscoring: logprob\n"),
+                                 encoding="utf-8")
+    assert project.spec.scoring == "logprob"

@@ -249,3 +249,22 @@ def test_recorded_lossy_chinese_value_counts_every_piece():
     assert [t["token"] for t in tokens[first - 1:first + 5]] == [' "', "", "", "", "", '",']
     expected = math.exp(sum(t["logprob"] for t in tokens[first - 1:first + 5]))
     assert score(FLIGHT, json.loads(text), text, tokens).fields["arrival_city"] == pytest.approx(expected)
+
+
+def test_bare_label_answer_is_scored_from_its_first_token():
+    from labelloop.spec import parse_spec, template_text
+
+    spec = parse_spec(template_text("sentiment").replace("kind: classify\n", "kind: classify\nscoring: logprob\n"))
+    assert spec.guided_schema() is None and spec.label_from_text(" neg") == "negative"
+    assert spec.label_from_text("ne") is None  # neutral or negative: not guessed
+
+    def tok(text, logprob, top):
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode()),
+                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top]}
+
+    logprobs = [tok("neg", math.log(0.5), [("neg", math.log(0.5)), ("pos", math.log(0.3)), ("The", math.log(0.1)),
+                                           ("Neutral", math.log(0.1))]),
+                tok("ative", 0.0, [("ative", 0.0)])]
+    result = score(spec, {"label": "negative"}, "negative", logprobs)
+    assert result.method == "label_first_token"
+    assert math.isclose(result.value, 0.5 / 0.9) and result.fields == {"label": result.value}

@@ -74,3 +74,35 @@ def test_changed_prompt_relabels_and_old_answers_come_from_cache(sentiment_proje
     assert len(current) == 6 and all(n == 1 for _, n in current)
     assert restored.store.db.execute("SELECT count(*) FROM predictions").fetchone()[0] == 18
     restored.close()
+
+
+def test_label_scoring_answers_in_three_tokens_and_scores_by_logprobs(tmp_path, llama_server):
+    project = make_project(tmp_path / "scored", ["I love it.", "It broke at once.", "It is blue."])
+    spec_text = project.spec_path.read_text(encoding="utf-8")
+    project.spec_path.write_text(spec_text.replace("kind: classify\n", "kind: classify\nscoring: logprob\n"),
+                                 encoding="utf-8")
+    result = label_with_server(project, llama_server)
+    assert result.counts.items_done == 3
+    rows = project.store.db.execute(
+        "SELECT p.output, p.confidence, p.confidence_method, p.field_confidence, c.completion_tokens, c.request"
+        " FROM predictions p JOIN llm_calls c ON c.item_id = p.item_id WHERE p.is_current = 1").fetchall()
+    for row in rows:
+        assert row["completion_tokens"] <= 3
+        assert json.loads(row["request"])["max_tokens"] == 3
+        if row["output"] is not None:  # a bare answer that names no label is unparsable, not guessed
+            assert json.loads(row["output"])["label"] in {"positive", "negative", "neutral"}
+            assert row["confidence_method"] in {"label_first_token", "label_sequence"}
+            assert 0.0 <= row["confidence"] <= 1.0
+    assert any(row["output"] is not None for row in rows)
+    project.close()
+
+
+def test_live_answers_get_a_confidence_from_their_logprobs(sentiment_project, llama_server):
+    label_with_server(sentiment_project, llama_server)
+    rows = sentiment_project.store.db.execute(
+        "SELECT confidence, confidence_method, field_confidence, route FROM predictions WHERE is_current = 1")
+    for row in rows:
+        assert row["confidence_method"] in {"label_first_token", "label_sequence"}
+        assert 0.0 <= row["confidence"] <= 1.0
+        assert set(json.loads(row["field_confidence"])) == {"label"}
+        assert row["route"] in {"accepted", "needs_review"}

@@ -19,7 +19,6 @@ def flight_project(tmp_path, texts, **review):
         text = project.spec_path.read_text(encoding="utf-8")
         lines = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in review.items())
         project.spec_path.write_text(text.replace("review:\n", "review:\n" + lines, 1), encoding="utf-8")
-        del project.__dict__["spec"]
     return project
 
 
@@ -122,9 +121,34 @@ def test_adding_a_rule_rejudges_cached_answers_without_calling_the_model(tmp_pat
     text = project.spec_path.read_text(encoding="utf-8")
     project.spec_path.write_text(text.replace(
         "rules:\n", "rules:\n  - {rule: \"output['class'] != 'economy'\", message: no economy}\n", 1), encoding="utf-8")
-    del project.__dict__["spec"]
     calls_before = len(fault_server.requests)
     result = project.label(base_url=fault_server.base_url, **FAST)
     assert result.counts.cache_hits == 2
     assert len(fault_server.requests) == calls_before  # cached answers re-judged, no new call
     assert {p["route"] for p in predictions(project).values()} == {"needs_review"}
+
+
+def set_review(project, **settings):
+    text = project.spec_path.read_text(encoding="utf-8")
+    block = "review:\n" + "".join(f"  {key}: {json.dumps(value)}\n" for key, value in settings.items())
+    project.spec_path.write_text(text.replace("examples:", block + "examples:", 1), encoding="utf-8")
+
+
+def test_self_consistency_scores_answers_when_there_are_no_logprobs(sentiment_project, fault_server):
+    set_review(sentiment_project, self_consistency=3)
+    fault_server.script = {0: 'ok:{"label": "positive"}', 1: 'ok:{"label": "positive"}', 2: 'ok:{"label": "negative"}'}
+    sentiment_project.label(LabelOptions(limit=1), base_url=fault_server.base_url, **FAST)
+    samples = fault_server.requests[1:3]
+    assert [(r["temperature"], r["seed"]) for r in samples] == [(0.7, 1), (0.7, 2)]
+    pred = predictions(sentiment_project)["t000"]
+    assert (pred["confidence_method"], pred["route"]) == ("self_consistency", "needs_review")
+    assert math.isclose(pred["confidence"], 2 / 3)
+    assert json.loads(pred["reasons"]) == ["low_confidence[label]"]
+
+    text = sentiment_project.spec_path.read_text(encoding="utf-8")
+    sentiment_project.spec_path.write_text(text.replace("self_consistency: 3", "self_consistency: 3\n  threshold: 0.6"),
+                                           encoding="utf-8")
+    seen = len(fault_server.requests)
+    again = sentiment_project.label(LabelOptions(limit=1), base_url=fault_server.base_url, **FAST)
+    assert len(fault_server.requests) == seen and again.counts.cache_hits == 1  # samples came from the cache
+    assert predictions(sentiment_project)["t000"]["route"] == "accepted"

@@ -263,3 +263,9 @@ def test_bad_override_is_a_spec_error_naming_the_key(overrides, environ, message
         ModelSettings().with_overrides(overrides, environ)
     assert info.value.key == "model.concurrency"
     assert str(info.value) == f"settings: model.concurrency: {message}"
+
+
+def test_duplicate_key_is_an_error_at_its_second_line():
+    error = spec_error(CLASSIFY_HEAD + "labels: [a, b]\nmodel:\n  temperature: 0\n  temperature: 1\n")
+    assert (error.line, error.key) == (7, "model.temperature")
+    assert str(error) == "task.yaml:7: model.temperature: duplicate key"
