@@ -145,7 +145,7 @@ def logs(
 
 @app.command("export")
 def export_(
-    out: Annotated[Path, typer.Argument(help="Output file (a folder for --format hf)")],
+    path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for --format hf)")],
     format: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet, hf, alpaca or chat")] = "jsonl",
     keep_fields: Annotated[Optional[str], typer.Option(help="Comma-separated original fields to carry")] = None,
     include_unreviewed: Annotated[bool, typer.Option(help="Also export schema-valid predictions not yet reviewed")] = False,
@@ -154,7 +154,7 @@ def export_(
     """Export the final labels: human answer if any, else the accepted prediction."""
     keep = [name.strip() for name in keep_fields.split(",") if name.strip()] if keep_fields else None
     with _project(project) as proj:
-        out.print_export(proj.export(out, format, labeler=labeler, keep_fields=keep,
+        out.print_export(proj.export(path, format, labeler=labeler, keep_fields=keep,
                                       include_unreviewed=include_unreviewed))
 
 

@@ -110,3 +110,30 @@ def test_project_rereads_its_spec_when_the_file_changes(tmp_path):
     project.spec_path.write_text(text.replace("kind: classify\n", "kind: classify\nscoring: logprob\n"),
                                  encoding="utf-8")
     assert project.spec.scoring == "logprob"
+
+
+def test_review_then_export_through_the_cli(tmp_path):
+    from conftest import FaultServer, make_project
+
+    server = FaultServer()
+    try:
+        project = make_project(tmp_path / "p", ["Fine.", "Bad."])
+        project.label(backend="openai", base_url=server.base_url, model="fault", concurrency=1)
+        project.close()
+        root = str(tmp_path / "p")
+        status = invoke("status", "--project", root).output
+        assert "needs_review" in status and "no_confidence" in status
+        runner.invoke(app, ["review", "--reviewer", "bo", "--project", root], input="2\nq\n")
+        out = tmp_path / "labels.jsonl"
+        result = invoke("export", str(out), "--project", root)
+        assert result.exit_code == 0
+        assert "wrote 1 records" in result.output and "left out: 1 needs_review" in result.output
+        [record] = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert (record["id"], record["output"], record["source"]) == ("t000", {"label": "negative"}, "human")
+        both = invoke("export", str(tmp_path / "all.csv"), "--format", "csv", "--include-unreviewed",
+                      "--project", root)
+        assert "wrote 2 records" in both.output
+        bad = invoke("export", str(tmp_path / "x"), "--format", "xml", "--project", root)
+        assert bad.exit_code == 1 and "xml" in bad.output
+    finally:
+        server.close()

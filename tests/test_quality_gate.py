@@ -152,3 +152,34 @@ def test_self_consistency_scores_answers_when_there_are_no_logprobs(sentiment_pr
     again = sentiment_project.label(LabelOptions(limit=1), base_url=fault_server.base_url, **FAST)
     assert len(fault_server.requests) == seen and again.counts.cache_hits == 1  # samples came from the cache
     assert predictions(sentiment_project)["t000"]["route"] == "accepted"
+
+
+def test_custom_validator_by_dotted_path(tmp_path, fault_server, monkeypatch):
+    (tmp_path / "vocab_check.py").write_text(
+        "CITIES = {'北京', '上海', '广州'}\n"
+        "def known_cities(output, item):\n"
+        "    return [f'unknown city {c}' for c in (output['departure_city'], output['arrival_city'])\n"
+        "            if c is not None and c not in CITIES]\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    project = flight_project(tmp_path, ["明天九点北京飞纽约"], accept_without_confidence=True)
+    text = project.spec_path.read_text(encoding="utf-8")
+    project.spec_path.write_text(text.replace("rules:\n", "validators: ['vocab_check:known_cities']\nrules:\n", 1),
+                                 encoding="utf-8")
+    fault_server.default = answer(arrival_city="纽约")
+    project.label(base_url=fault_server.base_url, **FAST)
+    pred = predictions(project)["t000"]
+    assert pred["route"] == "needs_review"
+    assert json.loads(pred["reasons"]) == ["invalid[custom: vocab_check:known_cities: unknown city 纽约]"]
+
+
+def test_a_validator_that_cannot_be_loaded_is_a_spec_error_naming_it(tmp_path):
+    import pytest
+
+    from labelloop import SpecError
+
+    project = flight_project(tmp_path, ["x"])
+    text = project.spec_path.read_text(encoding="utf-8")
+    project.spec_path.write_text(text.replace("rules:\n", "validators: ['no_such_module:check']\nrules:\n", 1),
+                                 encoding="utf-8")
+    with pytest.raises(SpecError, match=r"labelloop.yaml:\d+: validators.0: validator 'no_such_module:check' cannot"):
+        project.spec
