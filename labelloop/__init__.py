@@ -4,6 +4,7 @@ from .backends import Backend, CompletionRequest, CompletionResponse, available_
 from .engine import LabelOptions, RunResult, label, label_async
 from .errors import (BackendError, BackendUnavailable, BudgetExhausted, IdCollisionError, InputError,
                      LabelloopError, ProjectError, SpecError)
+from .export import ExportResult
 from .ingest import IngestResult, ingest_file
 from .plan import Plan
 from .project import Project
@@ -15,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "BackendError", "BackendUnavailable", "BudgetExhausted", "ClassifySpec", "CompletionRequest",
-    "CompletionResponse", "ExtractSpec", "IdCollisionError", "IngestResult", "InputError", "LabelOptions",
+    "CompletionResponse", "ExportResult", "ExtractSpec", "IdCollisionError", "IngestResult", "InputError", "LabelOptions",
     "LabelloopError", "ModelSettings", "Plan", "Project", "ProjectError", "RunResult", "SpecError",
     "StatusSummary", "Store", "TaskSpec", "available_backends", "create_backend", "ingest_file", "label",
     "label_async", "load_spec", "parse_spec",
