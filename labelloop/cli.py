@@ -170,6 +170,36 @@ def review(
         out.console.print(f"{summary.reviewed} reviewed, {summary.skipped} skipped, {summary.left} left in the queue")
 
 
+reviewer_app = typer.Typer(help="Manage the reviewers of the web app.", no_args_is_help=True)
+app.add_typer(reviewer_app, name="reviewer")
+
+
+@reviewer_app.command("add")
+def reviewer_add(
+    name: Annotated[str, typer.Argument(help="The reviewer's name")],
+    role: Annotated[str, typer.Option(help="annotator or expert")] = "annotator",
+    project: ProjectOpt = None,
+) -> None:
+    """Add a reviewer (or issue a new token) and print their login token."""
+    with _project(project) as proj:
+        token = proj.add_reviewer(name, role)
+    out.console.print(f"reviewer {name} ({role}); token (shown once): {token}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (keep 127.0.0.1 unless behind a proxy)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8400,
+    labeler: LabelerOpt = "llm", project: ProjectOpt = None,
+) -> None:
+    """Run the review web app (reviewers log in with their token)."""
+    import uvicorn
+
+    with _project(project) as proj:
+        out.console.print(f"review app on http://{host}:{port}/ — add reviewers with: labelloop reviewer add NAME")
+        uvicorn.run(proj.web_app(labeler), host=host, port=port, log_level="warning")
+
+
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Where to create the demo projects")] = Path("labelloop-demo"),

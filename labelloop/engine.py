@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from ._sync import run_sync
 from .backends import Backend, CompletionRequest, CompletionResponse, create_backend
 from .backends.base import response_from_body
 from .errors import BackendError, BudgetExhausted, InputError
@@ -123,7 +124,7 @@ def label(store: Store, spec: TaskSpec, settings: ModelSettings | None = None, *
           options: LabelOptions | None = None, backend: Backend | None = None,
           progress: ProgressSink | None = None) -> RunResult:
     """Label every pending item of the project (synchronous wrapper of :func:`label_async`)."""
-    return asyncio.run(label_async(store, spec, settings, options=options, backend=backend, progress=progress))
+    return run_sync(label_async(store, spec, settings, options=options, backend=backend, progress=progress))
 
 
 async def label_async(store: Store, spec: TaskSpec, settings: ModelSettings | None = None, *,

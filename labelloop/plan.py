@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import unicodedata
 from dataclasses import dataclass
 
+from ._sync import run_sync
 from .backends import create_backend
 from .engine import CHUNK, Job, LabelOptions, chunked, model_known, selected_items
 from .prompt import build_prompt
@@ -33,7 +33,7 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
     """Count and estimate the work a ``label`` run with these settings would do."""
     backend = create_backend(settings)
     if not model_known(backend):
-        asyncio.run(_open_to_learn_model(backend))
+        run_sync(_open_to_learn_model(backend))
     prompt = build_prompt(spec)
     job = Job(spec, prompt, settings, backend.model_id, options.labeler)
     shared_tokens = sum(estimate_tokens(m["content"]) for m in prompt.shared)

@@ -13,6 +13,7 @@ from .export import ExportResult, export
 from .ingest import IngestResult, ingest_file
 from .plan import Plan, make_plan
 from .report import StatusSummary, status_summary
+from .review import add_reviewer
 from .review.terminal import ReviewSummary, TerminalReview
 from .spec import SPEC_FILENAME, ModelSettings, TaskSpec, load_spec, template_text
 from .store import Store
@@ -126,6 +127,18 @@ class Project:
                            console: Any = None) -> ReviewSummary:
         """Run the interactive terminal review (reads keys from stdin)."""
         return TerminalReview(self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console).run()
+
+    def add_reviewer(self, name: str, role: str = "annotator") -> str:
+        """Register a reviewer for the web app; returns their token (shown once, stored hashed)."""
+        return add_reviewer(self.store, name, role)
+
+    def web_app(self, labeler: str = "llm") -> Any:
+        """The review web app (FastAPI) for this project; needs the ``[web]`` extra."""
+        try:
+            from .review.web import create_app
+        except ImportError as exc:
+            raise ProjectError(f"the web app needs FastAPI: pip install 'labelloop[web]' ({exc})") from None
+        return create_app(self, labeler)
 
     def status(self) -> StatusSummary:
         """Counts by status, errors, tokens and the recent runs."""

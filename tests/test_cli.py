@@ -19,7 +19,7 @@ def invoke(*args: str, cwd=None):
 def test_every_command_has_help_text():
     commands = app.registered_commands
     names = {c.name or c.callback.__name__ for c in commands}
-    assert names == {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "demo"}
+    assert names == {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "serve", "demo"}
     for command in commands:
         assert command.callback.__doc__, command.callback.__name__
         result = invoke(command.name or command.callback.__name__, "--help")
@@ -137,3 +137,20 @@ def test_review_then_export_through_the_cli(tmp_path):
         assert bad.exit_code == 1 and "xml" in bad.output
     finally:
         server.close()
+
+
+def test_reviewer_add_prints_a_token_that_logs_in(tmp_path):
+    from labelloop import Project
+    from labelloop.review import authenticate
+
+    invoke("init", str(tmp_path / "p"))
+    assert "Add a reviewer" in invoke("reviewer", "add", "--help").output
+    result = invoke("reviewer", "add", "ana", "--role", "expert", "--project", str(tmp_path / "p"))
+    assert result.exit_code == 0
+    token = result.output.strip().rsplit(" ", 1)[-1]
+    with Project(tmp_path / "p") as project:
+        assert authenticate(project.store, token).role == "expert"
+        assert project.store.db.execute("SELECT count(*) FROM reviewers WHERE token_hash = ?",
+                                        (token,)).fetchone()[0] == 0  # only the hash is stored
+    bad = invoke("reviewer", "add", "bo", "--role", "boss", "--project", str(tmp_path / "p"))
+    assert bad.exit_code == 1 and "role must be one of annotator, expert" in bad.output

@@ -14,9 +14,11 @@ from labelloop.store.migrations import apply_migrations
 
 EXPECTED_SCHEMA = [
     ('annotations',
-     'CREATE TABLE annotations ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id), annotator TEXT NOT NULL, output TEXT NOT NULL, action TEXT NOT NULL, prediction_id INTEGER REFERENCES predictions(id), is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL )'),
+     "CREATE TABLE annotations ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id), annotator TEXT NOT NULL, output TEXT NOT NULL, action TEXT NOT NULL, prediction_id INTEGER REFERENCES predictions(id), is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL , source TEXT NOT NULL DEFAULT 'labelloop', external_id TEXT)"),
     ('annotations_current',
      'CREATE UNIQUE INDEX annotations_current ON annotations(item_id, annotator) WHERE is_current = 1'),
+    ('annotations_external',
+     'CREATE UNIQUE INDEX annotations_external ON annotations(source, external_id) WHERE external_id IS NOT NULL'),
     ('audit_log',
      'CREATE TABLE audit_log ( id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, item_id TEXT, before TEXT, after TEXT, detail TEXT )'),
     ('audit_log_no_delete',
@@ -24,7 +26,9 @@ EXPECTED_SCHEMA = [
     ('audit_log_no_update',
      "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"),
     ('items',
-     "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT, source_line INTEGER, ingested_at TEXT NOT NULL )"),
+     "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT, source_line INTEGER, ingested_at TEXT NOT NULL , review_version INTEGER NOT NULL DEFAULT 0)"),
+    ('labelstudio_tasks',
+     'CREATE TABLE labelstudio_tasks ( item_id TEXT NOT NULL REFERENCES items(id), ls_url TEXT NOT NULL, ls_project_id INTEGER NOT NULL, ls_task_id INTEGER NOT NULL, pushed_at TEXT NOT NULL, PRIMARY KEY (ls_url, ls_project_id, item_id) )'),
     ('llm_calls',
      'CREATE TABLE llm_calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), item_id TEXT NOT NULL REFERENCES items(id), cache_key TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), request TEXT NOT NULL, response TEXT, output_text TEXT, status_code INTEGER, error TEXT, attempt INTEGER NOT NULL, latency_ms REAL NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, created_at TEXT NOT NULL )'),
     ('llm_calls_cache',
@@ -43,6 +47,8 @@ EXPECTED_SCHEMA = [
      'CREATE INDEX predictions_run ON predictions(run_id)'),
     ('prompts',
      'CREATE TABLE prompts ( version TEXT PRIMARY KEY, messages TEXT NOT NULL, item_template TEXT NOT NULL, output_schema TEXT NOT NULL, created_at TEXT NOT NULL )'),
+    ('reviewers',
+     "CREATE TABLE reviewers ( name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('annotator', 'expert')), token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0 )"),
     ('runs',
      'CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT, items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0, items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT )'),
 ]

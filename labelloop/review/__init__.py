@@ -5,7 +5,9 @@ The terminal UI (``terminal.py``) and, later, the web app are views over these f
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,37 @@ from ..errors import InputError
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
 
-__all__ = ["QueueItem", "ReviewError", "field_choices", "parse_field_value", "review_queue", "submit", "skip"]
+__all__ = ["QueueItem", "Reviewer", "ReviewError", "ROLES", "add_reviewer", "authenticate", "field_choices",
+           "parse_field_value", "review_queue", "submit", "skip", "undo"]
+
+ROLES = ("annotator", "expert")
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    name: str
+    role: str
+
+
+def add_reviewer(store: Store, name: str, role: str = "annotator") -> str:
+    """Register (or re-issue) a reviewer; returns their new token, which is stored only as a hash."""
+    if role not in ROLES:
+        raise ReviewError(f"role must be one of {', '.join(ROLES)}", "role")
+    if not name.strip():
+        raise ReviewError("a reviewer needs a name", "name")
+    token = secrets.token_urlsafe(24)
+    store.add_reviewer(name.strip(), role, _token_hash(token))
+    return token
+
+
+def authenticate(store: Store, token: str) -> Reviewer | None:
+    """The reviewer a token belongs to, or None."""
+    row = store.reviewer_by_token_hash(_token_hash(token)) if token else None
+    return Reviewer(row["name"], row["role"]) if row else None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class ReviewError(InputError):
@@ -31,37 +63,57 @@ class QueueItem:
 
     item_id: str
     text: str
-    prediction_id: int
+    prediction_id: int | None
     output: dict[str, Any] | None
     confidence: float | None
     field_confidence: dict[str, float]
     reasons: list[str]
-    route: str
+    route: str | None
+    version: int = 0
 
 
-def review_queue(store: Store, reviewer: str, labeler: str = "llm", limit: int = 50) -> list[QueueItem]:
-    """Items routed to review (or failed) that ``reviewer`` has not answered, lowest confidence first."""
-    return [QueueItem(item_id=row["item_id"], text=row["text"], prediction_id=row["id"],
-                      output=json.loads(row["output"]) if row["output"] else None,
-                      confidence=row["confidence"], field_confidence=json.loads(row["field_confidence"] or "{}"),
-                      reasons=json.loads(row["reasons"] or "[]"), route=row["route"])
-            for row in store.review_queue(labeler, reviewer, limit)]
+def review_queue(store: Store, reviewer: str, labeler: str = "llm", limit: int = 50,
+                 order: str = "confidence") -> list[QueueItem]:
+    """Items routed to review (or failed) that nobody has answered, lowest confidence first."""
+    return [_queue_item(row) for row in store.review_queue(labeler, reviewer, limit, order)]
+
+
+def queue_item(store: Store, item_id: str, labeler: str = "llm") -> QueueItem | None:
+    """One item as a reviewer sees it (any item, answered or not)."""
+    row = store.review_item(labeler, item_id)
+    return None if row is None else _queue_item(row)
+
+
+def _queue_item(row: Any) -> QueueItem:
+    return QueueItem(item_id=row["item_id"], text=row["text"], prediction_id=row["id"],
+                     output=json.loads(row["output"]) if row["output"] else None, confidence=row["confidence"],
+                     field_confidence=json.loads(row["field_confidence"] or "{}"),
+                     reasons=json.loads(row["reasons"] or "[]"), route=row["route"], version=row["review_version"])
 
 
 def submit(store: Store, spec: TaskSpec, item: QueueItem, reviewer: str, output: dict[str, Any],
-           action: str) -> int:
-    """Store a reviewer's answer (it must satisfy the task schema) with an audit-log row."""
+           action: str, expected_version: int | None = None) -> int:
+    """Store a reviewer's answer (it must satisfy the task schema) with an audit-log row.
+
+    With ``expected_version`` a concurrent answer raises :class:`~labelloop.store.Conflict`.
+    """
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(spec.output_schema()).iter_errors(output))
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or None
         raise ReviewError(error.message, field)
-    return store.add_annotation(item.item_id, reviewer, output, action, item.prediction_id, before=item.output)
+    return store.add_annotation(item.item_id, reviewer, output, action, item.prediction_id, before=item.output,
+                                expected_version=expected_version)
 
 
 def skip(store: Store, item: QueueItem, reviewer: str) -> None:
     """Record that a reviewer passed over an item (it stays in the queue)."""
     store.audit(reviewer, "skip", item.item_id, before=item.output)
+
+
+def undo(store: Store, reviewer: str) -> str | None:
+    """Withdraw the reviewer's last answer; the item goes back to the queue. Returns its id."""
+    return store.undo_last(reviewer)
 
 
 def field_choices(spec: TaskSpec, field: str) -> list[Any] | None:

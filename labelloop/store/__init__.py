@@ -8,18 +8,17 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import IdCollisionError, ProjectError
+from ._common import chunks as _chunks
+from ._common import dumps as _dumps
+from ._common import utc_now
 from .migrations import MIGRATIONS, apply_migrations
+from .reviews import Conflict, ReviewStore
 
-__all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "MIGRATIONS"]
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+__all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "Conflict", "MIGRATIONS", "utc_now"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ class RunCounts:
     completion_tokens: int = 0
 
 
-class Store:
+class Store(ReviewStore):
     """A project's SQLite database. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, db: sqlite3.Connection, path: Path):
@@ -281,52 +280,6 @@ class Store:
                     (counts.items_done, counts.items_failed, counts.calls, counts.cache_hits,
                      counts.prompt_tokens, counts.completion_tokens, run_id))
 
-    # -- human annotations and the audit log ---------------------------------------------
-
-    def add_annotation(self, item_id: str, annotator: str, output: dict[str, Any], action: str,
-                       prediction_id: int | None, before: Any = None) -> int:
-        """Record a person's answer (it becomes their current one) and its audit-log row, atomically."""
-        now = utc_now()
-        with self.transaction() as db:
-            db.execute("UPDATE annotations SET is_current = 0 WHERE item_id = ? AND annotator = ? AND is_current = 1",
-                       (item_id, annotator))
-            annotation_id = db.execute(
-                "INSERT INTO annotations (item_id, annotator, output, action, prediction_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (item_id, annotator, _dumps(output), action, prediction_id, now),
-            ).lastrowid
-            self._audit(db, now, annotator, action, item_id, before, output)
-        return int(annotation_id)
-
-    def audit(self, actor: str, action: str, item_id: str | None = None, before: Any = None, after: Any = None,
-              detail: str | None = None) -> None:
-        """Append one row to the audit log."""
-        with self.transaction() as db:
-            self._audit(db, utc_now(), actor, action, item_id, before, after, detail)
-
-    @staticmethod
-    def _audit(db: sqlite3.Connection, at: str, actor: str, action: str, item_id: str | None, before: Any,
-               after: Any, detail: str | None = None) -> None:
-        db.execute("INSERT INTO audit_log (at, actor, action, item_id, before, after, detail)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (at, actor, action, item_id, None if before is None else _dumps(before),
-                    None if after is None else _dumps(after), detail))
-
-    def audit_log(self, item_id: str | None = None) -> list[sqlite3.Row]:
-        if item_id is None:
-            return self.db.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
-        return self.db.execute("SELECT * FROM audit_log WHERE item_id = ? ORDER BY id", (item_id,)).fetchall()
-
-    def review_queue(self, labeler: str, annotator: str, limit: int = 50) -> list[sqlite3.Row]:
-        """Items whose current prediction needs review or failed, lowest confidence first,
-        that ``annotator`` has not answered yet."""
-        return self.db.execute(
-            "SELECT p.*, i.text, i.fields, i.source_file, i.source_line FROM predictions p"
-            " JOIN items i ON i.id = p.item_id"
-            " WHERE p.is_current = 1 AND p.labeler = ? AND p.route IN ('needs_review', 'failed')"
-            " AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = p.item_id AND a.is_current = 1"
-            " AND a.annotator = ?)"
-            " ORDER BY p.confidence IS NOT NULL, p.confidence, i.seq LIMIT ?", (labeler, annotator, limit)).fetchall()
-
     def final_records(self, labeler: str) -> Iterator[sqlite3.Row]:
         """Every item with its newest current human annotation (if any) and current prediction (if any)."""
         query = (
@@ -416,10 +369,3 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _chunks(values: list, size: int) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]

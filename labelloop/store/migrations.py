@@ -165,3 +165,30 @@ def m003_annotations_audit_log(db: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m004_reviewers_versions_labelstudio(db: sqlite3.Connection) -> None:
+    statements = [
+        "ALTER TABLE items ADD COLUMN review_version INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE reviewers (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('annotator', 'expert')),
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0
+        )""",
+        "ALTER TABLE annotations ADD COLUMN source TEXT NOT NULL DEFAULT 'labelloop'",
+        "ALTER TABLE annotations ADD COLUMN external_id TEXT",
+        "CREATE UNIQUE INDEX annotations_external ON annotations(source, external_id) WHERE external_id IS NOT NULL",
+        """CREATE TABLE labelstudio_tasks (
+            item_id TEXT NOT NULL REFERENCES items(id),
+            ls_url TEXT NOT NULL,
+            ls_project_id INTEGER NOT NULL,
+            ls_task_id INTEGER NOT NULL,
+            pushed_at TEXT NOT NULL,
+            PRIMARY KEY (ls_url, ls_project_id, item_id)
+        )""",
+    ]
+    for statement in statements:
+        db.execute(statement)

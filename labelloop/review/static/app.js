@@ -1,0 +1,117 @@
+// labelloop review: keyboard-first decisions. Item text is never inserted as HTML.
+(function () {
+  "use strict";
+  const dataNode = document.getElementById("page-data");
+  if (!dataNode) return;
+  const page = JSON.parse(dataNode.textContent);
+  const $ = (selector) => document.querySelector(selector);
+  const $$ = (selector) => Array.from(document.querySelectorAll(selector));
+
+  function show(node, text) { node.textContent = text; node.hidden = false; }
+
+  async function post(url, body) {
+    const response = await fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify(body || {}),
+    });
+    let payload = {};
+    try { payload = await response.json(); } catch (e) { /* empty body */ }
+    return {status: response.status, payload};
+  }
+
+  async function decide(action, output) {
+    const {status, payload} = await post(`/api/items/${encodeURIComponent(page.item_id)}/decision`,
+                                         {action, version: page.version, output: output || null});
+    if (status === 200) { window.location.assign(payload.next); return; }
+    if (status === 409) {
+      show($("#conflict"), `${payload.detail} at ${payload.at}: ${JSON.stringify(payload.output)}. ` +
+                           "Your answer was not saved; nothing was overwritten.");
+      return;
+    }
+    show($("#message"), typeof payload.detail === "string" ? payload.detail : JSON.stringify(payload.detail));
+  }
+
+  async function undo() {
+    const {status, payload} = await post("/api/undo");
+    if (status === 200) window.location.assign(payload.next);
+    else show($("#message"), payload.detail || "nothing to undo");
+  }
+
+  // -- classify: labels by number or search -------------------------------------------------
+  const labelButtons = $$(".label-choice");
+  function visibleLabels() { return labelButtons.filter((b) => !b.closest("li").hidden); }
+  function pick(button) { decide("label", {label: button.dataset.label}); }
+  labelButtons.forEach((button) => button.addEventListener("click", () => pick(button)));
+  const search = $("#label-search");
+  if (search) {
+    search.addEventListener("input", () => {
+      const needle = search.value.trim().toLowerCase();
+      labelButtons.forEach((b) => { b.closest("li").hidden = !b.dataset.label.toLowerCase().includes(needle); });
+    });
+    search.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { event.preventDefault(); const first = visibleLabels()[0]; if (first) pick(first); }
+    });
+  }
+
+  // -- extract: per-field accept / edit -------------------------------------------------------
+  const rows = $$("tr.field");
+  function control(row) { return row.querySelector("input, select"); }
+  function setEditing(row, editing) {
+    const input = control(row);
+    input.disabled = !editing;
+    row.classList.toggle("edited", editing);
+    row.querySelector(".edit-field").hidden = editing;
+    row.querySelector(".accept-field").hidden = !editing;
+    if (editing) input.focus();
+  }
+  rows.forEach((row) => {
+    row.querySelector(".edit-field").addEventListener("click", () => setEditing(row, true));
+    row.querySelector(".accept-field").addEventListener("click", () => {
+      const input = control(row);
+      const original = page.output ? page.output[row.dataset.field] : null;
+      if (input.tagName === "SELECT") input.value = JSON.stringify(original);
+      else input.value = original === null || original === undefined ? "" : String(original);
+      setEditing(row, false);
+    });
+  });
+  function fieldValue(row) {
+    const input = control(row);
+    if (input.tagName === "SELECT") return JSON.parse(input.value);
+    const raw = input.value.trim();
+    if (raw === "" && input.dataset.nullable === "true") return null;
+    if (input.dataset.kind === "integer") return Number.parseInt(raw, 10);
+    if (input.dataset.kind === "number") return Number.parseFloat(raw);
+    return raw;
+  }
+  function submitAll() {
+    if (labelButtons.length) { decide("accept"); return; }
+    const edited = rows.some((row) => row.classList.contains("edited"));
+    if (!edited) { decide("accept"); return; }
+    const output = {};
+    rows.forEach((row) => { output[row.dataset.field] = fieldValue(row); });
+    decide("edit", output);
+  }
+
+  // -- buttons and keys -------------------------------------------------------------------------
+  $("#accept-all").addEventListener("click", submitAll);
+  $("#skip").addEventListener("click", () => decide("skip"));
+  $("#undo").addEventListener("click", undo);
+  $("#help-toggle").addEventListener("click", () => { $("#help").hidden = !$("#help").hidden; });
+
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName);
+    if (event.key === "Escape" && typing) { event.target.blur(); return; }
+    if (event.key === "Enter" && typing && event.target !== search) { event.preventDefault(); submitAll(); return; }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Enter") { event.preventDefault(); submitAll(); }
+    else if (event.key === "s") decide("skip");
+    else if (event.key === "u") undo();
+    else if (event.key === "?") $("#help").hidden = !$("#help").hidden;
+    else if (event.key === "/" && search) { event.preventDefault(); search.focus(); }
+    else if (event.key === "e" && rows.length) setEditing(rows[0], true);
+    else if (/^[1-9]$/.test(event.key) && labelButtons.length) {
+      const button = visibleLabels()[Number(event.key) - 1];
+      if (button) pick(button);
+    }
+  });
+})();

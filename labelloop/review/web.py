@@ -1,0 +1,205 @@
+"""The review web app: FastAPI with server-rendered templates, no front-end build step.
+
+Handlers are ``async`` on purpose: they run one at a time on the event loop, so the project's
+single SQLite connection is never used by two threads at once.
+
+Every page and API call needs a reviewer's session (a cookie set after logging in with the
+token ``labelloop reviewer add`` printed) or ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from ..project import Project
+from ..spec import ClassifySpec
+from ..store import Conflict
+from . import QueueItem, Reviewer, ReviewError, authenticate, queue_item, review_queue, skip, submit, undo
+
+COOKIE = "labelloop_session"
+_HERE = Path(str(resources.files("labelloop") / "review"))
+
+
+class Decision(BaseModel):
+    """A reviewer's decision on one item, made on the item page at ``version``."""
+
+    action: Literal["accept", "edit", "label", "skip"]
+    version: int
+    output: dict[str, Any] | None = None
+
+
+class _NotLoggedIn(Exception):
+    pass
+
+
+async def current_reviewer(request: Request) -> Reviewer:
+    """The reviewer of this request: from the session cookie, or a bearer token (for scripts)."""
+    found = request.app.state.sessions.get(request.cookies.get(COOKIE, ""))
+    bearer = request.headers.get("authorization", "")
+    if found is None and bearer.lower().startswith("bearer "):
+        found = authenticate(request.app.state.project.store, bearer[7:].strip())
+    if found is None:
+        raise _NotLoggedIn
+    return found
+
+
+Who = Annotated[Reviewer, Depends(current_reviewer)]
+
+
+def create_app(project: Project, labeler: str = "llm") -> FastAPI:
+    """The app for one project; sessions live in memory (a restart asks reviewers to log in again)."""
+    app = FastAPI(title="labelloop review", summary="Review doubtful labels; read-only JSON API under /api")
+    templates = Jinja2Templates(directory=str(_HERE / "templates"))  # autoescape is on for .html
+    app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+    sessions: dict[str, Reviewer] = {}
+    skipped: dict[str, set[str]] = {}
+    app.state.project, app.state.sessions = project, sessions
+
+    @app.exception_handler(_NotLoggedIn)
+    async def _login_first(request: Request, exc: _NotLoggedIn) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "log in first: a reviewer token is required"}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_page(request: Request, error: str | None = None) -> Response:
+        return templates.TemplateResponse(request, "login.html", {"error": error})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(token: Annotated[str, Form()]) -> Response:
+        found = authenticate(project.store, token.strip())
+        if found is None:
+            return RedirectResponse("/login?error=unknown+token", status_code=303)
+        session = secrets.token_urlsafe(32)
+        sessions[session] = found
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        sessions.pop(request.cookies.get(COOKIE, ""), None)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def queue_page(request: Request, who: Who) -> Response:
+        items = _queue(who, limit=500)
+        return templates.TemplateResponse(request, "queue.html", {
+            "who": who, "items": items, "progress": project.store.review_progress(labeler)})
+
+    @app.get("/next", include_in_schema=False)
+    async def next_item(who: Who) -> Response:
+        items = _queue(who, limit=1)
+        return RedirectResponse(f"/items/{items[0].item_id}" if items else "/", status_code=303)
+
+    @app.get("/items/{item_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def item_page(request: Request, item_id: str, who: Who) -> Response:
+        item = _item(item_id)
+        spec = project.spec
+        latest = project.store.latest_annotation(item_id)
+        return templates.TemplateResponse(request, "item.html", {
+            "who": who, "item": item, "spec": spec, "fields": _fields(spec, item),
+            "is_classify": isinstance(spec, ClassifySpec), "labels": getattr(spec, "label_names", []),
+            "answered_by": latest["annotator"] if latest else None,
+            "progress": project.store.review_progress(labeler),
+            "page": {"item_id": item.item_id, "version": item.version, "output": item.output,
+                     "fields": spec.output_fields}})
+
+    @app.post("/api/items/{item_id}/decision", summary="Accept, edit, label or skip an item")
+    async def decide(item_id: str, decision: Decision, who: Who) -> dict[str, Any]:
+        item = _item(item_id)
+        if decision.action == "skip":
+            skip(project.store, item, who.name)
+            skipped.setdefault(who.name, set()).add(item_id)
+            return {"saved": False, "next": _next_url(who)}
+        output = item.output if decision.action == "accept" else decision.output
+        if output is None:
+            raise HTTPException(422, "this item has no model answer to accept: edit or pick a label")
+        try:
+            submit(project.store, project.spec, item, who.name, output, decision.action, decision.version)
+        except ReviewError as exc:
+            raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
+        except Conflict as conflict:
+            return JSONResponse(status_code=409, content={
+                "detail": f"{conflict.annotator} answered this item first", "annotator": conflict.annotator,
+                "output": conflict.output, "at": conflict.at})
+        return {"saved": True, "next": _next_url(who)}
+
+    @app.post("/api/undo", summary="Withdraw your last decision")
+    async def undo_last(who: Who) -> dict[str, Any]:
+        item_id = undo(project.store, who.name)
+        if item_id is None:
+            raise HTTPException(404, "nothing to undo")
+        skipped.get(who.name, set()).discard(item_id)
+        return {"item_id": item_id, "next": f"/items/{item_id}"}
+
+    @app.get("/api/progress", summary="Done and left, and what is left by reason")
+    async def progress(who: Who) -> dict[str, Any]:
+        return project.store.review_progress(labeler)
+
+    @app.get("/api/items", summary="The review queue, lowest confidence first")
+    async def items(who: Who, limit: int = 50) -> list[dict[str, Any]]:
+        return [vars(item) for item in _queue(who, limit=min(limit, 1000))]
+
+    @app.get("/api/items/{item_id}", summary="One item with the model's answer and its annotations")
+    async def item(item_id: str, who: Who) -> dict[str, Any]:
+        found = _item(item_id)
+        return {**vars(found), "annotations": [_annotation(row) for row in project.store.annotations(item_id)]}
+
+    @app.get("/api/annotations", summary="Current human annotations")
+    async def annotations(who: Who, limit: int = 1000) -> list[dict[str, Any]]:
+        return [_annotation(row) for row in project.store.annotations(limit=min(limit, 10_000))]
+
+    def _queue(who: Reviewer, limit: int) -> list[QueueItem]:
+        passed = skipped.get(who.name, set())
+        items = review_queue(project.store, who.name, labeler, limit=limit + len(passed))
+        return ([i for i in items if i.item_id not in passed] + [i for i in items if i.item_id in passed])[:limit]
+
+    def _next_url(who: Reviewer) -> str:
+        items = _queue(who, limit=1)
+        return f"/items/{items[0].item_id}" if items else "/"
+
+    def _item(item_id: str) -> QueueItem:
+        found = queue_item(project.store, item_id, labeler)
+        if found is None:
+            raise HTTPException(404, f"no item {item_id!r}")
+        return found
+
+    return app
+
+
+def _fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
+    """What the item page shows per output field: value, confidence and colour, the input to edit it."""
+    schema = spec.output_schema()
+    rows = []
+    for name, prop in schema["properties"].items():
+        types = prop.get("type", "string")
+        types = types if isinstance(types, list) else [types]
+        confidence = item.field_confidence.get(name)
+        threshold = spec.review.threshold_for(name)
+        rows.append({
+            "name": name, "value": (item.output or {}).get(name), "confidence": confidence,
+            "level": "unknown" if confidence is None else "high" if confidence >= threshold else
+                     "medium" if confidence >= threshold / 2 else "low",
+            "enum": prop.get("enum") or (getattr(spec, "label_names", None) if name == "label" else None),
+            "input": "number" if {"integer", "number"} & set(types) else "text",
+            "integer": "integer" in types, "nullable": "null" in types})
+    return rows
+
+
+def _annotation(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "item_id": row["item_id"], "annotator": row["annotator"],
+            "output": json.loads(row["output"]), "action": row["action"], "current": bool(row["is_current"]),
+            "at": row["created_at"]}

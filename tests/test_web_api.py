@@ -1,0 +1,73 @@
+"""The review app's JSON API and its access rules (FastAPI's TestClient: the app in process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FaultServer, make_project
+
+testclient = pytest.importorskip("fastapi.testclient")
+FAST = dict(backend="openai", model="fault", timeout=2, retries=0, backoff=0.01, concurrency=1)
+
+
+@pytest.fixture
+def app_and_tokens(tmp_path):
+    fault = FaultServer()
+    project = make_project(tmp_path / "p", ["Loved it.", "Broke.", "Blue."])
+    project.label(base_url=fault.base_url, **FAST)
+    fault.close()
+    tokens = {"ana": project.add_reviewer("ana"), "eve": project.add_reviewer("eve", role="expert")}
+    yield testclient.TestClient(project.web_app()), tokens, project
+    project.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_every_api_route_needs_a_token(app_and_tokens):
+    client, tokens, _ = app_and_tokens
+    for path in ("/api/items", "/api/items/t000", "/api/annotations", "/api/progress"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers=bearer("wrong")).status_code == 401
+        assert client.get(path, headers=bearer(tokens["ana"])).status_code == 200
+    assert client.post("/api/undo").status_code == 401
+    assert client.get("/items/t000", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_openapi_describes_the_api(app_and_tokens):
+    client, _, _ = app_and_tokens
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths) == {"/api/items", "/api/items/{item_id}", "/api/items/{item_id}/decision", "/api/undo",
+                          "/api/progress", "/api/annotations"}
+
+
+def test_decisions_conflicts_and_progress(app_and_tokens):
+    client, tokens, project = app_and_tokens
+    ana, eve = bearer(tokens["ana"]), bearer(tokens["eve"])
+    assert client.get("/api/progress", headers=ana).json() == {"done": 0, "left": 3, "by_reason": {"no_confidence": 3}}
+    bad = client.post("/api/items/t000/decision", headers=ana,
+                      json={"action": "edit", "version": 0, "output": {"label": "great"}})
+    assert bad.status_code == 422 and "is not one of" in bad.json()["detail"]
+    ok = client.post("/api/items/t000/decision", headers=ana, json={"action": "accept", "version": 0})
+    assert ok.json() == {"saved": True, "next": "/items/t001"}
+    late = client.post("/api/items/t000/decision", headers=eve,
+                       json={"action": "label", "version": 0, "output": {"label": "negative"}})
+    assert late.status_code == 409
+    assert late.json()["annotator"] == "ana" and late.json()["output"] == {"label": "positive"}
+    item = client.get("/api/items/t000", headers=eve).json()
+    assert [(a["annotator"], a["output"]) for a in item["annotations"]] == [("ana", {"label": "positive"})]
+    assert client.get("/api/progress", headers=ana).json()["done"] == 1
+    assert client.post("/api/items/nope/decision", headers=ana, json={"action": "accept", "version": 0}).status_code == 404
+    assert client.post("/api/undo", headers=ana).json()["item_id"] == "t000"
+    assert client.post("/api/undo", headers=ana).status_code == 404
+
+
+def test_reviewer_roles_are_checked(app_and_tokens):
+    from labelloop.review import ReviewError
+
+    _, _, project = app_and_tokens
+    with pytest.raises(ReviewError, match="role must be one of annotator, expert"):
+        project.add_reviewer("x", role="boss")
+    roles = {row["name"]: row["role"] for row in project.store.reviewers()}
+    assert roles == {"ana": "annotator", "eve": "expert"}

@@ -1,0 +1,226 @@
+"""The review web app in headless Chromium (Debian's), driven by Playwright like a reviewer would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FaultServer, free_port, make_project
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+uvicorn = pytest.importorskip("uvicorn")
+CHROMIUM = os.environ.get("LABELLOOP_CHROMIUM", "/usr/bin/chromium")
+if not shutil.which(CHROMIUM):
+    pytest.fail(f"headless browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
+                pytrace=False)
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+FAST = dict(backend="openai", model="fault", timeout=2, retries=0, backoff=0.01, concurrency=1)
+
+pytestmark = pytest.mark.slow
+
+
+class LiveServer:
+    """uvicorn serving a project's review app on 127.0.0.1, in a thread."""
+
+    def __init__(self, project):
+        self.port = free_port()
+        config = uvicorn.Config(project.web_app(), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the review app did not start"
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def classify_app(tmp_path):
+    fault = FaultServer()
+    project = make_project(tmp_path / "c", ["Loved it.", "Broke on day one.", XSS, "It is a phone.", "Meh."])
+    project.label(base_url=fault.base_url, **FAST)  # no logprobs: every item waits for review
+    fault.close()
+    tokens = {name: project.add_reviewer(name) for name in ("ana", "bo")}
+    server = LiveServer(project)
+    yield project, server, tokens
+    server.stop()
+    project.close()
+
+
+def login(browser, server, token):
+    page = browser.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(server.url + "/")
+    assert page.url.endswith("/login")
+    page.fill("#token", token)
+    page.click("#login")
+    page.wait_for_url(server.url + "/")
+    return page, dialogs
+
+
+def current(project) -> dict[str, dict]:
+    return {row["item_id"]: json.loads(row["output"]) for row in project.store.annotations()}
+
+
+def test_no_token_no_data(classify_app, browser):
+    project, server, tokens = classify_app
+    page = browser.new_page()
+    page.goto(server.url + "/items/t000")
+    assert page.url.endswith("/login") and "Loved it" not in page.content()
+    page.fill("#token", "not-a-token")
+    page.click("#login")
+    assert page.locator("#login-error").inner_text() == "unknown token"
+    api = page.request.get(server.url + "/api/items")
+    assert api.status == 401
+    logged_in, _ = login(browser, server, tokens["ana"])
+    [cookie] = logged_in.context.cookies()
+    assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+    assert logged_in.request.get(server.url + "/api/items").status == 200
+
+
+def test_review_three_items_by_key_undo_and_escaped_text(classify_app, browser):
+    project, server, tokens = classify_app
+    page, dialogs = login(browser, server, tokens["ana"])
+    assert page.locator("#left").inner_text() == "5"
+    page.click("#start")
+    page.wait_for_url("**/items/t000")
+    page.keyboard.press("2")                       # negative
+    page.wait_for_url("**/items/t001")
+    page.keyboard.press("Enter")                   # accept the model's label
+    page.wait_for_url("**/items/t002")
+    text = page.locator("#text")
+    assert text.inner_text() == XSS                # shown as text
+    assert page.locator("#text img").count() == 0 and page.locator("#text script").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-item.png"), full_page=True)
+    page.keyboard.press("3")                       # neutral
+    page.wait_for_url("**/items/t003")
+    assert current(project) == {"t000": {"label": "negative"}, "t001": {"label": "positive"},
+                                "t002": {"label": "neutral"}}
+    page.keyboard.press("u")                       # undo the last decision
+    page.wait_for_url("**/items/t002")
+    assert "t002" not in current(project)
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("s")
+    page.wait_for_url("**/items/t003")
+    assert dialogs == []                           # no script ran
+    actions = [(row["actor"], row["action"], row["item_id"]) for row in project.store.audit_log()
+               if row["actor"] == "ana"]
+    assert actions == [("ana", "label", "t000"), ("ana", "accept", "t001"), ("ana", "label", "t002"),
+                       ("ana", "undo", "t002"), ("ana", "skip", "t002")]
+
+
+def test_second_reviewer_gets_a_conflict_not_an_overwrite(classify_app, browser):
+    project, server, tokens = classify_app
+    ana, _ = login(browser, server, tokens["ana"])
+    bo, _ = login(browser, server, tokens["bo"])
+    ana.goto(server.url + "/items/t004")
+    bo.goto(server.url + "/items/t004")
+    ana.keyboard.press("2")
+    ana.wait_for_url(lambda url: "/items/t004" not in url)
+    bo.keyboard.press("1")
+    conflict = bo.locator("#conflict")
+    conflict.wait_for(state="visible")
+    assert "ana answered this item first" in conflict.inner_text() and '{"label":"negative"}' in conflict.inner_text()
+    assert current(project)["t004"] == {"label": "negative"}
+    assert [row["annotator"] for row in project.store.annotations("t004")] == ["ana"]
+
+
+def test_edit_one_extract_field(tmp_path, browser):
+    fault = FaultServer(content=json.dumps(
+        {"intent": "book_flight", "departure_city": "上海", "arrival_city": "北京", "date": "明天", "time": "09:00",
+         "class": "economy", "passenger_count": 1}, ensure_ascii=False))
+    project = make_project(tmp_path / "f", ["明天九点从杭州飞北京，经济舱"], template="flight-booking")
+    project.label(base_url=fault.base_url, **FAST)
+    fault.close()
+    token = project.add_reviewer("ana")
+    server = LiveServer(project)
+    try:
+        page, _ = login(browser, server, token)
+        page.goto(server.url + "/items/t000")
+        row = page.locator('tr.field[data-field="departure_city"]')
+        row.locator(".edit-field").click()
+        row.locator("input").fill("杭州")
+        page.locator('tr.field[data-field="class"] .edit-field').click()
+        page.select_option('select[name="class"]', label="business")
+        page.locator("#accept-all").click()
+        page.wait_for_url(server.url + "/")
+        saved = project.store.annotations("t000")[-1]
+        assert saved["action"] == "edit"
+        assert json.loads(saved["output"]) == {"intent": "book_flight", "departure_city": "杭州", "arrival_city": "北京",
+                                               "date": "明天", "time": "09:00", "class": "business",
+                                               "passenger_count": 1}
+    finally:
+        server.stop()
+        project.close()
+
+
+def test_long_label_sets_are_searchable(tmp_path, browser):
+    labels = [f"intent_{i:02d}" for i in range(80)]
+    fault = FaultServer(content=json.dumps({"label": "intent_05"}))
+    project = make_project(tmp_path / "l", ["I lost my card"])
+    project.spec_path.write_text(f"name: intents\nkind: classify\ninstruction: Pick the intent.\n"
+                                 f"labels: {json.dumps(labels)}\n", encoding="utf-8")
+    project.label(base_url=fault.base_url, **FAST)
+    fault.close()
+    token = project.add_reviewer("ana")
+    server = LiveServer(project)
+    try:
+        page, _ = login(browser, server, token)
+        page.goto(server.url + "/items/t000")
+        page.keyboard.press("/")
+        page.keyboard.type("intent_7")
+        visible = page.locator("#labels li:not([hidden])")
+        assert visible.count() == 10  # intent_70 .. intent_79
+        page.keyboard.press("Enter")
+        page.wait_for_url(server.url + "/")
+        assert current(project) == {"t000": {"label": "intent_70"}}
+    finally:
+        server.stop()
+        project.close()
+
+
+def test_a_queue_of_100_items_is_cleared_with_the_keyboard_alone(tmp_path, browser):
+    fault = FaultServer()
+    project = make_project(tmp_path / "q", [f"review number {i}" for i in range(100)])
+    project.label(base_url=fault.base_url, **FAST)
+    fault.close()
+    token = project.add_reviewer("ana")
+    server = LiveServer(project)
+    try:
+        page, _ = login(browser, server, token)
+        page.focus("#start")  # the queue page's start link, followed with Enter
+        page.keyboard.press("Enter")
+        for index in range(100):
+            page.wait_for_url(f"**/items/t{index:03d}")
+            page.keyboard.press("Enter" if index % 2 else "2")
+        page.wait_for_url(server.url + "/")
+        assert page.locator("#empty").is_visible() and page.locator("#left").inner_text() == "0"
+        assert len(current(project)) == 100
+    finally:
+        server.stop()
+        project.close()
