@@ -27,6 +27,9 @@ class Project:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
     @classmethod
     def init(cls, directory: str | Path, template: str = "sentiment") -> "Project":
         """Create a project directory with a task spec from a bundled template."""

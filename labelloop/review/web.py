@@ -60,6 +60,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
     """The app for one project; sessions live in memory (a restart asks reviewers to log in again)."""
     app = FastAPI(title="labelloop review", summary="Review doubtful labels; read-only JSON API under /api")
     templates = Jinja2Templates(directory=str(_HERE / "templates"))  # autoescape is on for .html
+    templates.env.filters["as_json"] = lambda value: json.dumps(value, ensure_ascii=False)  # escaped on output
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     sessions: dict[str, Reviewer] = {}
     skipped: dict[str, set[str]] = {}
