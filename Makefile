@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LS_VENV ?= .venv-ls
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench labelstudio clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +23,20 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo  ## set up, then label the bundled demo data with the embedded model
 	$(BIN)/labelloop demo labelloop-demo
 
-test: $(VENV)/.dev  ## set up, then run the whole test suite
+# Label Studio's server (Django and its own pins) gets a venv of its own; the tests start it from there
+$(LS_VENV)/.done:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/python -m pip install --quiet 'label-studio>=1.23,<2'
+	touch $@
+
+labelstudio: $(LS_VENV)/.done  ## install the Label Studio server into .venv-ls (about a minute)
+
+test: $(VENV)/.dev $(LS_VENV)/.done  ## set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev  ## throughput benchmark (prints ratios against its baselines)
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) labelloop-demo
+	rm -rf $(VENV) $(LS_VENV) labelloop-demo

@@ -11,6 +11,7 @@ from rich.table import Table
 from .engine import RunResult
 from .export import ExportResult
 from .ingest import IngestResult
+from .labelstudio import ImportResult, LabelStudioExport, SyncResult
 from .plan import Plan
 from .report import StatusSummary
 
@@ -139,3 +140,23 @@ def print_export(result: ExportResult) -> None:
 
 def print_json(value: object) -> None:
     console.print_json(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def print_labelstudio_export(result: LabelStudioExport) -> None:
+    console.print(f"wrote {result.tasks} tasks ({result.predictions} with predictions) to {result.tasks_path}"
+                  f" and the labeling config to {result.config_path}")
+
+
+def print_labelstudio_import(result: ImportResult) -> None:
+    """The counts on stdout; one line per bad annotation on stderr."""
+    for line in result.errors:
+        err_console.print(f"error: {line}", markup=False, highlight=False)
+    console.print(f"{result.imported} annotations imported, {result.skipped_existing} already present,"
+                  f" {result.cancelled} cancelled, {len(result.errors)} bad")
+
+
+def print_labelstudio_sync(result: SyncResult) -> None:
+    for line in result.errors:
+        err_console.print(f"error: {line}", markup=False, highlight=False)
+    console.print(f"pushed {result.pushed} tasks ({result.already_pushed} already in the project);"
+                  f" pulled {result.pulled} annotations, {len(result.errors)} bad")

@@ -14,6 +14,7 @@ from . import _console as out
 from .demo import run_demo
 from .engine import LabelOptions
 from .errors import LabelloopError
+from .labelstudio import LabelStudioError, token_from_env
 from .project import Project
 from .spec import template_names
 
@@ -146,7 +147,7 @@ def logs(
 @app.command("export")
 def export_(
     path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for --format hf)")],
-    format: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet, hf, alpaca or chat")] = "jsonl",
+    format: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet, hf, alpaca, chat or labelstudio (tasks JSON + OUT.xml config)")] = "jsonl",
     keep_fields: Annotated[Optional[str], typer.Option(help="Comma-separated original fields to carry")] = None,
     include_unreviewed: Annotated[bool, typer.Option(help="Also export schema-valid predictions not yet reviewed")] = False,
     labeler: LabelerOpt = "llm", project: ProjectOpt = None,
@@ -154,8 +155,46 @@ def export_(
     """Export the final labels: human answer if any, else the accepted prediction."""
     keep = [name.strip() for name in keep_fields.split(",") if name.strip()] if keep_fields else None
     with _project(project) as proj:
-        out.print_export(proj.export(path, format, labeler=labeler, keep_fields=keep,
-                                      include_unreviewed=include_unreviewed))
+        if format == "labelstudio":
+            if keep or include_unreviewed:
+                raise LabelStudioError("--keep-fields and --include-unreviewed do not apply to --format labelstudio")
+            out.print_labelstudio_export(proj.export_labelstudio(path, labeler=labeler))
+        else:
+            out.print_export(proj.export(path, format, labeler=labeler, keep_fields=keep,
+                                          include_unreviewed=include_unreviewed))
+
+
+@app.command("import-labelstudio")
+def import_labelstudio(
+    path: Annotated[Path, typer.Argument(metavar="EXPORT.json", help="Label Studio's JSON export (Export > JSON)")],
+    labeler: LabelerOpt = "llm", project: ProjectOpt = None,
+) -> None:
+    """Import a Label Studio JSON export as human annotations (importing it again adds nothing)."""
+    with _project(project) as proj:
+        result = proj.import_labelstudio(path, labeler=labeler)
+    out.print_labelstudio_import(result)
+    if result.errors:
+        raise SystemExit(1)
+
+
+sync_app = typer.Typer(help="Exchange items and answers with a review tool.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.command("labelstudio")
+def sync_labelstudio(
+    url: Annotated[str, typer.Option(help="Label Studio's address, e.g. http://127.0.0.1:8080")],
+    token_env: Annotated[str, typer.Option(help="Environment variable holding your Label Studio access token")],
+    ls_project: Annotated[str, typer.Option("--project", help="Label Studio project title (created if missing)")],
+    labeler: LabelerOpt = "llm",
+    project_dir: Annotated[Optional[Path], typer.Option("--dir", "-p", help="labelloop project directory (default: found from the working directory)")] = None,
+) -> None:
+    """Push the items waiting for review to Label Studio and pull its finished annotations."""
+    with _project(project_dir) as proj:
+        result = proj.sync_labelstudio(url, token_from_env(token_env), ls_project, labeler=labeler)
+    out.print_labelstudio_sync(result)
+    if result.errors:
+        raise SystemExit(1)
 
 
 @app.command()

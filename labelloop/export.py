@@ -70,7 +70,7 @@ def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *,
     excluded: Counter[str] = Counter()
     by_source: Counter[str] = Counter()
     rows = _final_rows(store, spec, labeler, keep, include_unreviewed, excluded, by_source)
-    with _atomic(out) as tmp:
+    with atomic_output(out) as tmp:
         if fmt in _TABULAR:
             _TABLE_WRITERS[fmt]((record for record, _ in rows), tmp, _column_types(spec, keep))
         else:
@@ -232,7 +232,7 @@ def _batches(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 @contextmanager
-def _atomic(out: Path) -> Iterator[Path]:
+def atomic_output(out: Path) -> Iterator[Path]:
     """A path beside ``out`` to write to; it replaces ``out`` when the block succeeds, else vanishes."""
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))

@@ -11,6 +11,7 @@ from .engine import LabelOptions, ProgressSink, RunResult, label
 from .errors import ProjectError
 from .export import ExportResult, export
 from .ingest import IngestResult, ingest_file
+from .labelstudio import ImportResult, LabelStudioExport, SyncResult, export_tasks, import_export, sync
 from .plan import Plan, make_plan
 from .report import StatusSummary, status_summary
 from .review import add_reviewer
@@ -120,6 +121,19 @@ class Project:
         """Write the final labels (human answer, else accepted prediction); says what was left out."""
         return export(self.store, self.spec, out, fmt, labeler=labeler, keep_fields=keep_fields,
                       include_unreviewed=include_unreviewed, actor=actor)
+
+    def export_labelstudio(self, out: str | Path, *, labeler: str = "llm", actor: str = "cli") -> LabelStudioExport:
+        """Write every item as a Label Studio task (``out``, JSON) with the prediction of ``labeler``,
+        and the labeling config beside it (``out`` with the suffix ``.xml``)."""
+        return export_tasks(self.store, self.spec, out, labeler=labeler, actor=actor)
+
+    def import_labelstudio(self, path: str | Path, *, labeler: str = "llm") -> ImportResult:
+        """Import a Label Studio JSON export as human annotations (again: nothing new); bad ones in ``errors``."""
+        return import_export(self.store, self.spec, path, labeler=labeler)
+
+    def sync_labelstudio(self, url: str, token: str, project_title: str, *, labeler: str = "llm") -> SyncResult:
+        """Push the items waiting for review to a Label Studio project and pull its annotations (idempotent)."""
+        return sync(self.store, self.spec, url, token, project_title, labeler=labeler)
 
     def logs(self, count: int = 10, *, full: bool = False) -> list[dict[str, Any]]:
         """The most recent model calls, newest first; ``full`` adds request and raw response."""

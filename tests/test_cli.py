@@ -19,7 +19,8 @@ def invoke(*args: str, cwd=None):
 def test_every_command_has_help_text():
     commands = app.registered_commands
     names = {c.name or c.callback.__name__ for c in commands}
-    assert names == {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "serve", "demo"}
+    assert names == {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "import-labelstudio",
+                     "serve", "demo"}
     for command in commands:
         assert command.callback.__doc__, command.callback.__name__
         result = invoke(command.name or command.callback.__name__, "--help")
@@ -154,3 +155,8 @@ def test_reviewer_add_prints_a_token_that_logs_in(tmp_path):
                                         (token,)).fetchone()[0] == 0  # only the hash is stored
     bad = invoke("reviewer", "add", "bo", "--role", "boss", "--project", str(tmp_path / "p"))
     assert bad.exit_code == 1 and "role must be one of annotator, expert" in bad.output
+
+
+def test_sync_labelstudio_has_help_text():
+    assert "Push the items waiting for review to Label Studio" in " ".join(
+        invoke("sync", "labelstudio", "--help").output.split())
