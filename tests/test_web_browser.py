@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,21 @@ class LiveServer:
     def stop(self):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@contextmanager
+def serving(project, content: str | None = None):
+    """Label ``project`` (answers: ``content``, no logprobs), add reviewer ana, serve it: (server, token)."""
+    fault = FaultServer(content=content) if content else FaultServer()
+    project.label(base_url=fault.base_url, **FAST)
+    fault.close()
+    token = project.add_reviewer("ana")
+    server = LiveServer(project)
+    try:
+        yield server, token
+    finally:
+        server.stop()
+        project.close()
 
 
 @pytest.fixture(scope="module")
@@ -151,15 +167,10 @@ def test_second_reviewer_gets_a_conflict_not_an_overwrite(classify_app, browser)
 
 
 def test_edit_one_extract_field(tmp_path, browser):
-    fault = FaultServer(content=json.dumps(
-        {"intent": "book_flight", "departure_city": "上海", "arrival_city": "北京", "date": "明天", "time": "09:00",
-         "class": "economy", "passenger_count": 1}, ensure_ascii=False))
+    answer = json.dumps({"intent": "book_flight", "departure_city": "上海", "arrival_city": "北京", "date": "明天",
+                         "time": "09:00", "class": "economy", "passenger_count": 1}, ensure_ascii=False)
     project = make_project(tmp_path / "f", ["明天九点从杭州飞北京，经济舱"], template="flight-booking")
-    project.label(base_url=fault.base_url, **FAST)
-    fault.close()
-    token = project.add_reviewer("ana")
-    server = LiveServer(project)
-    try:
+    with serving(project, answer) as (server, token):
         page, _ = login(browser, server, token)
         page.goto(server.url + "/items/t000")
         row = page.locator('tr.field[data-field="departure_city"]')
@@ -174,22 +185,14 @@ def test_edit_one_extract_field(tmp_path, browser):
         assert json.loads(saved["output"]) == {"intent": "book_flight", "departure_city": "杭州", "arrival_city": "北京",
                                                "date": "明天", "time": "09:00", "class": "business",
                                                "passenger_count": 1}
-    finally:
-        server.stop()
-        project.close()
 
 
 def test_long_label_sets_are_searchable(tmp_path, browser):
     labels = [f"intent_{i:02d}" for i in range(80)]
-    fault = FaultServer(content=json.dumps({"label": "intent_05"}))
     project = make_project(tmp_path / "l", ["I lost my card"])
     project.spec_path.write_text(f"name: intents\nkind: classify\ninstruction: Pick the intent.\n"
                                  f"labels: {json.dumps(labels)}\n", encoding="utf-8")
-    project.label(base_url=fault.base_url, **FAST)
-    fault.close()
-    token = project.add_reviewer("ana")
-    server = LiveServer(project)
-    try:
+    with serving(project, json.dumps({"label": "intent_05"})) as (server, token):
         page, _ = login(browser, server, token)
         page.goto(server.url + "/items/t000")
         page.keyboard.press("/")
@@ -199,19 +202,11 @@ def test_long_label_sets_are_searchable(tmp_path, browser):
         page.keyboard.press("Enter")
         page.wait_for_url(server.url + "/")
         assert current(project) == {"t000": {"label": "intent_70"}}
-    finally:
-        server.stop()
-        project.close()
 
 
 def test_a_queue_of_100_items_is_cleared_with_the_keyboard_alone(tmp_path, browser):
-    fault = FaultServer()
     project = make_project(tmp_path / "q", [f"review number {i}" for i in range(100)])
-    project.label(base_url=fault.base_url, **FAST)
-    fault.close()
-    token = project.add_reviewer("ana")
-    server = LiveServer(project)
-    try:
+    with serving(project) as (server, token):
         page, _ = login(browser, server, token)
         page.focus("#start")  # the queue page's start link, followed with Enter
         page.keyboard.press("Enter")
@@ -221,6 +216,3 @@ def test_a_queue_of_100_items_is_cleared_with_the_keyboard_alone(tmp_path, brows
         page.wait_for_url(server.url + "/")
         assert page.locator("#empty").is_visible() and page.locator("#left").inner_text() == "0"
         assert len(current(project)) == 100
-    finally:
-        server.stop()
-        project.close()
