@@ -1,0 +1,113 @@
+"""Settings blocks of a task spec: model, prompt, input, labels, rules, review."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import SpecError
+
+ENV_PREFIX = "LABELLOOP_"
+DEFAULT_ROLE = "You are a careful data annotator. You follow the guidelines exactly and answer only with JSON."
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSettings(_Strict):
+    """Which model labels, and with which decoding parameters."""
+
+    backend: str = "llamacpp"
+    model: str | None = Field(None, description="Model name (openai) or GGUF path (llamacpp; default: embedded SmolLM2)")
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1)
+    top_logprobs: int = Field(5, ge=0, le=5, description="0 disables logprobs")
+    seed: int | None = None
+    concurrency: int = Field(16, ge=1, le=4096)
+    timeout: float = Field(120.0, gt=0)
+    retries: int = Field(4, ge=0, le=20)
+    backoff: float = Field(1.0, ge=0.0, description="first retry delay in seconds; doubles per retry, with jitter")
+
+    def with_overrides(self, overrides: dict[str, Any], environ: dict[str, str] | None = None) -> "ModelSettings":
+        """Apply ``LABELLOOP_*`` environment variables, then explicit overrides (None = not given)."""
+        environ = os.environ if environ is None else environ
+        merged = self.model_dump()
+        for name in type(self).model_fields:
+            env_value = environ.get(ENV_PREFIX + name.upper())
+            if env_value is not None:
+                merged[name] = env_value
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return type(self).model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise SpecError("settings", None, f"model.{key}", err["msg"]) from None
+
+    def decoding_params(self) -> dict[str, Any]:
+        """The parameters that change the model's answer (part of the cache key)."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                "top_logprobs": self.top_logprobs, "seed": self.seed}
+
+
+class PromptSettings(_Strict):
+    """How the prompt is written; the defaults suit most tasks."""
+
+    role: str = DEFAULT_ROLE
+    item_template: str = Field("{{ text }}", description="Jinja2 template of the item message")
+
+
+class InputSettings(_Strict):
+    """Defaults for ``ingest``: which fields hold the text and the id."""
+
+    text_field: str = "text"
+    id_field: str | None = None
+
+
+class Label(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class Rule(_Strict):
+    """A check on every answer: a safe expression over the output's fields, ``item`` and ``text``."""
+
+    rule: str = Field(min_length=1)
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.message or self.rule
+
+
+class ReviewSettings(_Strict):
+    """When an answer is trusted, and what happens when it is not."""
+
+    threshold: float = Field(0.7, ge=0.0, le=1.0, description="auto-accept at or above this confidence")
+    fields: dict[str, float] = Field({}, description="per-field thresholds, e.g. {passenger_count: 0.8}")
+    feedback_retries: int = Field(1, ge=0, le=5, description="re-asks with the validation errors fed back")
+    accept_without_confidence: bool = Field(False, description="accept valid answers when no logprobs exist")
+    self_consistency: int = Field(0, ge=0, le=20, description=(
+        "without logprobs, draw this many answers in all and use their agreement as the confidence (k calls)"))
+    sample_temperature: float = Field(0.7, gt=0.0, le=2.0, description="temperature of the extra samples")
+
+    @field_validator("fields")
+    @classmethod
+    def _thresholds_in_range(cls, fields: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, value in fields.items() if not 0.0 <= value <= 1.0]
+        if bad:
+            raise ValueError(f"thresholds must be between 0 and 1: {', '.join(bad)}")
+        return fields
+
+    def threshold_for(self, field_name: str) -> float:
+        return self.fields.get(field_name, self.threshold)
+
+
+class Example(_Strict):
+    input: str = Field(min_length=1)
+    output: Any
