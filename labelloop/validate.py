@@ -18,6 +18,7 @@ import json_repair
 import jsonschema
 import simpleeval
 
+from .spans import ground
 from .spec import ClassifySpec, TaskSpec
 from .store import Item
 
@@ -31,7 +32,7 @@ _CONTEXT_NAMES = ("output", "item", "text")  # output["class"] reaches a field n
 class Problem:
     """One reason an answer cannot be trusted as it is."""
 
-    kind: str  # "parse", "schema", "rule" or "custom"
+    kind: str  # "parse", "schema", "span", "rule" or "custom"
     message: str
     field: str | None = None
 
@@ -39,6 +40,8 @@ class Problem:
         """The routing reason, e.g. ``invalid[time]`` or ``invalid[rule: departure_city != arrival_city]``."""
         if self.kind == "parse":
             return "unparsable"
+        if self.kind == "span":
+            return "ungrounded"
         target = self.field if self.kind == "schema" and self.field else f"{self.kind}: {self.message}"
         return f"invalid[{target}]"
 
@@ -89,9 +92,22 @@ def validate_answer(spec: TaskSpec, text: str, item: Item) -> Validation:
         expected = "one of the labels" if isinstance(spec, ClassifySpec) and spec.scores_bare_label else "a JSON object"
         return Validation(None, repaired, [Problem("parse", f"not {expected}: {_snippet(text)}")])
     problems = _schema_problems(spec, output)
+    if not problems and hasattr(spec, "mentions_field"):
+        output, problems = _grounded(spec, output, item)
     if not problems:  # rules and validators may assume the schema holds
         problems = _rule_problems(spec, output, item) + _custom_problems(spec, output, item)
     return Validation(output, repaired, problems)
+
+
+def _grounded(spec: TaskSpec, output: dict[str, Any], item: Item) -> tuple[dict[str, Any], list[Problem]]:
+    """Find each mention's offsets in the item text; a mention that is not there is ``ungrounded``."""
+    field_name = spec.mentions_field
+    found = ground(item.text, output[field_name], overlaps=spec.overlaps)
+    mentions = [{"text": span.text, "label": span.label, "start": span.start, "end": span.end}
+                for span in found.spans]
+    problems = [Problem("span", f"{entity.get('text')!r} ({entity.get('label')}): {entity['reason']}", field_name)
+                for entity in found.ungrounded]
+    return {**output, field_name: mentions}, problems
 
 
 def _schema_problems(spec: TaskSpec, output: dict[str, Any]) -> list[Problem]:

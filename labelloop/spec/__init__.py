@@ -16,20 +16,25 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from .._yaml import line_of, load_with_lines
 from ..errors import SpecError
 from .base import TaskSpec, _LocatedError
-from .kinds import ClassifySpec, ExtractSpec
+from .kinds import (ClassifySpec, ExtractSpec, GenerateSpec, IntentSlotsSpec, Level, MultilabelSpec, RateSpec,
+                    SpansSpec)
 from .settings import (DEFAULT_ROLE, ENV_PREFIX, Example, InputSettings, Label, ModelSettings, PromptSettings,
                        ReviewSettings, Rule)
 
-__all__ = ["AnySpec", "ClassifySpec", "DEFAULT_ROLE", "ENV_PREFIX", "Example", "ExtractSpec", "InputSettings",
-           "KINDS", "Label", "ModelSettings", "PromptSettings", "ReviewSettings", "Rule", "SPEC_FILENAME",
-           "TaskSpec", "load_spec", "parse_spec", "template_names", "template_text"]
+__all__ = ["AnySpec", "ClassifySpec", "DEFAULT_ROLE", "ENV_PREFIX", "Example", "ExtractSpec", "GenerateSpec",
+           "InputSettings", "IntentSlotsSpec", "KINDS", "Label", "Level", "ModelSettings", "MultilabelSpec",
+           "PromptSettings", "RateSpec", "ReviewSettings", "Rule", "SPEC_FILENAME", "SpansSpec", "TaskSpec",
+           "load_spec", "parse_spec", "template_names", "template_text"]
 
 SPEC_FILENAME = "labelloop.yaml"
 
 
-AnySpec = Annotated[Union[ClassifySpec, ExtractSpec], Field(discriminator="kind")]
+AnySpec = Annotated[Union[ClassifySpec, ExtractSpec, MultilabelSpec, SpansSpec, IntentSlotsSpec, RateSpec,
+                          GenerateSpec], Field(discriminator="kind")]
 _SPEC_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(AnySpec)
-_SPEC_CLASSES: dict[str, type[TaskSpec]] = {"classify": ClassifySpec, "extract": ExtractSpec}
+_SPEC_CLASSES: dict[str, type[TaskSpec]] = {
+    "classify": ClassifySpec, "extract": ExtractSpec, "multilabel": MultilabelSpec, "spans": SpansSpec,
+    "intent_slots": IntentSlotsSpec, "rate": RateSpec, "generate": GenerateSpec}
 KINDS = tuple(_SPEC_CLASSES)
 
 

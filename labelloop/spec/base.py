@@ -45,6 +45,11 @@ class TaskSpec(_Strict):
     def output_fields(self) -> list[str]:
         return list(self.output_schema()["properties"])
 
+    @property
+    def threshold_keys(self) -> list[str]:
+        """What ``review.fields`` may name: the output fields (and, for multilabel, each label)."""
+        return self.output_fields
+
     def output_schema(self) -> dict[str, Any]:
         """The JSON Schema every model answer must satisfy."""
         raise NotImplementedError
@@ -74,7 +79,7 @@ class TaskSpec(_Strict):
                 load_validator(name)
             except ValueError as exc:
                 raise _LocatedError(("validators", index), str(exc)) from None
-        unknown = sorted(set(self.review.fields) - set(self.output_fields))
+        unknown = sorted(set(self.review.fields) - set(self.threshold_keys))
         if unknown:
             raise _LocatedError(("review", "fields"), f"not output fields: {', '.join(unknown)}")
         return self

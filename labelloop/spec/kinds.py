@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from .base import TaskSpec
-from .settings import Label
+from .settings import Label, _Strict
+
+
+def _as_labels(value: Any) -> Any:
+    if isinstance(value, list):  # YAML reads yes/no/1 as bool/int: a label name is text
+        return [{"name": str(v)} if isinstance(v, (str, int, float, bool)) else v for v in value]
+    return value
+
+
+def _unique_labels(labels: list[Label]) -> list[Label]:
+    names = [label.name for label in labels]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate labels: {', '.join(duplicates)}")
+    return labels
+
+
+Labels = Annotated[list[Label], BeforeValidator(_as_labels), AfterValidator(_unique_labels)]
+
+
+def _label_lines(labels: list[Label]) -> list[str]:
+    return [f"- {label.name}: {label.description}" if label.description else f"- {label.name}" for label in labels]
 
 
 class ClassifySpec(TaskSpec):
     """Pick exactly one label from a fixed set."""
 
     kind: Literal["classify"]
-    labels: list[Label] = Field(min_length=2)
+    labels: Labels = Field(min_length=2)
     scoring: Literal["generate", "logprob"] = Field(
         "generate", description="logprob: the model answers the bare label in at most 3 tokens, scored by logprobs")
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _names_as_labels(cls, value: Any) -> Any:
-        if isinstance(value, list):  # YAML reads yes/no/1 as bool/int: a label name is text
-            return [{"name": str(v)} if isinstance(v, (str, int, float, bool)) else v for v in value]
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _unique_labels(cls, labels: list[Label]) -> list[Label]:
-        names = [label.name for label in labels]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate labels: {', '.join(duplicates)}")
-        return labels
 
     @property
     def label_names(self) -> list[str]:
@@ -48,9 +53,7 @@ class ClassifySpec(TaskSpec):
         return self.scoring == "logprob"
 
     def output_description(self) -> str:
-        lines = ["Choose exactly one label:"]
-        for label in self.labels:
-            lines.append(f"- {label.name}: {label.description}" if label.description else f"- {label.name}")
+        lines = ["Choose exactly one label:", *_label_lines(self.labels)]
         if self.scores_bare_label:
             lines.append("Answer with the label name only, exactly as written above, and nothing else.")
         else:
@@ -105,6 +108,168 @@ class ExtractSpec(TaskSpec):
             lines.append(f"- {name} ({flag}; {'; '.join(parts)})")
         lines.append("Use null for a field the text does not give. Answer with one JSON object and nothing else.")
         return "\n".join(lines)
+
+
+class MultilabelSpec(TaskSpec):
+    """Pick every label that applies (possibly none)."""
+
+    kind: Literal["multilabel"]
+    labels: Labels = Field(min_length=2)
+    max_labels: int | None = Field(None, ge=1)
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    @property
+    def threshold_keys(self) -> list[str]:
+        return [*self.output_fields, *self.label_names]  # a threshold per label
+
+    def output_schema(self) -> dict[str, Any]:
+        array: dict[str, Any] = {"type": "array", "items": {"type": "string", "enum": self.label_names},
+                                 "uniqueItems": True}
+        if self.max_labels:
+            array["maxItems"] = self.max_labels
+        return {"type": "object", "properties": {"labels": array}, "required": ["labels"],
+                "additionalProperties": False}
+
+    def output_description(self) -> str:
+        return "\n".join(["Choose every label that applies (an empty list when none does):",
+                          *_label_lines(self.labels),
+                          'Answer with a JSON object of the form {"labels": ["<label>", ...]}.'])
+
+
+def _mention_schema(labels: list[str]) -> dict[str, Any]:
+    """One mention as the model writes it: the exact text, its label, which occurrence when repeated."""
+    return {"type": "object", "properties": {
+        "text": {"type": "string", "minLength": 1}, "label": {"type": "string", "enum": labels},
+        "occurrence": {"type": ["integer", "null"], "minimum": 1}},
+        "required": ["text", "label"], "additionalProperties": False}
+
+
+def _grounded(schema: dict[str, Any], field: str) -> dict[str, Any]:
+    """The schema of a stored answer: mentions may carry the offsets labelloop found for them."""
+    item = schema["properties"][field]["items"]
+    item = {**item, "properties": {**item["properties"], "start": {"type": "integer", "minimum": 0},
+                                   "end": {"type": "integer", "minimum": 0}}}
+    return {**schema, "properties": {**schema["properties"], field: {"type": "array", "items": item}}}
+
+
+_MENTION_RULES = ("Copy each mention's text exactly as it appears in the input. When the same text occurs"
+                  " more than once, give occurrence (1 for the first). Do not give character offsets.")
+
+
+class SpansSpec(TaskSpec):
+    """Mark mentions (entities) in the text; labelloop finds their offsets."""
+
+    kind: Literal["spans"]
+    labels: Labels = Field(min_length=1)
+    overlaps: Literal["prefer_finer", "prefer_longer", "allow"] = Field(
+        "prefer_finer", description="on overlapping mentions keep the finer one, the longer one, or both")
+    vocabularies: dict[str, str] = Field({}, description="label -> file of allowed terms, one per line")
+    mentions_field: Literal["entities"] = "entities"
+
+    @field_validator("vocabularies")
+    @classmethod
+    def _vocabularies_name_labels(cls, value: dict[str, str], info: Any) -> dict[str, str]:
+        names = {label.name for label in info.data.get("labels", [])}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise ValueError(f"not labels: {', '.join(unknown)}")
+        return value
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    def guided_schema(self) -> dict[str, Any] | None:
+        return {"type": "object", "properties": {"entities": {"type": "array",
+                                                              "items": _mention_schema(self.label_names)}},
+                "required": ["entities"], "additionalProperties": False}
+
+    def output_schema(self) -> dict[str, Any]:
+        return _grounded(self.guided_schema(), "entities")
+
+    def output_description(self) -> str:
+        return "\n".join(["Mark every mention of these kinds:", *_label_lines(self.labels), _MENTION_RULES,
+                          'Answer with {"entities": [{"text": "...", "label": "...", "occurrence": null}, ...]}.'])
+
+
+class IntentSlotsSpec(TaskSpec):
+    """One intent for the utterance and its slot values as mentions."""
+
+    kind: Literal["intent_slots"]
+    intents: Labels = Field(min_length=2)
+    slots: Labels = Field(min_length=1)
+    overlaps: Literal["prefer_finer", "prefer_longer", "allow"] = "prefer_finer"
+    mentions_field: Literal["slots"] = "slots"
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.slots]
+
+    def guided_schema(self) -> dict[str, Any] | None:
+        return {"type": "object", "properties": {
+            "intent": {"type": "string", "enum": [label.name for label in self.intents]},
+            "slots": {"type": "array", "items": _mention_schema(self.label_names)}},
+            "required": ["intent", "slots"], "additionalProperties": False}
+
+    def output_schema(self) -> dict[str, Any]:
+        return _grounded(self.guided_schema(), "slots")
+
+    def output_description(self) -> str:
+        return "\n".join(["Choose the intent:", *_label_lines(self.intents), "Mark the slot values:",
+                          *_label_lines(self.slots), _MENTION_RULES,
+                          'Answer with {"intent": "...", "slots": [{"text": "...", "label": "..."}, ...]}.'])
+
+
+class Level(_Strict):
+    value: int
+    description: str = Field(min_length=1)
+
+
+class RateSpec(TaskSpec):
+    """Rate the text on an ordinal scale described by a rubric."""
+
+    kind: Literal["rate"]
+    levels: list[Level] = Field(min_length=2)
+    criteria: list[str] = Field([], description="what the rating weighs, e.g. topic consistency, causal links")
+    rubric_version: str = "1"
+
+    @field_validator("levels")
+    @classmethod
+    def _ordered_levels(cls, levels: list[Level]) -> list[Level]:
+        values = [level.value for level in levels]
+        if values != sorted(set(values)):
+            raise ValueError("level values must be distinct and in ascending order")
+        return levels
+
+    def output_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"rating": {"type": "integer",
+                                                            "enum": [level.value for level in self.levels]}},
+                "required": ["rating"], "additionalProperties": False}
+
+    def output_description(self) -> str:
+        lines = ["Rate the input on this scale:", *(f"- {lv.value}: {lv.description}" for lv in self.levels)]
+        if self.criteria:
+            lines.append("Weigh: " + "; ".join(self.criteria) + ".")
+        lines.append('Answer with {"rating": <value>}.')
+        return "\n".join(lines)
+
+
+class GenerateSpec(TaskSpec):
+    """Write an output for each item (translation, summary, answer) for instruction data."""
+
+    kind: Literal["generate"]
+    rubric: list[str] = Field(min_length=1, description="what a good output does; a judge rates it 1-5 on these")
+
+    def output_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"output": {"type": "string", "minLength": 1}},
+                "required": ["output"], "additionalProperties": False}
+
+    def output_description(self) -> str:
+        return "\n".join(["A good output:", *(f"- {point}" for point in self.rubric),
+                          'Answer with {"output": "<your output>"}.'])
 
 
 def _type_text(prop: dict[str, Any]) -> str:
