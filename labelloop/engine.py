@@ -14,7 +14,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol
@@ -26,9 +26,8 @@ from .backends import Backend, CompletionRequest, CompletionResponse, create_bac
 from .backends.base import response_from_body
 from .errors import BackendError, BudgetExhausted, InputError
 from .prompt import Prompt, build_prompt
-from .confidence import agreement
-from .route import FAILED, Verdict, judge, needs_samples, with_confidence
-from .validate import validate_answer
+from .route import FAILED, Verdict, judge, with_confidence
+from .scoring import ExtraCalls, extra_calls
 from .spec import ModelSettings, TaskSpec
 from .store import CallRecord, Item, PredictionRecord, RunCounts, Store
 
@@ -106,11 +105,6 @@ class Job:
 
     def cache_key(self, item: Item) -> str:
         return hashlib.sha256(f"{self.answer_key}:{item.content_hash}".encode()).hexdigest()[:32]
-
-    def sample_key(self, cache_key: str, index: int) -> str:
-        """The cache key of the ``index``-th extra self-consistency sample of an answer."""
-        temperature = self.spec.review.sample_temperature
-        return hashlib.sha256(f"{cache_key}:sample:{index}:{temperature}".encode()).hexdigest()[:32]
 
     def request(self, item: Item) -> CompletionRequest:
         s = self.settings
@@ -265,7 +259,7 @@ class _Runner:
         keyed = [(item, self.job.cache_key(item)) for item in chunk]
         if not self.options.use_cache:
             return keyed
-        cached = self.store.cached_calls(self._keys_with_samples(key for _, key in keyed))
+        cached = self.store.cached_calls(key for _, key in keyed)
         uncached = []
         for item, key in keyed:
             row = cached.get(key)
@@ -279,41 +273,37 @@ class _Runner:
             self._results.put_nowait(prediction)
         return uncached
 
-    def _keys_with_samples(self, keys: Iterable[str]) -> list[str]:
-        samples = range(1, self.job.spec.review.self_consistency)
-        return [k for key in keys for k in (key, *(self.job.sample_key(key, index) for index in samples))]
-
     def _cached_verdict(self, item: Item, key: str, row: Any, cached: dict[str, Any]) -> Verdict | None:
-        """Judge a cached answer (and its cached samples); None when a sample is missing from the cache."""
+        """Judge a cached answer, with its cached extra calls; None when one of those is not cached."""
         text = row["output_text"] or ""
         logprobs = response_from_body(row["response"], json.loads(row["response"])).token_logprobs
         verdict = judge(self.job.spec, item, text, logprobs)
-        if not needs_samples(self.job.spec, verdict):
+        extra = extra_calls(self.job.spec, item, self.job.request(item), verdict, key)
+        if extra is None:
             return verdict
-        samples = range(1, self.job.spec.review.self_consistency)
-        rows = [cached.get(self.job.sample_key(key, index)) for index in samples]
+        found = self.store.cached_calls(key for key, _ in extra.requests)
+        rows = [found.get(key) for key, _ in extra.requests]
         if any(r is None for r in rows):
             return None
-        samples = [validate_answer(self.job.spec, r["output_text"] or "", item).output for r in rows]
-        return with_confidence(self.job.spec, verdict, agreement(self.job.spec, verdict.validation.output, samples))
+        confidence = extra.combine([r["output_text"] or "" for r in rows])
+        return verdict if confidence is None else with_confidence(self.job.spec, verdict, confidence)
 
     async def _worker(self, work: asyncio.Queue[tuple[Item, str] | None]) -> None:
         while (item_and_key := await work.get()) is not None:
             if not self._budget_reached():  # past the budget, items stay pending
                 await self._results.put(await self._label_one(*item_and_key))
 
-    async def _self_consistency(self, item: Item, cache_key: str, request: CompletionRequest, verdict: Verdict,
-                                calls: list[CallRecord]) -> Verdict:
-        """No logprobs: draw k-1 more answers at the sample temperature; their agreement is the confidence."""
-        review, samples = self.job.spec.review, []
-        for index in range(1, review.self_consistency):
-            sample = replace(request, temperature=review.sample_temperature, seed=index)
+    async def _score_with_extra_calls(self, item: Item, extra: ExtraCalls, verdict: Verdict,
+                                      calls: list[CallRecord]) -> Verdict:
+        """Make the extra calls one after another (in-flight calls stay bounded) and re-route."""
+        texts: list[str | None] = []
+        for key, request in extra.requests:
             try:
-                response = await self._call_with_retries(item, self.job.sample_key(cache_key, index), sample, calls)
+                texts.append((await self._call_with_retries(item, key, request, calls)).text)
             except (BackendError, BudgetExhausted):
-                return verdict  # too few samples to judge: the answer keeps its missing confidence
-            samples.append(validate_answer(self.job.spec, response.text, item).output)
-        return with_confidence(self.job.spec, verdict, agreement(self.job.spec, verdict.validation.output, samples))
+                texts.append(None)
+        confidence = extra.combine(texts)
+        return verdict if confidence is None else with_confidence(self.job.spec, verdict, confidence)
 
     def _budget_reached(self) -> bool:
         if self.options.max_calls is not None and self._calls_reserved >= self.options.max_calls:
@@ -333,8 +323,9 @@ class _Runner:
         else:
             verdict = judge(self.job.spec, item, response.text, response.token_logprobs)
             response, verdict = await self._ask_again(item, cache_key, request, response, verdict, calls)
-            if needs_samples(self.job.spec, verdict):
-                verdict = await self._self_consistency(item, cache_key, request, verdict, calls)
+            extra = extra_calls(self.job.spec, item, request, verdict, cache_key)
+            if extra is not None:
+                verdict = await self._score_with_extra_calls(item, extra, verdict, calls)
             prediction = self._prediction(item, response.text, verdict)
         prediction.calls = calls
         return prediction

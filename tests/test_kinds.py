@@ -106,3 +106,37 @@ def test_mentions_are_grounded_to_offsets_and_missing_ones_go_to_review(tmp_path
     clean = judge(spec, item, json.dumps({"entities": answer["entities"][:3]}, ensure_ascii=False), None)
     assert clean.route.state == "accepted"
     jsonschema.validate(clean.validation.output, spec.output_schema())
+
+
+def test_generated_outputs_are_rated_by_a_judge_and_the_rating_is_the_confidence(tmp_path):
+    root = tmp_path / "g"
+    root.mkdir()
+    (root / "labelloop.yaml").write_text(SPECS["generate"][0], encoding="utf-8")
+    data = tmp_path / "items.jsonl"
+    data.write_text('{"id": "a", "text": "我头痛"}\n{"id": "b", "text": "我很好"}\n', encoding="utf-8")
+    server = FaultServer()
+    server.script = {0: 'ok:{"output": "I have a headache."}', 1: 'ok:{"rating": 4}',
+                     2: 'ok:{"output": "Good."}', 3: 'ok:{"rating": 2}'}
+    try:
+        with Project(root) as project:
+            project.ingest(data, id_field="id")
+            project.label(backend="openai", base_url=server.base_url, model="fault", concurrency=1)
+            judge_call = server.requests[1]
+            assert judge_call["response_format"]["json_schema"]["schema"]["properties"]["rating"]["enum"] == [
+                1, 2, 3, 4, 5]
+            assert "Output:\nI have a headache." in judge_call["messages"][-1]["content"]
+            assert "- faithful to the source" in judge_call["messages"][0]["content"]
+            rows = {r["item_id"]: r for r in project.store.db.execute(
+                "SELECT * FROM predictions WHERE is_current = 1")}
+            assert (rows["a"]["confidence"], rows["a"]["confidence_method"], rows["a"]["route"]) == (
+                0.75, "judge:4/5", "accepted")
+            assert (rows["b"]["confidence"], rows["b"]["route"], json.loads(rows["b"]["reasons"])) == (
+                0.25, "needs_review", ["low_confidence[output]"])
+            seen = len(server.requests)
+            text = project.spec_path.read_text(encoding="utf-8")
+            project.spec_path.write_text(text + "review: {threshold: 0.2}\n", encoding="utf-8")
+            again = project.label(backend="openai", base_url=server.base_url, model="fault", concurrency=1)
+            assert len(server.requests) == seen and again.counts.cache_hits == 2  # ratings from the cache
+            assert project.status().routes == {"accepted": 2}
+    finally:
+        server.close()
