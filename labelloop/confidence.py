@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .spec import ClassifySpec, TaskSpec
+from .spec import ClassifySpec, MultilabelSpec, TaskSpec
 
 UNAVAILABLE = "unavailable"
 _WHITESPACE = b" \t\r\n"
@@ -67,6 +67,8 @@ def score(spec: TaskSpec, output: dict, text: str, token_logprobs: list[dict] | 
         return _score_bare_label(spec.label_names, output.get("label"), tokens)
     if isinstance(spec, ClassifySpec):
         return _score_label(spec.label_names, output, raw, spans, tokens)
+    if isinstance(spec, MultilabelSpec):
+        return _score_label_set(raw, spans, tokens)
     return _score_fields(spec.output_schema().get("required", []), output, spans, tokens)
 
 
@@ -285,6 +287,27 @@ def agreement(spec: TaskSpec, answer: dict, samples: list[dict | None]) -> Confi
     if not required:
         return _NO_CONFIDENCE
     return Confidence(min(fields[name] for name in required), "self_consistency", fields)
+
+
+def _score_label_set(raw: bytes, spans: dict[str, Span], tokens: list[_Token]) -> Confidence:
+    """multilabel: each chosen label's confidence is the probability of its own tokens; the item's is
+    the lowest of them (for an empty set, the probability of writing the empty list)."""
+    if "labels" not in spans:
+        return _NO_CONFIDENCE
+    start, end = spans["labels"]
+    fields: dict[str, float] = {}
+    i = _skip_space(raw, start + 1)
+    while i < end and raw[i] == _QUOTE:
+        close = _string_end(raw, i)
+        value = _span_probability(tokens, i + 1, close - 1)
+        if value is not None:
+            fields[json.loads(raw[i:close])] = value
+        i = _skip_space(raw, close)
+        i = _skip_space(raw, i + 1) if i < end and raw[i:i + 1] == b"," else i
+    if fields:
+        return Confidence(min(fields.values()), "label_set", fields)
+    empty = _span_probability(tokens, start, end)
+    return Confidence(empty, "label_set", {}) if empty is not None else _NO_CONFIDENCE
 
 
 def _score_bare_label(options: list[str], label: str | None, tokens: list[_Token]) -> Confidence:

@@ -268,3 +268,26 @@ def test_bare_label_answer_is_scored_from_its_first_token():
     result = score(spec, {"label": "negative"}, "negative", logprobs)
     assert result.method == "label_first_token"
     assert math.isclose(result.value, 0.5 / 0.9) and result.fields == {"label": result.value}
+
+
+def test_each_chosen_label_of_a_set_gets_its_own_confidence():
+    from labelloop.route import route
+    from labelloop.spec import parse_spec
+    from labelloop.validate import validate_answer
+    from labelloop.store import Item
+
+    spec = parse_spec("name: m\nkind: multilabel\ninstruction: x\nlabels: [TREATS, CAUSES, PREVENTS]\n"
+                      "review: {fields: {CAUSES: 0.95}}\n")
+    text = '{"labels": ["TREATS", "CAUSES"]}'
+    pieces = [('{"labels": ["', 0.0), ("TRE", math.log(0.9)), ("ATS", 0.0), ('", "', 0.0), ("CA", math.log(0.8)),
+              ("USES", math.log(0.5)), ('"]}', 0.0)]
+    logprobs = [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []} for t, lp in pieces]
+    result = score(spec, json.loads(text), text, logprobs)
+    assert result.method == "label_set"
+    assert math.isclose(result.fields["TREATS"], 0.9) and math.isclose(result.fields["CAUSES"], 0.4)
+    assert math.isclose(result.value, 0.4)
+    routed = route(spec, validate_answer(spec, text, Item("a", "t", {}, "")), result)
+    assert routed.reasons == ["low_confidence[CAUSES]"]
+    empty = score(spec, {"labels": []}, '{"labels": []}',
+                  [{"token": '{"labels": []}', "logprob": math.log(0.7), "bytes": list(b'{"labels": []}')}])
+    assert math.isclose(empty.value, 0.7) and empty.fields == {}
