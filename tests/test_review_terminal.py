@@ -83,3 +83,17 @@ def test_audit_log_is_append_only(tmp_path, fault_server):
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         project.store.db.execute("DELETE FROM audit_log")
     project.close()
+
+
+def test_a_label_set_is_typed_as_numbers_or_names():
+    import pytest
+
+    from labelloop.review import ReviewError, parse_field_value
+    from labelloop.spec import parse_spec
+
+    spec = parse_spec("name: m\nkind: multilabel\ninstruction: x\nlabels: [TREATS, CAUSES, PREVENTS]\n")
+    assert parse_field_value(spec, "labels", "1, 3") == ["TREATS", "PREVENTS"]
+    assert parse_field_value(spec, "labels", "CAUSES 2") == ["CAUSES"]
+    assert parse_field_value(spec, "labels", "") == []
+    with pytest.raises(ReviewError, match="'9' is not one of TREATS, CAUSES, PREVENTS"):
+        parse_field_value(spec, "labels", "9")

@@ -216,3 +216,18 @@ def test_a_queue_of_100_items_is_cleared_with_the_keyboard_alone(tmp_path, brows
         page.wait_for_url(server.url + "/")
         assert page.locator("#empty").is_visible() and page.locator("#left").inner_text() == "0"
         assert len(current(project)) == 100
+
+
+def test_multilabel_items_are_reviewed_with_checkboxes_toggled_by_number_keys(tmp_path, browser):
+    project = make_project(tmp_path / "m", ["Aspirin treats headaches and may cause ulcers."])
+    project.spec_path.write_text("name: rel\nkind: multilabel\ninstruction: Which relations hold?\n"
+                                 "labels: [TREATS, CAUSES, PREVENTS]\n", encoding="utf-8")
+    with serving(project, json.dumps({"labels": ["TREATS"]})) as (server, token):
+        page, _ = login(browser, server, token)
+        page.goto(server.url + "/items/t000")
+        assert page.locator("fieldset.choices input:checked").count() == 1
+        page.keyboard.press("2")  # CAUSES on
+        page.keyboard.press("Enter")
+        page.wait_for_url(server.url + "/")
+        saved = project.store.annotations("t000")[-1]
+        assert (saved["action"], json.loads(saved["output"])) == ("edit", {"labels": ["TREATS", "CAUSES"]})

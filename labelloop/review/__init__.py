@@ -117,10 +117,11 @@ def undo(store: Store, reviewer: str) -> str | None:
 
 
 def field_choices(spec: TaskSpec, field: str) -> list[Any] | None:
-    """The allowed values of a field, when the schema lists them (classify: the labels)."""
+    """The allowed values of a field (or of its items, for a set of labels), when the schema lists them."""
     if isinstance(spec, ClassifySpec) and field == "label":
         return spec.label_names
-    return spec.output_schema()["properties"][field].get("enum")
+    prop = spec.output_schema()["properties"][field]
+    return prop.get("enum") or (prop.get("items") or {}).get("enum")
 
 
 def parse_field_value(spec: TaskSpec, field: str, raw: str) -> Any:
@@ -130,6 +131,8 @@ def parse_field_value(spec: TaskSpec, field: str, raw: str) -> Any:
     types = types if isinstance(types, list) else [types]
     raw = raw.strip()
     choices = field_choices(spec, field)
+    if "array" in types and choices is not None and not raw.startswith("["):
+        return _chosen_items(raw, choices, field)
     if choices is not None and raw.isdigit() and 1 <= int(raw) <= len(choices):
         return choices[int(raw) - 1]
     if raw == "" or raw.lower() == "null":
@@ -144,6 +147,21 @@ def parse_field_value(spec: TaskSpec, field: str, raw: str) -> Any:
 
 
 _NO_VALUE = object()
+
+
+def _chosen_items(raw: str, choices: list[Any], field: str) -> list[Any]:
+    """A set typed as numbers or names separated by commas or spaces (empty: none)."""
+    chosen = []
+    for part in raw.replace(",", " ").split():
+        if part.isdigit() and 1 <= int(part) <= len(choices):
+            value = choices[int(part) - 1]
+        elif part in choices:
+            value = part
+        else:
+            raise ReviewError(f"{part!r} is not one of {', '.join(map(str, choices))}", field)
+        if value not in chosen:
+            chosen.append(value)
+    return chosen
 
 
 def _convert(kind: str, raw: str) -> Any:

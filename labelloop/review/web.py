@@ -195,6 +195,7 @@ def _fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
             "level": "unknown" if confidence is None else "high" if confidence >= threshold else
                      "medium" if confidence >= threshold / 2 else "low",
             "enum": prop.get("enum") or (getattr(spec, "label_names", None) if name == "label" else None),
+            "options": (prop.get("items") or {}).get("enum") if "array" in types else None,
             "input": "number" if {"integer", "number"} & set(types) else "text",
             "integer": "integer" in types, "nullable": "null" in types})
     return rows

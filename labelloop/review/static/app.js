@@ -55,7 +55,8 @@
 
   // -- extract: per-field accept / edit -------------------------------------------------------
   const rows = $$("tr.field");
-  function control(row) { return row.querySelector("input, select"); }
+  const choiceSets = $$("fieldset.choices");
+  function control(row) { return row.querySelector("fieldset, input, select"); }
   function setEditing(row, editing) {
     const input = control(row);
     input.disabled = !editing;
@@ -69,13 +70,18 @@
     row.querySelector(".accept-field").addEventListener("click", () => {
       const input = control(row);
       const original = page.output ? page.output[row.dataset.field] : null;
-      if (input.tagName === "SELECT") input.value = JSON.stringify(original);
+      if (input.tagName === "FIELDSET") {
+        input.querySelectorAll("input").forEach((box) => { box.checked = (original || []).includes(box.value); });
+      } else if (input.tagName === "SELECT") input.value = JSON.stringify(original);
       else input.value = original === null || original === undefined ? "" : String(original);
       setEditing(row, false);
     });
   });
   function fieldValue(row) {
     const input = control(row);
+    if (input.tagName === "FIELDSET") {
+      return Array.from(input.querySelectorAll("input:checked")).map((box) => box.value);
+    }
     if (input.tagName === "SELECT") return JSON.parse(input.value);
     const raw = input.value.trim();
     if (raw === "" && input.dataset.nullable === "true") return null;
@@ -109,6 +115,12 @@
     else if (event.key === "?") $("#help").hidden = !$("#help").hidden;
     else if (event.key === "/" && search) { event.preventDefault(); search.focus(); }
     else if (event.key === "e" && rows.length) setEditing(rows[0], true);
+    else if (/^[1-9]$/.test(event.key) && choiceSets.length) {  // multilabel: keys toggle labels
+      const row = choiceSets[0].closest("tr.field");
+      if (choiceSets[0].disabled) setEditing(row, true);
+      const box = choiceSets[0].querySelectorAll("input")[Number(event.key) - 1];
+      if (box) box.checked = !box.checked;
+    }
     else if (/^[1-9]$/.test(event.key) && labelButtons.length) {
       const button = visibleLabels()[Number(event.key) - 1];
       if (button) pick(button);
