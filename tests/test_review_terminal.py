@@ -97,3 +97,25 @@ def test_a_label_set_is_typed_as_numbers_or_names():
     assert parse_field_value(spec, "labels", "") == []
     with pytest.raises(ReviewError, match="'9' is not one of TREATS, CAUSES, PREVENTS"):
         parse_field_value(spec, "labels", "9")
+
+
+def test_a_reviewers_mentions_are_grounded_or_refused(tmp_path, fault_server):
+    import pytest
+
+    from labelloop.review import ReviewError, queue_item, submit
+
+    project = make_project(tmp_path / "s", ["头痛三天，吃了布洛芬"])
+    project.spec_path.write_text("name: med\nkind: spans\ninstruction: x\nlabels: [symptom, drug]\n",
+                                 encoding="utf-8")
+    fault_server.content = '{"entities": []}'
+    project.label(base_url=fault_server.base_url, **FAST)
+    item = queue_item(project.store, "t000")
+    with pytest.raises(ReviewError, match="the text at 0:2 is not '布洛芬'"):
+        submit(project.store, project.spec, item, "ana", {"entities": [
+            {"text": "布洛芬", "label": "drug", "start": 0, "end": 2}]}, "edit")
+    with pytest.raises(ReviewError, match="'阿司匹林': not in the text"):
+        submit(project.store, project.spec, item, "ana", {"entities": [{"text": "阿司匹林", "label": "drug"}]}, "edit")
+    submit(project.store, project.spec, item, "ana", {"entities": [{"text": "布洛芬", "label": "drug"}]}, "edit")
+    assert json.loads(annotations(project)["t000"]["output"]) == {
+        "entities": [{"text": "布洛芬", "label": "drug", "start": 7, "end": 10}]}
+    project.close()

@@ -231,3 +231,40 @@ def test_multilabel_items_are_reviewed_with_checkboxes_toggled_by_number_keys(tm
         page.wait_for_url(server.url + "/")
         saved = project.store.annotations("t000")[-1]
         assert (saved["action"], json.loads(saved["output"])) == ("edit", {"labels": ["TREATS", "CAUSES"]})
+
+
+def test_spans_are_added_by_selecting_text_relabelled_and_deleted_by_key(tmp_path, browser):
+    project = make_project(tmp_path / "s", ["头痛三天，吃了布洛芬"])
+    project.spec_path.write_text("name: med\nkind: spans\ninstruction: Mark symptoms and drugs.\n"
+                                 "labels: [symptom, drug]\n", encoding="utf-8")
+    answer = json.dumps({"entities": [{"text": "三天", "label": "symptom"}]}, ensure_ascii=False)
+    with serving(project, answer) as (server, token):
+        page, _ = login(browser, server, token)
+        page.goto(server.url + "/items/t000")
+        assert page.locator("#span-text mark").inner_text().startswith("三天")
+        page.locator("#span-text mark").click()
+        page.keyboard.press("Delete")                  # the model's wrong mention goes
+        assert page.locator("#span-text mark").count() == 0
+        page.evaluate("""() => {                       // select 头痛 as a reviewer would with the mouse
+            const node = document.querySelector('#span-text').firstChild;
+            const range = document.createRange(); range.setStart(node, 0); range.setEnd(node, 2);
+            const selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range);
+            document.querySelector('#span-text').dispatchEvent(new MouseEvent('mouseup', {bubbles: true}));
+        }""")
+        page.keyboard.press("2")                       # the next selection is a drug
+        page.evaluate("""() => {
+            const nodes = Array.from(document.querySelector('#span-text').childNodes);
+            const node = nodes[nodes.length - 1];
+            const at = node.textContent.indexOf('布洛芬');
+            const range = document.createRange(); range.setStart(node, at); range.setEnd(node, at + 3);
+            const selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range);
+            document.querySelector('#span-text').dispatchEvent(new MouseEvent('mouseup', {bubbles: true}));
+        }""")
+        page.locator("#span-text mark").first.click()
+        page.keyboard.press("1")                       # the first mark becomes a symptom again
+        page.keyboard.press("Enter")
+        page.wait_for_url(server.url + "/")
+        saved = json.loads(project.store.annotations("t000")[-1]["output"])
+        assert sorted(saved["entities"], key=lambda m: m["start"]) == [
+            {"text": "头痛", "label": "symptom", "start": 0, "end": 2},
+            {"text": "布洛芬", "label": "drug", "start": 7, "end": 10}]

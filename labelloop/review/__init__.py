@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import InputError
+from ..spans import ground
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
 
@@ -102,8 +103,29 @@ def submit(store: Store, spec: TaskSpec, item: QueueItem, reviewer: str, output:
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or None
         raise ReviewError(error.message, field)
+    output = _grounded_mentions(spec, item, output)
     return store.add_annotation(item.item_id, reviewer, output, action, item.prediction_id, before=item.output,
                                 expected_version=expected_version)
+
+
+def _grounded_mentions(spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:
+    """A person's mentions with offsets: given ones must hold the mention's text; missing ones are found."""
+    field = getattr(spec, "mentions_field", None)
+    if not field:
+        return output
+    mentions = []
+    for mention in output.get(field, []):
+        start, end = mention.get("start"), mention.get("end")
+        if start is None or end is None:
+            found = ground(item.text, [mention], overlaps="allow")
+            if not found.spans:
+                raise ReviewError(f"{mention.get('text')!r}: {found.ungrounded[0]['reason']}", field)
+            span = found.spans[0]
+            mention = {**mention, "start": span.start, "end": span.end}
+        elif not 0 <= start < end <= len(item.text) or item.text[start:end] != mention.get("text"):
+            raise ReviewError(f"the text at {start}:{end} is not {mention.get('text')!r}", field)
+        mentions.append({key: mention[key] for key in ("text", "label", "start", "end")})
+    return {**output, field: mentions}
 
 
 def skip(store: Store, item: QueueItem, reviewer: str) -> None:

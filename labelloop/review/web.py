@@ -115,8 +115,11 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
             "is_classify": isinstance(spec, ClassifySpec), "labels": getattr(spec, "label_names", []),
             "answered_by": latest["annotator"] if latest else None,
             "progress": project.store.review_progress(labeler),
+            "mentions_field": getattr(spec, "mentions_field", None),
             "page": {"item_id": item.item_id, "version": item.version, "output": item.output,
-                     "fields": spec.output_fields}})
+                     "fields": spec.output_fields, "text": item.text,
+                     "mentions_field": getattr(spec, "mentions_field", None),
+                     "span_labels": getattr(spec, "label_names", []) if hasattr(spec, "mentions_field") else []}})
 
     @app.post("/api/items/{item_id}/decision", summary="Accept, edit, label or skip an item")
     async def decide(item_id: str, decision: Decision, who: Who) -> dict[str, Any]:

@@ -91,11 +91,90 @@
   }
   function submitAll() {
     if (labelButtons.length) { decide("accept"); return; }
-    const edited = rows.some((row) => row.classList.contains("edited"));
-    if (!edited) { decide("accept"); return; }
+    const edited = mentionsEdited || rows.some((row) => row.classList.contains("edited"));
+    if (!edited && page.output) { decide("accept"); return; }
     const output = {};
     rows.forEach((row) => { output[row.dataset.field] = fieldValue(row); });
+    if (page.mentions_field) {
+      output[page.mentions_field] = mentions.map(({text, label, start, end}) => ({text, label, start, end}));
+    }
     decide("edit", output);
+  }
+
+  // -- spans: select text to mark it; click a mark to relabel (number) or delete it -------------------
+  const spanText = $("#span-text");
+  const mentions = page.mentions_field && page.output ? (page.output[page.mentions_field] || []).map((m) => ({...m}))
+                                                      : [];
+  let currentLabel = page.span_labels ? page.span_labels[0] : null;
+  let selected = null;
+  let mentionsEdited = false;
+
+  function renderSpans() {
+    if (!spanText) return;
+    spanText.textContent = "";
+    const sorted = mentions.map((m, index) => ({...m, index})).sort((a, b) => a.start - b.start);
+    let at = 0;
+    sorted.forEach((m) => {
+      if (m.start < at) return;  // overlapping marks: the first one is drawn
+      spanText.append(document.createTextNode(page.text.slice(at, m.start)));
+      const mark = document.createElement("mark");
+      mark.textContent = page.text.slice(m.start, m.end);
+      mark.dataset.label = m.label;
+      mark.dataset.index = String(m.index);
+      if (selected === m.index) mark.classList.add("selected");
+      mark.addEventListener("click", (event) => { event.stopPropagation(); selected = m.index; renderSpans(); });
+      spanText.append(mark);
+      at = m.end;
+    });
+    spanText.append(document.createTextNode(page.text.slice(at)));
+    $$(".span-label").forEach((b) => b.classList.toggle("current", b.dataset.label === currentLabel));
+  }
+
+  function offsetIn(container, node, offset) {
+    const range = document.createRange();
+    range.setStart(container, 0);
+    range.setEnd(node, offset);
+    return range.toString().length;
+  }
+
+  if (spanText) {
+    spanText.addEventListener("mouseup", () => {
+      const selection = window.getSelection();
+      if (!selection.rangeCount || selection.isCollapsed) return;
+      const range = selection.getRangeAt(0);
+      if (!spanText.contains(range.startContainer) || !spanText.contains(range.endContainer)) return;
+      let start = offsetIn(spanText, range.startContainer, range.startOffset);
+      let end = offsetIn(spanText, range.endContainer, range.endOffset);
+      while (start < end && /\s/.test(page.text[start])) start += 1;
+      while (end > start && /\s/.test(page.text[end - 1])) end -= 1;
+      selection.removeAllRanges();
+      if (start === end || !currentLabel) return;
+      mentions.push({text: page.text.slice(start, end), label: currentLabel, start, end});
+      mentionsEdited = true;
+      selected = null;
+      renderSpans();
+    });
+    $$(".span-label").forEach((b) => b.addEventListener("click", () => { currentLabel = b.dataset.label; renderSpans(); }));
+    renderSpans();
+  }
+
+  function spanKey(event) {
+    if (!spanText) return false;
+    if (/^[1-9]$/.test(event.key) && page.span_labels[Number(event.key) - 1]) {
+      const label = page.span_labels[Number(event.key) - 1];
+      if (selected !== null) { mentions[selected].label = label; mentionsEdited = true; }
+      else currentLabel = label;
+      renderSpans();
+      return true;
+    }
+    if ((event.key === "Delete" || event.key === "Backspace") && selected !== null) {
+      mentions.splice(selected, 1);
+      selected = null;
+      mentionsEdited = true;
+      renderSpans();
+      return true;
+    }
+    return false;
   }
 
   // -- buttons and keys -------------------------------------------------------------------------
@@ -109,6 +188,7 @@
     if (event.key === "Escape" && typing) { event.target.blur(); return; }
     if (event.key === "Enter" && typing && event.target !== search) { event.preventDefault(); submitAll(); return; }
     if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (spanKey(event)) { event.preventDefault(); return; }
     if (event.key === "Enter") { event.preventDefault(); submitAll(); }
     else if (event.key === "s") decide("skip");
     else if (event.key === "u") undo();
