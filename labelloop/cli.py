@@ -147,7 +147,8 @@ def logs(
 @app.command("export")
 def export_(
     path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for --format hf)")],
-    format: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet, hf, alpaca, chat or labelstudio (tasks JSON + OUT.xml config)")] = "jsonl",
+    format: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet, hf, alpaca, chat; conll and spacy (spans, intent_slots); atis (intent_slots); or labelstudio (tasks JSON + OUT.xml config)")] = "jsonl",
+    tokenizer: Annotated[str, typer.Option(help="Tokens for conll, atis and spacy: auto (characters for CJK text, words otherwise), char or whitespace")] = "auto",
     keep_fields: Annotated[Optional[str], typer.Option(help="Comma-separated original fields to carry")] = None,
     include_unreviewed: Annotated[bool, typer.Option(help="Also export schema-valid predictions not yet reviewed")] = False,
     labeler: LabelerOpt = "llm", project: ProjectOpt = None,
@@ -156,12 +157,13 @@ def export_(
     keep = [name.strip() for name in keep_fields.split(",") if name.strip()] if keep_fields else None
     with _project(project) as proj:
         if format == "labelstudio":
-            if keep or include_unreviewed:
-                raise LabelStudioError("--keep-fields and --include-unreviewed do not apply to --format labelstudio")
+            if keep or include_unreviewed or tokenizer != "auto":
+                raise LabelStudioError("--keep-fields, --include-unreviewed and --tokenizer do not apply to"
+                                       " --format labelstudio")
             out.print_labelstudio_export(proj.export_labelstudio(path, labeler=labeler))
         else:
             out.print_export(proj.export(path, format, labeler=labeler, keep_fields=keep,
-                                          include_unreviewed=include_unreviewed))
+                                          include_unreviewed=include_unreviewed, tokenizer=tokenizer))
 
 
 @app.command("import-labelstudio")

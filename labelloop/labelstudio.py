@@ -1,9 +1,11 @@
 """Label Studio as a review front end: export tasks with predictions, import its annotations, sync.
 
-Each output field becomes one control named as the field: an enum (and a classify label) a
-single-choice ``Choices``, an integer or number a ``Number``, a string a ``TextArea``; a nullable
-field left empty is null. Values map back and forth exactly, and an imported answer must satisfy
-the task's JSON Schema. A task carries its item's id in ``data.labelloop_id``.
+Each output field becomes one control named as the field: an enum (and a classify label, an
+intent, a rating) a single-choice ``Choices``, an array of enum values (multilabel) a multiple-choice
+``Choices``, an integer or number a ``Number``, a string a ``TextArea``, and the mentions of spans
+and intent_slots tasks a ``Labels`` whose results are ``labels`` regions (start, end, text, label);
+a nullable field left empty is null. Values map back and forth exactly, and an imported answer must
+satisfy the task's JSON Schema. A task carries its item's id in ``data.labelloop_id``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import jsonschema
 
 from .errors import LabelloopError
 from .export import atomic_output
-from .spec import ClassifySpec, TaskSpec
+from .spec import ClassifySpec, IntentSlotsSpec, MultilabelSpec, RateSpec, SpansSpec, TaskSpec
 from .store import Store
 from .store import labelstudio as sql
 
@@ -30,8 +32,8 @@ __all__ = ["ImportResult", "LabelStudioError", "LabelStudioExport", "SyncResult"
 
 TEXT = "labelloop_text"  # the object tag showing the item's text
 ACTION = "import-labelstudio"  # annotation action and audit-log action of an imported answer
-_TAGS = {"choices": "Choices", "number": "Number", "textarea": "TextArea"}
-_VALUE_KEYS = {"choices": "choices", "number": "number", "textarea": "text"}
+_TAGS = {"choices": "Choices", "number": "Number", "textarea": "TextArea", "labels": "Labels"}
+_VALUE_KEYS = {"choices": "choices", "number": "number", "textarea": "text", "labels": "labels"}
 _PUSH_BATCH = 500
 
 
@@ -47,7 +49,14 @@ class _Field:
     control: str  # a key of _TAGS
     nullable: bool
     integer: bool = False
-    choices: dict[str, Any] = field(default_factory=dict)  # choice text -> JSON value
+    choices: dict[str, Any] = field(default_factory=dict)  # choice (or label) text -> JSON value
+    multiple: bool = False  # choices: a list of values (multilabel)
+    hints: dict[str, str] = field(default_factory=dict)  # choice text -> its description
+
+    @property
+    def empty(self) -> Any:
+        """The value of the field when the annotation has no region for it."""
+        return [] if self.multiple or self.control == "labels" else None
 
 
 @dataclass
@@ -83,29 +92,65 @@ class SyncResult:
 def _fields(spec: TaskSpec) -> list[_Field]:
     """The control of each output field; a field no control can edit is a LabelStudioError."""
     if isinstance(spec, ClassifySpec):
-        return [_Field("label", "choices", False, choices={n: n for n in spec.label_names})]
+        return [_Field("label", "choices", False, choices={n: n for n in spec.label_names},
+                       hints=_label_hints(spec.labels))]
+    mentions = getattr(spec, "mentions_field", None)
+    hints = _hints(spec)
     fields = []
     for name, prop in spec.output_schema()["properties"].items():
-        types = prop.get("type", [])
-        types = [types] if isinstance(types, str) else list(types)
-        scalar = [t for t in types if t != "null"]
-        nullable = "null" in types or None in prop.get("enum", ())
-        if "enum" in prop:
-            values = [v for v in prop["enum"] if v is not None]
-            choices = {_choice_text(v): v for v in values}
-            if len(choices) != len(values):
-                raise LabelStudioError(f"field '{name}': enum values that read alike cannot be told apart")
-            fields.append(_Field(name, "choices", nullable, choices=choices))
-        elif scalar and set(scalar) <= {"integer", "number"}:
-            fields.append(_Field(name, "number", nullable, integer=scalar == ["integer"]))
-        elif scalar == ["string"]:
-            fields.append(_Field(name, "textarea", nullable))
+        if name == mentions:
+            fields.append(_Field(name, "labels", False, choices={n: n for n in spec.label_names},
+                                 hints=hints.get(name, {})))
         else:
-            raise LabelStudioError(f"field '{name}': type {' or '.join(types) or 'any'} has no Label Studio control"
-                                   " (supported: enum, integer, number, string; each may be nullable)")
+            fields.append(_field(name, prop, hints.get(name, {})))
     if TEXT in {f.name for f in fields}:
         raise LabelStudioError(f"field '{TEXT}': the name is reserved for the item's text")
     return fields
+
+
+def _field(name: str, prop: dict[str, Any], hints: dict[str, str]) -> _Field:
+    """The control of one output field given by its JSON Schema ``prop``."""
+    types = prop.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    scalar = [t for t in types if t != "null"]
+    nullable = "null" in types or None in prop.get("enum", ())
+    if "enum" in prop:
+        return _Field(name, "choices", nullable, choices=_choices(name, prop["enum"]), hints=hints)
+    if scalar == ["array"] and "enum" in prop.get("items", {}):
+        return _Field(name, "choices", nullable, choices=_choices(name, prop["items"]["enum"]), multiple=True,
+                      hints=hints)
+    if scalar and set(scalar) <= {"integer", "number"}:
+        return _Field(name, "number", nullable, integer=scalar == ["integer"])
+    if scalar == ["string"]:
+        return _Field(name, "textarea", nullable)
+    raise LabelStudioError(f"field '{name}': type {' or '.join(types) or 'any'} has no Label Studio control"
+                           " (supported: enum, array of enum values, integer, number, string; each may be nullable)")
+
+
+def _choices(name: str, enum: list[Any]) -> dict[str, Any]:
+    """Choice text -> JSON value of an enum (null left out: an empty choice is null)."""
+    values = [v for v in enum if v is not None]
+    choices = {_choice_text(v): v for v in values}
+    if len(choices) != len(values):
+        raise LabelStudioError(f"field '{name}': enum values that read alike cannot be told apart")
+    return choices
+
+
+def _hints(spec: TaskSpec) -> dict[str, dict[str, str]]:
+    """Per field, the description of each choice or label the spec gives one."""
+    if isinstance(spec, MultilabelSpec):
+        return {"labels": _label_hints(spec.labels)}
+    if isinstance(spec, SpansSpec):
+        return {spec.mentions_field: _label_hints(spec.labels)}
+    if isinstance(spec, IntentSlotsSpec):
+        return {"intent": _label_hints(spec.intents), spec.mentions_field: _label_hints(spec.slots)}
+    if isinstance(spec, RateSpec):
+        return {"rating": {_choice_text(level.value): level.description for level in spec.levels}}
+    return {}
+
+
+def _label_hints(labels: list[Any]) -> dict[str, str]:
+    return {label.name: label.description for label in labels if label.description}
 
 
 def _choice_text(value: Any) -> str:
@@ -115,7 +160,6 @@ def _choice_text(value: Any) -> str:
 def labeling_config(spec: TaskSpec) -> str:
     """The labeling config XML of a task: the instruction, the item's text and one control per field."""
     properties = spec.output_schema()["properties"]
-    hints = {label.name: label.description for label in spec.labels} if isinstance(spec, ClassifySpec) else {}
     view = ET.Element("View")
     ET.SubElement(view, "Header", value=spec.instruction.strip())
     ET.SubElement(view, "Text", name=TEXT, value="$text")
@@ -125,12 +169,14 @@ def labeling_config(spec: TaskSpec) -> str:
             title = f"{f.name}: {about}" if about else f.name
             ET.SubElement(view, "Header", value=title + (" (empty: none)" if f.nullable else ""), size="5")
         control = ET.SubElement(view, _TAGS[f.control], name=f.name, toName=TEXT)
-        if not f.nullable:
+        if not f.nullable and f.empty is None:  # an empty list is an answer too
             control.set("required", "true")
-        if f.control == "choices":
-            control.set("choice", "single")
+        if f.control in ("choices", "labels"):
+            if f.control == "choices":
+                control.set("choice", "multiple" if f.multiple else "single")
+            tag = "Choice" if f.control == "choices" else "Label"
             for text in f.choices:
-                ET.SubElement(control, "Choice", {"value": text, **({"hint": hints[text]} if hints.get(text) else {})})
+                ET.SubElement(control, tag, {"value": text, **({"hint": f.hints[text]} if f.hints.get(text) else {})})
         elif f.control == "number":
             bounds = {"min": properties[f.name].get("minimum"), "max": properties[f.name].get("maximum")}
             control.attrib.update({key: str(v) for key, v in bounds.items() if v is not None})
@@ -146,8 +192,14 @@ def _result(fields: list[_Field], output: dict[str, Any]) -> list[dict[str, Any]
     result = []
     for f in fields:
         value = output.get(f.name)
-        if f.control == "choices":
-            shown = any(value == v and type(value) is type(v) for v in f.choices.values())
+        if f.control == "labels":
+            result.extend(_label_regions(f, value if isinstance(value, list) else []))
+            continue
+        if f.control == "choices" and f.multiple:
+            shown = isinstance(value, list) and bool(value) and all(_is_choice(f, v) for v in value)
+            value = [_choice_text(v) for v in value] if shown else value
+        elif f.control == "choices":
+            shown = _is_choice(f, value)
             value = [_choice_text(value)]
         elif f.control == "number":
             shown = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -159,23 +211,70 @@ def _result(fields: list[_Field], output: dict[str, Any]) -> list[dict[str, Any]
     return result
 
 
-def _output(fields: list[_Field], result: Any) -> dict[str, Any]:
-    """The answer a Label Studio ``result`` gives (empty nullable fields: null); ValueError if unreadable."""
+def _is_choice(f: _Field, value: Any) -> bool:
+    """Whether ``value`` is one of the field's choices (1 is not True, nor 1.0)."""
+    return any(value == v and type(value) is type(v) for v in f.choices.values())
+
+
+def _label_regions(f: _Field, mentions: list[Any]) -> list[dict[str, Any]]:
+    """One ``labels`` region per mention with offsets (a mention without them cannot be shown)."""
+    return [{"from_name": f.name, "to_name": TEXT, "type": "labels",
+             "value": {"start": m["start"], "end": m["end"], "text": m["text"], "labels": [m["label"]]}}
+            for m in mentions if isinstance(m, dict) and {"start", "end", "text", "label"} <= set(m)]
+
+
+def _output(fields: list[_Field], result: Any, text: str | None = None) -> dict[str, Any]:
+    """The answer a Label Studio ``result`` gives (empty nullable fields: null, empty lists: []);
+    ValueError if unreadable. ``text``, the item's text, checks the offsets of ``labels`` regions."""
     by_name: dict[Any, _Field] = {f.name: f for f in fields}
-    output: dict[str, Any] = {f.name: None for f in fields if f.nullable}
+    output: dict[str, Any] = {f.name: f.empty for f in fields if f.nullable or f.empty is not None}
     for region in result if isinstance(result, list) else [result]:
         f = by_name.get(region.get("from_name")) if isinstance(region, dict) else None
         if f is None or not isinstance(region.get("value"), dict):
             raise ValueError(f"a result region that is not a field of this task: {json.dumps(region)[:80]}")
-        values = region["value"].get(_VALUE_KEYS[f.control])
-        if f.control == "number":
-            output[f.name] = int(values) if f.integer and isinstance(values, float) and values.is_integer() else values
-        elif not isinstance(values, list) or len(values) != 1:
-            raise ValueError(f"field '{f.name}': exactly one value expected, got {json.dumps(values)}")
+        if f.control == "labels":
+            output[f.name] = [*output[f.name], *_mentions(f, region["value"], text)]
         else:
-            choice = f.control == "choices" and isinstance(values[0], str)
-            output[f.name] = f.choices.get(values[0], values[0]) if choice else values[0]
+            output[f.name] = _value(f, region["value"].get(_VALUE_KEYS[f.control]))
+    for f in fields:
+        if f.control == "labels":
+            output[f.name] = sorted(output[f.name], key=lambda m: (m["start"], m["end"], m["label"]))
     return output
+
+
+def _value(f: _Field, values: Any) -> Any:
+    """The value of a choices, number or textarea region (ValueError if unreadable)."""
+    if f.control == "number":
+        return int(values) if f.integer and isinstance(values, float) and values.is_integer() else values
+    if f.multiple and isinstance(values, list):
+        return [f.choices.get(v, v) if isinstance(v, str) else v for v in values]
+    if not isinstance(values, list) or len(values) != 1:
+        raise ValueError(f"field '{f.name}': exactly one value expected, got {json.dumps(values)}")
+    choice = f.control == "choices" and isinstance(values[0], str)
+    return f.choices.get(values[0], values[0]) if choice else values[0]
+
+
+def _offsets_fit(start: Any, end: Any, text: str | None) -> bool:
+    """Whether ``start`` and ``end`` are integers with 0 <= start < end (<= len(text) where known)."""
+    if type(start) is not int or type(end) is not int:
+        return False
+    return 0 <= start < end and (text is None or end <= len(text))
+
+
+def _mentions(f: _Field, value: dict[str, Any], text: str | None) -> list[dict[str, Any]]:
+    """The mentions of one ``labels`` region, one per label; in ``text`` (the item's text, where
+    known) its offsets must cover exactly the region's text."""
+    start, end, labels = value.get("start"), value.get("end"), value.get("labels")
+    if not _offsets_fit(start, end, text):
+        raise ValueError(f"field '{f.name}': a region needs offsets 0 <= start < end <= the text's length,"
+                         f" got {start}, {end}")
+    if not isinstance(labels, list) or not labels:
+        raise ValueError(f"field '{f.name}': the region at [{start}:{end}] has no label")
+    covered = value.get("text") if text is None else text[start:end]
+    if not isinstance(covered, str) or value.get("text", covered) != covered:
+        raise ValueError(f"field '{f.name}': the region at [{start}:{end}] reads {value.get('text')!r}"
+                         f" but the text there is {covered!r}")
+    return [{"text": covered, "label": label, "start": start, "end": end} for label in labels]
 
 
 def export_tasks(store: Store, spec: TaskSpec, out: str | Path, labeler: str = "llm",
@@ -226,7 +325,7 @@ def _import_tasks(store: Store, spec: TaskSpec, tasks: list[dict[str, Any]], lab
     """Check and store the annotations of ``tasks``; ``emails`` names the users given by id only."""
     fields, result = _fields(spec), ImportResult()
     validator = jsonschema.Draft202012Validator(spec.output_schema())
-    known = sql.item_ids_present(store, (i for i in map(_item_id, tasks) if isinstance(i, str)))
+    known = sql.item_texts(store, (i for i in map(_item_id, tasks) if isinstance(i, str)))
     for task in tasks:
         item_id, annotations = _item_id(task), task.get("annotations") or []
         where = f"task {task.get('id')}" + (f" (item {item_id})" if isinstance(item_id, str) else "")
@@ -242,7 +341,7 @@ def _import_tasks(store: Store, spec: TaskSpec, tasks: list[dict[str, Any]], lab
                 result.cancelled += 1
                 continue
             try:
-                output = _output(fields, annotation.get("result") or [])
+                output = _output(fields, annotation.get("result") or [], known[item_id])
                 _check(validator, output)
             except ValueError as exc:
                 result.errors.append(f"{where}, annotation {annotation['id']}: {exc}")

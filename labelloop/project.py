@@ -117,10 +117,10 @@ class Project:
 
     def export(self, out: str | Path, fmt: str = "jsonl", *, labeler: str = "llm",
                keep_fields: list[str] | None = None, include_unreviewed: bool = False,
-               actor: str = "cli") -> ExportResult:
+               actor: str = "cli", tokenizer: str = "auto") -> ExportResult:
         """Write the final labels (human answer, else accepted prediction); says what was left out."""
         return export(self.store, self.spec, out, fmt, labeler=labeler, keep_fields=keep_fields,
-                      include_unreviewed=include_unreviewed, actor=actor)
+                      include_unreviewed=include_unreviewed, actor=actor, tokenizer=tokenizer)
 
     def export_labelstudio(self, out: str | Path, *, labeler: str = "llm", actor: str = "cli") -> LabelStudioExport:
         """Write every item as a Label Studio task (``out``, JSON) with the prediction of ``labeler``,

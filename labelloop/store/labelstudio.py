@@ -64,6 +64,15 @@ def item_ids_present(store: Store, ids: Iterable[str]) -> set[str]:
     return found
 
 
+def item_texts(store: Store, ids: Iterable[str]) -> dict[str, str]:
+    """The text of each of ``ids`` that is an item of this project."""
+    found: dict[str, str] = {}
+    for chunk in chunks(list(dict.fromkeys(ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        found.update(store.db.execute(f"SELECT id, text FROM items WHERE id IN ({marks})", chunk).fetchall())
+    return found
+
+
 def add_imported_annotation(store: Store, *, item_id: str, annotator: str, output: dict[str, Any],
                             external_id: str, labeler: str, action: str) -> bool:
     """Store a Label Studio annotation as ``annotator``'s current answer, atomically with its audit-log
