@@ -140,3 +140,24 @@ def test_generated_outputs_are_rated_by_a_judge_and_the_rating_is_the_confidence
             assert project.status().routes == {"accepted": 2}
     finally:
         server.close()
+
+
+def test_a_mention_outside_its_labels_vocabulary_goes_to_review(tmp_path):
+    from labelloop.route import judge
+    from labelloop.spec import load_spec
+    from labelloop.store import Item
+
+    (tmp_path / "drugs.txt").write_text("布洛芬\n阿司匹林\n", encoding="utf-8")
+    (tmp_path / "labelloop.yaml").write_text(
+        SPECS["spans"][0] + "vocabularies: {drug: drugs.txt}\nreview: {accept_without_confidence: true}\n",
+        encoding="utf-8")
+    spec = load_spec(tmp_path / "labelloop.yaml")
+    item = Item("a", "吃了布洛芬和板蓝根", {}, "")
+    answer = {"entities": [{"text": "布洛芬", "label": "drug"}, {"text": "板蓝根", "label": "drug"}]}
+    verdict = judge(spec, item, json.dumps(answer, ensure_ascii=False), None)
+    assert verdict.route.reasons == ["vocabulary[drug]"]
+    assert verdict.validation.problems[0].message == "'板蓝根' is not in the drug vocabulary"
+    (tmp_path / "labelloop.yaml").write_text(SPECS["spans"][0] + "vocabularies: {drug: missing.txt}\n",
+                                             encoding="utf-8")
+    with pytest.raises(SpecError, match=r"labelloop.yaml:5: vocabularies.drug: cannot read .*missing.txt"):
+        load_spec(tmp_path / "labelloop.yaml")

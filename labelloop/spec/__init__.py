@@ -47,9 +47,24 @@ def parse_spec(text: str, filename: str = SPEC_FILENAME) -> TaskSpec:
         line = line_of(lines, ("kind",)) or 1
         raise SpecError(filename, line, "kind", f"must be one of {', '.join(KINDS)} (got {data.get('kind')!r})")
     try:
-        return _SPEC_ADAPTER.validate_python(data)
+        spec = _SPEC_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise _spec_error(exc, lines, filename, _SPEC_CLASSES[data["kind"]]) from None
+    if isinstance(spec, SpansSpec):
+        _read_vocabularies(spec, Path(filename).parent, lines, filename)
+    return spec
+
+
+def _read_vocabularies(spec: SpansSpec, base: Path, lines: dict, filename: str) -> None:
+    """Load each label's vocabulary file (relative to the spec's folder), one term per line."""
+    for label, name in spec.vocabularies.items():
+        path = base / name
+        try:
+            terms = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(filename, line_of(lines, ("vocabularies", label)), f"vocabularies.{label}",
+                            f"cannot read {path} ({exc.__class__.__name__})") from None
+        spec.vocabulary_terms[label] = terms
 
 
 def load_spec(path: str | Path) -> TaskSpec:

@@ -168,6 +168,7 @@ class SpansSpec(TaskSpec):
         "prefer_finer", description="on overlapping mentions keep the finer one, the longer one, or both")
     vocabularies: dict[str, str] = Field({}, description="label -> file of allowed terms, one per line")
     mentions_field: Literal["entities"] = "entities"
+    vocabulary_terms: dict[str, set[str]] = Field({}, exclude=True, repr=False)  # read when the spec loads
 
     @field_validator("vocabularies")
     @classmethod
