@@ -69,6 +69,8 @@ def score(spec: TaskSpec, output: dict, text: str, token_logprobs: list[dict] | 
         return _score_label(spec.label_names, output, raw, spans, tokens)
     if isinstance(spec, MultilabelSpec):
         return _score_label_set(raw, spans, tokens)
+    if getattr(spec, "mentions_field", None):
+        return _score_mentions(spec.mentions_field, output, raw, spans, tokens)
     return _score_fields(spec.output_schema().get("required", []), output, spans, tokens)
 
 
@@ -287,6 +289,39 @@ def agreement(spec: TaskSpec, answer: dict, samples: list[dict | None]) -> Confi
     if not required:
         return _NO_CONFIDENCE
     return Confidence(min(fields[name] for name in required), "self_consistency", fields)
+
+
+def _score_mentions(field: str, output: dict, raw: bytes, spans: dict[str, Span],
+                    tokens: list[_Token]) -> Confidence:
+    """spans / intent_slots: each mention (``entities[0]``, ...) is the probability of the tokens
+    that wrote it; other fields as in extract; the item is the least confident of them all."""
+    scored = _score_fields([], {k: v for k, v in output.items() if k != field}, spans, tokens)
+    fields = dict(scored.fields)
+    if field in spans:
+        start, end = spans[field]
+        elements = _array_elements(raw, start, end)
+        for index, (first, last) in enumerate(elements):
+            value = _span_probability(tokens, first, last)
+            if value is not None:
+                fields[f"{field}[{index}]"] = value
+        if not elements:  # no mention at all: how sure the model was of the empty list
+            empty = _span_probability(tokens, start, end)
+            if empty is not None:
+                fields[field] = empty
+    if not fields:
+        return _NO_CONFIDENCE
+    return Confidence(min(fields.values()), "mention_min", fields)
+
+
+def _array_elements(raw: bytes, start: int, end: int) -> list[Span]:
+    """The byte spans of the elements of the JSON array at [start, end)."""
+    elements, i = [], _skip_space(raw, start + 1)
+    while i < end - 1 and raw[i:i + 1] != b"]":
+        close = _value_end(raw, i)
+        elements.append((i, close))
+        i = _skip_space(raw, close)
+        i = _skip_space(raw, i + 1) if raw[i:i + 1] == b"," else i
+    return elements
 
 
 def _score_label_set(raw: bytes, spans: dict[str, Span], tokens: list[_Token]) -> Confidence:

@@ -291,3 +291,20 @@ def test_each_chosen_label_of_a_set_gets_its_own_confidence():
     empty = score(spec, {"labels": []}, '{"labels": []}',
                   [{"token": '{"labels": []}', "logprob": math.log(0.7), "bytes": list(b'{"labels": []}')}])
     assert math.isclose(empty.value, 0.7) and empty.fields == {}
+
+
+def test_each_mention_gets_its_own_confidence():
+    from labelloop.spec import parse_spec
+
+    spec = parse_spec("name: s\nkind: spans\ninstruction: x\nlabels: [symptom, drug]\n")
+    text = '{"entities": [{"text": "头痛", "label": "symptom"}, {"text": "布洛芬", "label": "drug"}]}'
+    first, second = '{"text": "头痛", "label": "symptom"}', '{"text": "布洛芬", "label": "drug"}'
+    pieces = [('{"entities": [', 0.0), (first, math.log(0.9)), (", ", 0.0), (second, math.log(0.6)), ("]}", 0.0)]
+    logprobs = [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []} for t, lp in pieces]
+    result = score(spec, json.loads(text), text, logprobs)
+    assert result.method == "mention_min"
+    assert set(result.fields) == {"entities[0]", "entities[1]"}
+    assert math.isclose(result.fields["entities[0]"], 0.9) and math.isclose(result.value, 0.6)
+    empty = score(spec, {"entities": []}, '{"entities": []}',
+                  [{"token": '{"entities": []}', "logprob": math.log(0.8), "bytes": list(b'{"entities": []}')}])
+    assert math.isclose(empty.value, 0.8) and set(empty.fields) == {"entities"}
