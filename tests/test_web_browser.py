@@ -268,3 +268,21 @@ def test_spans_are_added_by_selecting_text_relabelled_and_deleted_by_key(tmp_pat
         assert sorted(saved["entities"], key=lambda m: m["start"]) == [
             {"text": "头痛", "label": "symptom", "start": 0, "end": 2},
             {"text": "布洛芬", "label": "drug", "start": 7, "end": 10}]
+
+
+def test_a_generated_output_is_edited_in_a_text_box(tmp_path, browser):
+    project = make_project(tmp_path / "g", ["我头痛"])
+    project.spec_path.write_text("name: g\nkind: generate\ninstruction: Translate to English.\n"
+                                 "rubric: [faithful]\n", encoding="utf-8")
+    with serving(project, json.dumps({"output": "I has headache."})) as (server, token):
+        page, _ = login(browser, server, token)
+        page.goto(server.url + "/items/t000")
+        page.locator('tr.field[data-field="output"] .edit-field').click()
+        box = page.locator('textarea[name="output"]')
+        box.fill("I have a headache.")
+        box.press("Enter")                       # a new line, not a save
+        assert page.url.endswith("/items/t000") and box.input_value() == "I have a headache.\n"
+        box.press("Control+Enter")
+        page.wait_for_url(server.url + "/")
+        saved = json.loads(project.store.annotations("t000")[-1]["output"])
+        assert saved == {"output": "I have a headache."}  # surrounding whitespace is trimmed

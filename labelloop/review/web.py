@@ -200,7 +200,8 @@ def _fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
             "enum": prop.get("enum") or (getattr(spec, "label_names", None) if name == "label" else None),
             "options": (prop.get("items") or {}).get("enum") if "array" in types else None,
             "input": "number" if {"integer", "number"} & set(types) else "text",
-            "integer": "integer" in types, "nullable": "null" in types})
+            "integer": "integer" in types, "nullable": "null" in types,
+            "multiline": spec.kind == "generate" and name == "output"})
     return rows
 
 

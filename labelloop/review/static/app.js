@@ -56,7 +56,7 @@
   // -- extract: per-field accept / edit -------------------------------------------------------
   const rows = $$("tr.field");
   const choiceSets = $$("fieldset.choices");
-  function control(row) { return row.querySelector("fieldset, input, select"); }
+  function control(row) { return row.querySelector("fieldset, textarea, input, select"); }
   function setEditing(row, editing) {
     const input = control(row);
     input.disabled = !editing;
@@ -186,7 +186,10 @@
   document.addEventListener("keydown", (event) => {
     const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName);
     if (event.key === "Escape" && typing) { event.target.blur(); return; }
-    if (event.key === "Enter" && typing && event.target !== search) { event.preventDefault(); submitAll(); return; }
+    const newline = event.target.tagName === "TEXTAREA" && !(event.ctrlKey || event.metaKey);
+    if (event.key === "Enter" && typing && event.target !== search && !newline) {
+      event.preventDefault(); submitAll(); return;
+    }
     if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
     if (spanKey(event)) { event.preventDefault(); return; }
     if (event.key === "Enter") { event.preventDefault(); submitAll(); }
