@@ -205,7 +205,7 @@ def bio_tags(text: str, spans: list[Span], tokenizer: str = "auto") -> list[tupl
     """
     tokens = tokenize(text, tokenizer)
     tags = ["O"] * len(tokens)
-    for span in sorted(spans, key=lambda s: (s.start, s.start - s.end)):
+    for span in sorted(spans, key=lambda s: (s.start, s.start - s.end, s.label)):  # order-independent
         covered = [i for i, (_, a, b) in enumerate(tokens) if a < span.end and span.start < b]
         if covered and all(tags[i] == "O" for i in covered):
             tags[covered[0]] = f"B-{span.label}"

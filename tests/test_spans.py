@@ -317,3 +317,8 @@ def test_gold_against_itself_scores_one(name):
     scores = span_f1(gold, gold, texts)
     assert (scores["precision"], scores["recall"], scores["f1"]) == (1.0, 1.0, 1.0)
     assert all(row["f1"] == 1.0 for row in scores["per_label"].values())
+
+
+def test_span_f1_does_not_depend_on_the_order_of_same_extent_spans():
+    a, b = Span(0, 10, "date", "in an hour"), Span(0, 10, "time", "in an hour")
+    assert span_f1([[a, b]], [[b, a]], ["in an hour"])["f1"] == 1.0
