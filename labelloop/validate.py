@@ -32,7 +32,7 @@ _CONTEXT_NAMES = ("output", "item", "text")  # output["class"] reaches a field n
 class Problem:
     """One reason an answer cannot be trusted as it is."""
 
-    kind: str  # "parse", "schema", "span", "vocabulary", "rule" or "custom"
+    kind: str  # "parse", "schema", "span", "overlap", "vocabulary", "rule" or "custom"
     message: str
     field: str | None = None
 
@@ -42,6 +42,8 @@ class Problem:
             return "unparsable"
         if self.kind == "span":
             return "ungrounded"
+        if self.kind == "overlap":
+            return "label_conflict"
         if self.kind == "vocabulary":
             return f"vocabulary[{self.field}]"
         target = self.field if self.kind == "schema" and self.field else f"{self.kind}: {self.message}"
@@ -109,6 +111,8 @@ def _grounded(spec: TaskSpec, output: dict[str, Any], item: Item) -> tuple[dict[
                 for span in found.spans]
     problems = [Problem("span", f"{entity.get('text')!r} ({entity.get('label')}): {entity['reason']}", field_name)
                 for entity in found.ungrounded]
+    problems += [Problem("overlap", f"{span.text!r} ({span.label}): {why}", field_name)
+                 for span, why in found.dropped if "label conflict" in why]  # one text, two labels: ask a person
     vocabularies = getattr(spec, "vocabulary_terms", {})
     problems += [Problem("vocabulary", f"{span.text!r} is not in the {span.label} vocabulary", span.label)
                  for span in found.spans if span.label in vocabularies and span.text not in vocabularies[span.label]]

@@ -161,3 +161,18 @@ def test_a_mention_outside_its_labels_vocabulary_goes_to_review(tmp_path):
                                              encoding="utf-8")
     with pytest.raises(SpecError, match=r"labelloop.yaml:5: vocabularies.drug: cannot read .*missing.txt"):
         load_spec(tmp_path / "labelloop.yaml")
+
+
+def test_one_text_with_two_labels_goes_to_review_nested_spans_follow_the_policy():
+    from labelloop.route import judge
+    from labelloop.store import Item
+
+    spec = parse_spec(SPECS["spans"][0] + "review: {accept_without_confidence: true}\n")
+    item = Item("a", "持续性头痛", {}, "")
+    nested = {"entities": [{"text": "持续性头痛", "label": "symptom"}, {"text": "头痛", "label": "symptom"}]}
+    verdict = judge(spec, item, json.dumps(nested, ensure_ascii=False), None)
+    assert verdict.route.state == "accepted"  # prefer_finer keeps 头痛, by the spec's policy
+    assert [m["text"] for m in verdict.validation.output["entities"]] == ["头痛"]
+    conflict = {"entities": [{"text": "头痛", "label": "symptom"}, {"text": "头痛", "label": "drug"}]}
+    verdict = judge(spec, item, json.dumps(conflict, ensure_ascii=False), None)
+    assert verdict.route.reasons == ["label_conflict"]
