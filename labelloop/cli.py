@@ -124,7 +124,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
     project: ProjectOpt = None,
 ) -> None:
-    """Counts by status, frequent errors, tokens and throughput of recent runs."""
+    """Routing states and reasons, a confidence histogram, errors, tokens and recent runs."""
     with _project(project) as proj:
         summary = proj.status()
         if as_json:
@@ -246,7 +246,7 @@ def demo(
     directory: Annotated[Path, typer.Argument(help="Where to create the demo projects")] = Path("labelloop-demo"),
     quiet: QuietOpt = False,
 ) -> None:
-    """Label the bundled demo data with the embedded model (no server, no network)."""
+    """The whole loop on bundled demo data with the embedded model (no server, no network)."""
     results = run_demo(directory, progress=lambda name: None if quiet else out.RichProgress(name))
     for project, run, exported in results:
         out.console.print(f"[bold]{project.root}[/bold]")
