@@ -1,0 +1,185 @@
+"""Inter-annotator agreement and majority aggregation, as pure functions.
+
+Annotations are a mapping ``{item_id: {annotator: value}}``. A value is any hashable answer: a label
+string for single-label tasks, or a ``frozenset`` of labels for multi-label tasks (each distinct set
+is then one category). Missing answers are simply absent keys. The statistics come from libraries
+(scikit-learn, statsmodels, krippendorff); this module only reshapes the data for them. A statistic
+that is undefined (for instance every rater gives the same single category, so chance agreement is
+1) is returned as ``None`` rather than ``nan``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+import krippendorff
+import numpy as np
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.inter_rater import aggregate_raters
+from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
+
+Annotations = Mapping[Hashable, Mapping[Hashable, Hashable]]
+
+
+def from_records(
+    rows: Iterable[Mapping[str, Any]], *, item: str = "item", annotator: str = "annotator", field: str = "labels"
+) -> dict[Hashable, dict[Hashable, Hashable]]:
+    """Build annotations from records such as ``annotations.jsonl`` rows; list values become frozensets."""
+    out: dict[Hashable, dict[Hashable, Hashable]] = {}
+    for row in rows:
+        value = row[field]
+        if isinstance(value, (list, tuple, set)):
+            value = frozenset(value)
+        out.setdefault(row[item], {})[row[annotator]] = value
+    return out
+
+
+def _defined(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def _categories(annotations: Annotations, order: Sequence[Hashable] | None = None) -> dict[Hashable, int]:
+    """Map each category to an int: by ``order`` if given, else sorted by ``repr`` (frozensets included)."""
+    if order is None:
+        order = sorted({v for raters in annotations.values() for v in raters.values()}, key=repr)
+    return {value: code for code, value in enumerate(order)}
+
+
+def _pair_agreement(values: Sequence[Hashable]) -> tuple[int, int]:
+    """(agreeing rater pairs, all rater pairs) within one item."""
+    n = len(values)
+    same = sum(c * (c - 1) // 2 for c in Counter(values).values())
+    return same, n * (n - 1) // 2
+
+
+def pairwise(annotations: Annotations) -> list[dict[str, Any]]:
+    """Percent agreement and Cohen's kappa for every annotator pair sharing at least 2 items.
+
+    Kappa is ``sklearn.metrics.cohen_kappa_score`` on the shared items (frozensets are categories);
+    it is ``None`` where undefined (both annotators used one and the same category throughout).
+    """
+    by_annotator: dict[Hashable, dict[Hashable, Hashable]] = {}
+    for item, raters in annotations.items():
+        for annotator, value in raters.items():
+            by_annotator.setdefault(annotator, {})[item] = value
+    codes = _categories(annotations)
+    result = []
+    for a, b in combinations(sorted(by_annotator, key=repr), 2):
+        shared = [i for i in by_annotator[a] if i in by_annotator[b]]
+        if len(shared) < 2:
+            continue
+        ya = [codes[by_annotator[a][i]] for i in shared]
+        yb = [codes[by_annotator[b][i]] for i in shared]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kappa = cohen_kappa_score(ya, yb)
+        agree = sum(x == y for x, y in zip(ya, yb)) / len(shared)
+        result.append(
+            {"a": a, "b": b, "items": len(shared), "percent_agreement": agree, "cohen_kappa": _defined(kappa)}
+        )
+    return result
+
+
+def fleiss_kappa(annotations: Annotations, labels: Sequence[Hashable]) -> float | None:
+    """Fleiss' kappa (statsmodels) over the categories ``labels``.
+
+    Fleiss' kappa needs the same number of ratings on every item, so it is computed only on the items
+    whose rating count equals the most common count among items with at least 2 ratings (on a tie, the
+    larger count); the other items are left out. Use :func:`krippendorff_alpha` to use every item.
+    A value outside ``labels`` raises ``ValueError``. ``None`` if no such items or kappa is undefined.
+    """
+    codes = _categories(annotations, labels)
+    counts = Counter(len(r) for r in annotations.values() if len(r) >= 2)
+    if not counts:
+        return None
+    n = max(counts, key=lambda k: (counts[k], k))
+    rows = []
+    for raters in annotations.values():
+        if len(raters) == n:
+            try:
+                rows.append([codes[v] for v in raters.values()])
+            except KeyError as exc:
+                raise ValueError(f"value {exc.args[0]!r} is not in labels") from None
+    table, _ = aggregate_raters(np.array(rows), n_cat=len(labels))
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _defined(_sm_fleiss_kappa(table, method="fleiss"))
+
+
+def krippendorff_alpha(
+    annotations: Annotations, level: str = "nominal", order: Sequence[Hashable] | None = None
+) -> float | None:
+    """Krippendorff's alpha (``krippendorff`` package), using every item and tolerating missing values.
+
+    The reliability matrix is annotators x items, ``nan`` where an annotator did not rate an item.
+    ``level`` is ``"nominal"`` or ``"ordinal"``; for ordinal data, ``order`` gives the category order
+    (default: sorted values). ``None`` when fewer than 2 distinct values occur or alpha is undefined.
+    """
+    if level not in ("nominal", "ordinal"):
+        raise ValueError(f"level must be 'nominal' or 'ordinal', not {level!r}")
+    codes = _categories(annotations, order)
+    items = list(annotations)
+    annotators = sorted({a for r in annotations.values() for a in r}, key=repr)
+    row = {a: k for k, a in enumerate(annotators)}
+    data = np.full((len(annotators), len(items)), np.nan)
+    for j, item in enumerate(items):
+        for annotator, value in annotations[item].items():
+            data[row[annotator], j] = codes[value]
+    present = np.unique(data[~np.isnan(data)])
+    if len(present) < 2:
+        return None
+    domain = list(range(len(codes))) if level == "ordinal" else present.tolist()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _defined(krippendorff.alpha(reliability_data=data, level_of_measurement=level, value_domain=domain))
+
+
+def binarize(annotations: Annotations, label: Hashable) -> dict[Hashable, dict[Hashable, bool]]:
+    """One yes/no question per annotator and item: does the annotator's label set contain ``label``?"""
+    return {item: {a: label in value for a, value in raters.items()} for item, raters in annotations.items()}
+
+
+def per_label_agreement(annotations: Annotations, labels: Sequence[Hashable]) -> dict[Hashable, dict[str, Any]]:
+    """Multi-label agreement: each label is a binary present/absent question per annotator.
+
+    For each label: ``alpha`` (Krippendorff's alpha, nominal, over the binarised answers; ``None``
+    when the label is never or always chosen), ``percent_agreement`` (share of agreeing rater pairs
+    within items, pooled) and ``positives`` (how many answers contain the label).
+    Why not MASI-weighted alpha on whole sets: a single set-level number hides which labels are
+    reliable, and set distances depend on how many labels are offered; per-label binary agreement
+    says, for each relation, whether people agree it holds — what a guideline fix needs.
+    """
+    out: dict[Hashable, dict[str, Any]] = {}
+    for label in labels:
+        binary = binarize(annotations, label)
+        same = pairs = 0
+        for raters in binary.values():
+            s, p = _pair_agreement(list(raters.values()))
+            same, pairs = same + s, pairs + p
+        out[label] = {
+            "alpha": krippendorff_alpha(binary, "nominal", order=[False, True]),
+            "percent_agreement": same / pairs if pairs else None,
+            "positives": sum(v for raters in binary.values() for v in raters.values()),
+        }
+    return out
+
+
+def majority(annotations: Annotations) -> dict[Hashable, dict[str, Any]]:
+    """Majority answer per item: ``value``, its ``share`` of the item's answers, and ``tie``.
+
+    On a tie, ``value`` is the tied answer that sorts first by ``repr`` (deterministic) and ``tie``
+    is True, so callers can route tied items to review. Items without answers are left out.
+    """
+    out: dict[Hashable, dict[str, Any]] = {}
+    for item, raters in annotations.items():
+        counts = Counter(raters.values())
+        if not counts:
+            continue
+        top = max(counts.values())
+        winners = sorted((v for v, c in counts.items() if c == top), key=repr)
+        out[item] = {"value": winners[0], "share": top / len(raters), "tie": len(winners) > 1}
+    return out
