@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -10,12 +11,17 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labelloop import Project
+from labelloop.prompt import build_prompt
+from labelloop.spec import TaskSpec
+from labelloop.store import Item, PredictionRecord, RunCounts, Store
 from labelloop.backends.llamacpp import embedded_model_path
 
 def free_port() -> int:
@@ -181,3 +187,40 @@ def sentiment_project(tmp_path) -> Iterator[Project]:
     project = make_project(tmp_path / "proj", texts)
     yield project
     project.close()
+
+
+MODEL = "qwen-test"  # the model name stores built by build_store record
+
+
+@dataclass
+class Case:
+    """One item and what happened to it: a model answer (route, output, confidence) and a person's answer."""
+
+    id: str
+    text: str
+    route: str | None = None
+    output: Any = None
+    confidence: float | None = None
+    human: dict[str, Any] | None = None
+    annotator: str = "alice"
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def build_store(path: Path, spec: TaskSpec, cases: list[Case]) -> Store:
+    """A store holding ``cases``, written through the store's public API as a labeling run would."""
+    store = Store.open(path)
+    with store.transaction():
+        store.add_items([Item(c.id, c.text, c.fields, f"h-{c.id}") for c in cases])
+    prompt = build_prompt(spec)
+    store.save_prompt(prompt.version, list(prompt.shared), spec.prompt.item_template, spec.output_schema())
+    run = store.start_run(labeler="llm", backend="openai", model=MODEL, params={}, prompt_version=prompt.version,
+                          job_key="job", items_planned=len(cases), pid=os.getpid())
+    predictions = [PredictionRecord(c.id, "llm", "job", f"h-{c.id}", prompt.version, MODEL,
+                                    "failed" if c.route == "failed" else "ok", output=c.output,
+                                    confidence=c.confidence, route=c.route)
+                   for c in cases if c.route is not None]
+    store.save_predictions(run, predictions, RunCounts(items_done=len(predictions)))
+    for case in cases:
+        if case.human is not None:
+            store.add_annotation(case.id, case.annotator, case.human, "correct", None)
+    return store

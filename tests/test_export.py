@@ -7,20 +7,19 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+from conftest import MODEL, Case, build_store
 from labelloop.errors import InputError
 from labelloop.export import FORMATS, export
 from labelloop.prompt import build_prompt
 from labelloop.spec import TaskSpec, parse_spec, template_text
-from labelloop.store import Item, PredictionRecord, RunCounts, Store
+from labelloop.store import Item, Store
 
-MODEL = "qwen-test"
 SENTIMENT = parse_spec(template_text("sentiment"))
 FLIGHT = parse_spec(template_text("flight-booking"))
 NESTED = parse_spec("""
@@ -45,40 +44,6 @@ labels: [positive, negative, neutral]
 prompt:
   item_template: "Product: {{ product }}\\n\\n{{ text }}"
 """)  # no examples: an item without a product fails only when its own message is rendered
-
-
-@dataclass
-class Case:
-    """One item and what happened to it: a model answer (route, output, confidence) and a person's answer."""
-
-    id: str
-    text: str
-    route: str | None = None
-    output: Any = None
-    confidence: float | None = None
-    human: dict[str, Any] | None = None
-    annotator: str = "alice"
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-def build_store(path: Path, spec: TaskSpec, cases: list[Case]) -> Store:
-    """A store holding ``cases``, written through the store's public API as a labeling run would."""
-    store = Store.open(path)
-    with store.transaction():
-        store.add_items([Item(c.id, c.text, c.fields, f"h-{c.id}") for c in cases])
-    prompt = build_prompt(spec)
-    store.save_prompt(prompt.version, list(prompt.shared), spec.prompt.item_template, spec.output_schema())
-    run = store.start_run(labeler="llm", backend="openai", model=MODEL, params={}, prompt_version=prompt.version,
-                          job_key="job", items_planned=len(cases), pid=os.getpid())
-    predictions = [PredictionRecord(c.id, "llm", "job", f"h-{c.id}", prompt.version, MODEL,
-                                    "failed" if c.route == "failed" else "ok", output=c.output,
-                                    confidence=c.confidence, route=c.route)
-                   for c in cases if c.route is not None]
-    store.save_predictions(run, predictions, RunCounts(items_done=len(predictions)))
-    for case in cases:
-        if case.human is not None:
-            store.add_annotation(case.id, case.annotator, case.human, "correct", None)
-    return store
 
 
 SENTIMENT_CASES = [

@@ -21,7 +21,8 @@ from labelloop.labelstudio import export_tasks, import_export, labeling_config
 from labelloop.prompt import build_prompt
 from labelloop.spec import TaskSpec, parse_spec
 from labelloop.store import Store
-from test_export import MODEL, Case, build_store, read_jsonl
+from conftest import MODEL, Case, build_store
+from test_export import read_jsonl
 
 SPANS = parse_spec("name: s\nkind: spans\ninstruction: Mark symptoms and drugs.\n"
                    "labels: [symptom, {name: drug, description: a medicine}]\n")

@@ -14,17 +14,16 @@ from typing import Any
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import MODEL, Case, build_store, free_port, wait_for
 from labelloop.export import export
 from labelloop.labelstudio import LabelStudioError, export_tasks, import_export, labeling_config, sync
 from labelloop.prompt import build_prompt
 from labelloop.spec import TaskSpec, parse_spec, template_text
-from labelloop.store import Item, PredictionRecord, RunCounts, Store
+from labelloop.store import Store
 
 pytestmark = pytest.mark.filterwarnings("ignore:The `parse_obj` method is deprecated")  # inside the SDK
 
 DATA = Path(__file__).parent / "data" / "labelstudio"
-MODEL = "qwen-test"
 SENTIMENT = parse_spec(template_text("sentiment"))
 FLIGHT = parse_spec(template_text("flight-booking"))
 NUMBERS = parse_spec("""
@@ -46,19 +45,8 @@ FLIGHT_CANCEL = {"intent": "cancel_flight", "departure_city": None, "arrival_cit
 
 def make_store(path: Path, spec: TaskSpec, cases: dict[str, tuple[str, Any, float | None, str | None]]) -> Store:
     """A store with one item per case id and, where a route is given, the model's prediction."""
-    store = Store.open(path)
-    with store.transaction():
-        store.add_items([Item(item_id, text, {}, f"h-{item_id}") for item_id, (text, *_) in cases.items()])
-    prompt = build_prompt(spec)
-    store.save_prompt(prompt.version, list(prompt.shared), spec.prompt.item_template, spec.output_schema())
-    run = store.start_run(labeler="llm", backend="openai", model=MODEL, params={}, prompt_version=prompt.version,
-                          job_key="job", items_planned=len(cases), pid=os.getpid())
-    predictions = [PredictionRecord(item_id, "llm", "job", f"h-{item_id}", prompt.version, MODEL,
-                                    "failed" if route == "failed" else "ok", output=output, confidence=confidence,
-                                    route=route)
-                   for item_id, (_, output, confidence, route) in cases.items() if route is not None]
-    store.save_predictions(run, predictions, RunCounts(items_done=len(predictions)))
-    return store
+    return build_store(path, spec, [Case(item_id, text, route, output, confidence)
+                                    for item_id, (text, output, confidence, route) in cases.items()])
 
 
 SENTIMENT_CASES = {
