@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import click
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from . import _console as out
@@ -26,7 +28,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except LabelloopError as exc:
-            out.err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            out.err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
             raise SystemExit(1) from None
         except KeyboardInterrupt:
             out.err_console.print("interrupted: finished work is saved; rerun the command to resume")
@@ -203,12 +205,75 @@ def sync_labelstudio(
 def review(
     reviewer: Annotated[str, typer.Option(help="Your name, recorded with every decision")],
     limit: Annotated[Optional[int], typer.Option(help="Stop after this many decisions")] = None,
+    adjudicate: Annotated[bool, typer.Option(
+        "--adjudicate", help="Decide disputed items with every answer side by side (expert role)")] = False,
     labeler: LabelerOpt = "llm", project: ProjectOpt = None,
 ) -> None:
     """Review doubtful predictions in the terminal, lowest confidence first."""
     with _project(project) as proj:
-        summary = proj.review_in_terminal(reviewer, labeler=labeler, limit=limit, console=out.console)
-        out.console.print(f"{summary.reviewed} reviewed, {summary.skipped} skipped, {summary.left} left in the queue")
+        summary = proj.review_in_terminal(reviewer, labeler=labeler, limit=limit, console=out.console,
+                                          adjudicate=adjudicate)
+        out.console.print(f"{summary.reviewed} {'decided' if adjudicate else 'reviewed'}, {summary.skipped} skipped,"
+                          f" {summary.left} left in the queue")
+
+
+@app.command("import-annotations")
+def import_annotations(
+    path: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV or Parquet: one row per item and annotator")],
+    item_field: Annotated[str, typer.Option(help="Column holding the item id")] = "item",
+    annotator_field: Annotated[str, typer.Option(help="Column holding the annotator's name")] = "annotator",
+    value_field: Annotated[str, typer.Option("--field", help=(
+        "Column holding the answer (an object, or the value of the task's only field);"
+        " '-' reads the output fields from the row itself"))] = "labels",
+    fmt: Annotated[Optional[str], typer.Option("--format", help="jsonl, csv, tsv or parquet (default: from the suffix)")] = None,
+    fix_labels: Annotated[bool, typer.Option("--fix-labels", help=(
+        "Accept labels that differ from an allowed one only by brackets, quotes, spaces or case"))] = False,
+    labeler: LabelerOpt = "llm", project: ProjectOpt = None,
+) -> None:
+    """Import answers made elsewhere (long format: item, annotator, answer); all of the file or nothing."""
+    with _project(project) as proj:
+        result = proj.import_annotations(path, item_field=item_field, annotator_field=annotator_field,
+                                         value_field=None if value_field == "-" else value_field, fmt=fmt,
+                                         labeler=labeler, fix_labels=fix_labels)
+    fixed = f"; {result.fixed_labels} labels fixed" if result.fixed_labels else ""
+    out.console.print(f"{result.path}: {result.added} answers added ({result.records - result.added} already there)"
+                      f" from {result.annotators} annotators on {result.items} items{fixed}")
+
+
+@app.command()
+def aggregate(
+    force: Annotated[bool, typer.Option("--force", help="Recompute even if no answer changed")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result, annotators' confusion matrices included")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Decide each answered item's gold label (majority or Dawid-Skene, per the task); disputes go to experts."""
+    with _project(project) as proj:
+        result = proj.aggregate(force=force)
+    if as_json:
+        out.console.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        out.print_aggregate(result)
+
+
+@app.command()
+def agree(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    heatmap: Annotated[Optional[Path], typer.Option(help="Write pairwise agreement to a .png or .html")] = None,
+    gold: Annotated[Optional[Path], typer.Option(help="Reference answers: item (or id) and output fields")] = None,
+    models: Annotated[bool, typer.Option(help="Compare model labelers (label --as NAME) beside people")] = True,
+    min_pair_items: Annotated[int, typer.Option(help="Leave out pairs sharing fewer items")] = 5,
+    apply_rework: Annotated[bool, typer.Option("--rework", help=(
+        "Send batches under the match threshold back to the queue"))] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Agreement among annotators and models: kappa, alpha, per field and label, per annotator and batch."""
+    with _project(project) as proj:
+        report = proj.agree(models=models, gold=gold, min_pair_items=min_pair_items, apply_rework=apply_rework,
+                            heatmap=heatmap)
+    if as_json:
+        out.console.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        out.print_agreement(report, heatmap)
 
 
 reviewer_app = typer.Typer(help="Manage the reviewers of the web app.", no_args_is_help=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 import jsonschema
 
+from .aggregate import aggregate
 from .errors import InputError
 from .export_text import SPACY_HINT, TEXT_FORMATS, TEXT_WRITERS, place_mentions
 from .prompt import build_prompt
@@ -38,11 +39,11 @@ from .spec import GenerateSpec, MultilabelSpec, RateSpec, TaskSpec
 from .store import Item, Store
 
 FORMATS = ("jsonl", "csv", "parquet", "hf", "alpaca", "chat")  # the formats of every kind
-REASONS = ("needs_review", "failed", "unlabeled", "invalid")
+REASONS = ("needs_review", "disputed", "failed", "unlabeled", "invalid")
 SOURCES = ("human", "model")
 _TABULAR = ("csv", "parquet", "hf")
-_BASE_COLUMNS = {"id": "string", "text": "string", "source": "string", "annotator": "string",
-                 "confidence": "float64", "model": "string", "prompt_version": "string"}
+_BASE_COLUMNS = {"id": "string", "text": "string", "source": "string", "method": "string",
+                 "decided_by": "string", "confidence": "float64", "model": "string", "prompt_version": "string"}
 _DTYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool"}
 _EXTRAS = {"parquet": ("pyarrow.parquet", "pip install 'labelloop[parquet]'"),
            "hf": ("datasets", "pip install 'labelloop[hf]'"), "spacy": ("spacy", SPACY_HINT)}
@@ -76,6 +77,7 @@ def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *,
     """
     keep = list(keep_fields or [])
     _check_request(store, spec, fmt, keep, tokenizer)
+    aggregate(store, spec)
     out = Path(out)
     excluded: Counter[str] = Counter()
     by_source: Counter[str] = Counter()
@@ -165,6 +167,8 @@ def _final_rows(store: Store, spec: TaskSpec, labeler: str, keep: list[str], inc
 
 def _outcome(row: Any, include_unreviewed: bool) -> str:
     """Where the final label comes from ("human" or "model"), or why there is none."""
+    if row["gold_status"] == "disputed":
+        return "disputed"
     if row["human_output"] is not None:
         return "human"
     if row["prediction_id"] is None:
@@ -181,11 +185,16 @@ def _record(row: Any, source: str, output: Any, item: Item, keep: list[str],
     """The JSONL record: answer, provenance, what the spec adds (``extra``) and the kept item fields."""
     record: dict[str, Any] = {"id": item.id, "text": item.text, "output": output, "source": source}
     if source == "human":
-        record["annotator"] = row["annotator"]
-    record.update(confidence=1.0 if source == "human" else row["confidence"], model=row["model"],
+        record.update(method=row["method"], decided_by=",".join(json.loads(row["decided_by"])))
+    record.update(confidence=_human_confidence(row) if source == "human" else row["confidence"], model=row["model"],
                   prompt_version=row["prompt_version"], **extra)
     record.update({name: item.fields.get(name) for name in keep})
     return record
+
+
+def _human_confidence(row: Any) -> float:
+    """People's labels: 1.0 when one person or an expert decided, else the vote share or posterior."""
+    return 1.0 if row["gold_confidence"] is None else row["gold_confidence"]
 
 
 def _spec_columns(spec: TaskSpec) -> dict[str, Any]:

@@ -393,7 +393,7 @@ def sync(store: Store, spec: TaskSpec, url: str, token: str, project_title: str,
         tasks = [task.model_dump(mode="json") for task in client.tasks.list(project=project_id, fields="all")]
         known = sql.pushed_items(store, url, project_id)
         # tasks of our items the store does not know: pushed by a sync that died before recording them
-        ours = sql.item_ids_present(store, (i for i in map(_item_id, tasks) if isinstance(i, str)))
+        ours = store.existing_ids((i for i in map(_item_id, tasks) if isinstance(i, str)))
         adopted = [(_item_id(t), t["id"]) for t in tasks if _item_id(t) in ours and _item_id(t) not in known]
         sql.record_pushed(store, url, project_id, adopted)
         rows = sql.unpushed_review_items(store, labeler, url, project_id)

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .aggregate import AggregateResult, aggregate
 from .engine import LabelOptions, ProgressSink, RunResult, label
 from .errors import ProjectError
 from .export import ExportResult, export
-from .ingest import IngestResult, ingest_file
+from .ingest import AnnotationImport, IngestResult, ingest_annotations, ingest_file, read_gold
 from .labelstudio import ImportResult, LabelStudioExport, SyncResult, export_tasks, import_export, sync
 from .plan import Plan, make_plan
 from .report import StatusSummary, status_summary
-from .review import add_reviewer
+from .review import Dispute, add_reviewer, adjudication_queue
 from .review.terminal import ReviewSummary, TerminalReview
 from .spec import SPEC_FILENAME, ModelSettings, TaskSpec, load_spec, template_text
 from .store import Store
+
+if TYPE_CHECKING:
+    from .agree import AgreementReport
 
 DB_FILENAME = "labelloop.db"
 
@@ -106,6 +111,40 @@ class Project:
         return ingest_file(self.store, path, text_field=text_field or spec_input.text_field,
                            id_field=id_field or spec_input.id_field, fmt=fmt, skip_bad=skip_bad)
 
+    def import_annotations(self, path: str | Path, *, item_field: str = "item", annotator_field: str = "annotator",
+                           value_field: str | None = "labels", fmt: str | None = None, labeler: str = "llm",
+                           fix_labels: bool = False) -> AnnotationImport:
+        """Import answers made elsewhere (one row per item and annotator), all of the file or nothing;
+        ``fix_labels`` accepts labels that differ from an allowed one only by brackets, quotes, spaces or case."""
+        return ingest_annotations(self.store, self.spec, path, item_field=item_field, annotator_field=annotator_field,
+                                  value_field=value_field, fmt=fmt, labeler=labeler, fix_labels=fix_labels)
+
+    def aggregate(self, *, force: bool = False) -> AggregateResult:
+        """Decide each answered item's gold record (majority or Dawid-Skene; experts' decisions win)."""
+        return aggregate(self.store, self.spec, force=force)
+
+    def agree(self, *, models: bool = True, gold: str | Path | None = None, min_pair_items: int = 5,
+              apply_rework: bool = False, heatmap: str | Path | None = None) -> "AgreementReport":
+        """Agreement among people and models; ``apply_rework`` sends failing batches back to the queue,
+        ``gold`` (a file of item and answer) adds reference answers, ``heatmap`` writes a .png or .html.
+        Needs the ``[agree]`` extra (statsmodels, krippendorff)."""
+        try:
+            from .agree import agreement_report, rework
+            from .agree.heatmap import write_heatmap
+        except ImportError as exc:
+            raise ProjectError(f"agreement needs the agree extra: pip install 'labelloop[agree]' ({exc})") from None
+        reference = read_gold(self.spec, gold) if gold else None
+        report = agreement_report(self.store, self.spec, models=models, gold=reference, min_pair_items=min_pair_items)
+        if heatmap:
+            write_heatmap(report, heatmap)
+        if apply_rework:
+            rework(self.store, report)
+        return report
+
+    def disputes(self, *, labeler: str = "llm", limit: int = 50) -> list[Dispute]:
+        """Items waiting for an expert: answers that tie or agree too little, least agreed first."""
+        return adjudication_queue(self.store, self.spec, labeler, limit)
+
     def plan(self, options: LabelOptions | None = None, **overrides: Any) -> Plan:
         """What ``label`` would do: items, calls, a token estimate and the first prompt."""
         return make_plan(self.store, self.spec, self.settings(**overrides), options or LabelOptions())
@@ -141,9 +180,10 @@ class Project:
         return [{k: v for k, v in dict(row).items() if k not in hidden} for row in self.store.recent_calls(count)]
 
     def review_in_terminal(self, reviewer: str, *, labeler: str = "llm", limit: int | None = None,
-                           console: Any = None) -> ReviewSummary:
-        """Run the interactive terminal review (reads keys from stdin)."""
-        return TerminalReview(self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console).run()
+                           console: Any = None, adjudicate: bool = False) -> ReviewSummary:
+        """Run the interactive terminal review (reads keys from stdin); ``adjudicate``: the expert's queue."""
+        return TerminalReview(self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console,
+                              adjudicating=adjudicate).run()
 
     def add_reviewer(self, name: str, role: str = "annotator") -> str:
         """Register a reviewer for the web app; returns their token (shown once, stored hashed)."""

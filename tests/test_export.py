@@ -91,18 +91,18 @@ def test_jsonl_round_trip_keeps_labels_and_provenance(sentiment, tmp_path):
         "s0": {"id": "s0", "text": "Loved it.", "output": {"label": "positive"}, "source": "model",
                "confidence": 0.95, "model": MODEL, "prompt_version": VERSION},
         "s1": {"id": "s1", "text": "Not bad at all.", "output": {"label": "positive"}, "source": "human",
-               "annotator": "alice", "confidence": 1.0, "model": MODEL, "prompt_version": VERSION},
+               "method": "single", "decided_by": "alice", "confidence": 1.0, "model": MODEL, "prompt_version": VERSION},
         "s6": {"id": "s6", "text": "Broke on day one.", "output": {"label": "negative"}, "source": "human",
-               "annotator": "bob", "confidence": 1.0, "model": None, "prompt_version": None},
+               "method": "single", "decided_by": "bob", "confidence": 1.0, "model": None, "prompt_version": None},
         "s9": {"id": "s9", "text": "Fast shipping.", "output": {"label": "positive"}, "source": "model",
                "confidence": None, "model": MODEL, "prompt_version": VERSION},
         "s10": {"id": "s10", "text": "Rude staff.", "output": {"label": "negative"}, "source": "human",
-                "annotator": "alice", "confidence": 1.0, "model": MODEL, "prompt_version": VERSION},
+                "method": "single", "decided_by": "alice", "confidence": 1.0, "model": MODEL, "prompt_version": VERSION},
     }
     assert [r["id"] for r in read_jsonl(out)] == ["s0", "s1", "s6", "s9", "s10"]  # ingest order
     assert (result.path, result.format, result.written) == (str(out), "jsonl", 5)
     assert result.by_source == {"human": 3, "model": 2}
-    assert result.excluded == {"needs_review": 2, "failed": 1, "unlabeled": 1, "invalid": 2}
+    assert result.excluded == {"needs_review": 2, "disputed": 0, "failed": 1, "unlabeled": 1, "invalid": 2}
     assert_schema_valid(SENTIMENT, [r["output"] for r in records.values()])
 
 
@@ -115,7 +115,7 @@ def test_include_unreviewed_adds_only_schema_valid_answers(sentiment, tmp_path):
     assert records["s2"]["output"] == {"label": "neutral"}
     assert (records["s2"]["source"], records["s2"]["confidence"]) == ("model", 0.4)
     assert result.by_source == {"human": 3, "model": 3}
-    assert result.excluded == {"needs_review": 0, "failed": 1, "unlabeled": 1, "invalid": 3}
+    assert result.excluded == {"needs_review": 0, "disputed": 0, "failed": 1, "unlabeled": 1, "invalid": 3}
     assert_schema_valid(SENTIMENT, [r["output"] for r in records.values()])
 
 
@@ -146,15 +146,15 @@ def test_extract_export_keeps_valid_answers_and_validates_every_one(flight, tmp_
     records = {r["id"]: r for r in read_jsonl(out)}
     assert {k: (r["source"], r["output"]) for k, r in records.items()} == {
         "f0": ("model", FLIGHT_OK), "f2": ("human", FLIGHT_HUMAN)}
-    assert records["f2"]["annotator"] == "carol"
-    assert result.excluded == {"needs_review": 1, "failed": 0, "unlabeled": 0, "invalid": 1}
+    assert (records["f2"]["method"], records["f2"]["decided_by"]) == ("single", "carol")
+    assert result.excluded == {"needs_review": 1, "disputed": 0, "failed": 0, "unlabeled": 0, "invalid": 1}
     assert_schema_valid(FLIGHT, [r["output"] for r in records.values()])
 
 
 # -- tabular formats ---------------------------------------------------------------------------
 
 FLIGHT_COLUMNS = ["intent", "departure_city", "arrival_city", "date", "time", "class", "passenger_count",
-                  "id", "text", "source", "annotator", "confidence", "model", "prompt_version"]
+                  "id", "text", "source", "method", "decided_by", "confidence", "model", "prompt_version"]
 
 
 def test_csv_flattens_the_answer_into_columns_in_schema_order(flight, tmp_path):
@@ -168,9 +168,9 @@ def test_csv_flattens_the_answer_into_columns_in_schema_order(flight, tmp_path):
     assert [r["id"] for r in rows] == ["f0", "f2"]
     assert rows[0] == {"intent": "book_flight", "departure_city": "北京", "arrival_city": "上海", "date": "明天",
                        "time": "09:00", "class": "economy", "passenger_count": "1", "id": "f0",
-                       "text": "明天上午九点从北京飞上海，经济舱", "source": "model", "annotator": "",
+                       "text": "明天上午九点从北京飞上海，经济舱", "source": "model", "method": "", "decided_by": "",
                        "confidence": "0.91", "model": MODEL, "prompt_version": build_prompt(FLIGHT).version}
-    assert (rows[1]["departure_city"], rows[1]["passenger_count"], rows[1]["annotator"]) == ("", "2", "carol")
+    assert (rows[1]["departure_city"], rows[1]["passenger_count"], rows[1]["decided_by"]) == ("", "2", "carol")
 
 
 def test_csv_of_a_classify_task_has_a_label_column(sentiment, tmp_path):
@@ -212,7 +212,7 @@ def test_parquet_reads_back_with_typed_columns(nested, tmp_path):
     result = export(nested, NESTED, out, "parquet")
 
     table = pq.read_table(out)
-    assert table.column_names == ["tags", "order", "urgent", "score", "id", "text", "source", "annotator",
+    assert table.column_names == ["tags", "order", "urgent", "score", "id", "text", "source", "method", "decided_by",
                                   "confidence", "model", "prompt_version"]
     assert {name: str(table.schema.field(name).type) for name in ("tags", "urgent", "score", "confidence")} == {
         "tags": "string", "urgent": "bool", "score": "double", "confidence": "double"}
@@ -232,7 +232,7 @@ def test_parquet_of_the_flight_task(flight, tmp_path):
     table = pq.read_table(out)
     assert table.column_names == FLIGHT_COLUMNS
     assert table.column("passenger_count").to_pylist() == [1, 2]
-    assert table.column("annotator").to_pylist() == [None, "carol"]
+    assert table.column("decided_by").to_pylist() == [None, "carol"]
 
 
 def test_hf_dataset_loads_from_disk_and_replaces_an_older_export(flight, tmp_path):

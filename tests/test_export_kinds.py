@@ -93,7 +93,7 @@ def test_jsonl_of_spans_gives_every_mention_its_offsets(spans, tmp_path):
     assert [(r["id"], r["source"], r["output"]) for r in records] == [
         ("z0", "model", Z0), ("e0", "model", E0),
         ("e1", "human", {"entities": [mention("head hurts", "symptom", 3, 13)]})]
-    assert result.excluded == {"needs_review": 1, "failed": 0, "unlabeled": 0, "invalid": 1}  # r0; x0
+    assert result.excluded == {"needs_review": 1, "disputed": 0, "failed": 0, "unlabeled": 0, "invalid": 1}  # r0; x0
     assert_records_fit(SPANS, records)
 
 
@@ -267,7 +267,7 @@ def test_spacy_missing_says_how_to_install_it(spans, tmp_path, monkeypatch):
 MULTI_CASES = [Case("m0", "Aspirin treats pain and causes ulcers.", "accepted", {"labels": ["TREATS", "CAUSES"]}, 0.9),
                Case("m1", "Nothing relevant.", "needs_review", {"labels": ["TREATS"]}, 0.2, human={"labels": []}),
                Case("m2", "Vaccines prevent flu.", "accepted", {"labels": ["PREVENTS"]}, 0.8)]
-MULTI_COLUMNS = ["labels", "label:TREATS", "label:CAUSES", "label:PREVENTS", "id", "text", "source", "annotator",
+MULTI_COLUMNS = ["labels", "label:TREATS", "label:CAUSES", "label:PREVENTS", "id", "text", "source", "method", "decided_by",
                  "confidence", "model", "prompt_version"]
 
 
@@ -369,7 +369,7 @@ def test_tabular_rate_exports_have_a_rubric_version_column(rate, tmp_path):
     with (tmp_path / "rate.csv").open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert reader.fieldnames == ["rating", "id", "text", "source", "annotator", "confidence", "model",
+    assert reader.fieldnames == ["rating", "id", "text", "source", "method", "decided_by", "confidence", "model",
                                  "prompt_version", "rubric_version"]
     assert [(r["rating"], r["rubric_version"]) for r in rows] == [("3", "2024-06-a"), ("1", "2024-06-a")]
     pq = pytest.importorskip("pyarrow.parquet")

@@ -237,7 +237,7 @@ def test_imported_answers_are_the_exported_human_labels(sentiment_store, tmp_pat
     import_export(sentiment_store, SENTIMENT, DATA / "sentiment_export.json")
     export(sentiment_store, SENTIMENT, tmp_path / "labels.jsonl")
     records = {r["id"]: r for r in map(json.loads, (tmp_path / "labels.jsonl").read_text("utf-8").splitlines())}
-    assert {i: (r["source"], r.get("annotator"), r["output"]) for i, r in records.items()} == {
+    assert {i: (r["source"], r.get("decided_by"), r["output"]) for i, r in records.items()} == {
         "t000": ("human", "ana@example.org", {"label": "negative"}),
         "t001": ("human", "ls-user-4", {"label": "neutral"}),
         "t003": ("model", None, {"label": "positive"})}
@@ -355,7 +355,7 @@ def test_sync_pushes_review_items_and_pulls_annotations(label_studio, sentiment_
     assert (audit["actor"], audit["item_id"], audit["after"]) == (LS_EMAIL, "t001", '{"label":"neutral"}')
     export(sentiment_store, SENTIMENT, tmp_path / "labels.jsonl")
     records = {r["id"]: r for r in map(json.loads, (tmp_path / "labels.jsonl").read_text("utf-8").splitlines())}
-    assert (records["t001"]["source"], records["t001"]["annotator"]) == ("human", LS_EMAIL)
+    assert (records["t001"]["source"], records["t001"]["decided_by"]) == ("human", LS_EMAIL)
     assert sync(sentiment_store, SENTIMENT, label_studio.url, label_studio.token, "sentiment review").pulled == 0
 
 

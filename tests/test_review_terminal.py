@@ -109,7 +109,7 @@ def test_a_reviewers_mentions_are_grounded_or_refused(tmp_path, fault_server):
                                  encoding="utf-8")
     fault_server.content = '{"entities": []}'
     project.label(base_url=fault_server.base_url, **FAST)
-    item = queue_item(project.store, "t000")
+    item = queue_item(project.store, project.spec, "t000")
     with pytest.raises(ReviewError, match="the text at 0:2 is not '布洛芬'"):
         submit(project.store, project.spec, item, "ana", {"entities": [
             {"text": "布洛芬", "label": "drug", "start": 0, "end": 2}]}, "edit")

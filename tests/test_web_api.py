@@ -39,7 +39,8 @@ def test_openapi_describes_the_api(app_and_tokens):
     client, _, _ = app_and_tokens
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {"/api/items", "/api/items/{item_id}", "/api/items/{item_id}/decision", "/api/undo",
-                          "/api/progress", "/api/annotations"}
+                          "/api/progress", "/api/annotations", "/api/items/{item_id}/adjudication",
+                          "/api/disputes"}
 
 
 def test_decisions_conflicts_and_progress(app_and_tokens):
@@ -71,3 +72,30 @@ def test_reviewer_roles_are_checked(app_and_tokens):
         project.add_reviewer("x", role="boss")
     roles = {row["name"]: row["role"] for row in project.store.reviewers()}
     assert roles == {"ana": "annotator", "eve": "expert"}
+
+
+def test_annotators_see_only_their_own_answers_experts_see_all_and_adjudicate(app_and_tokens):
+    client, tokens, project = app_and_tokens
+    bo = bearer(project.add_reviewer("bo"))
+    ana, eve = bearer(tokens["ana"]), bearer(tokens["eve"])
+    with project.spec_path.open("a", encoding="utf-8") as spec:
+        spec.write("annotation:\n  overlap: {annotators: 2}\n")
+    for who, label in ((ana, "positive"), (bo, "negative")):
+        saved = client.post("/api/items/t000/decision", headers=who,
+                            json={"action": "label", "version": 0, "output": {"label": label}})
+        assert saved.json()["saved"] is True  # the same version: two answers are wanted
+    assert [a["annotator"] for a in client.get("/api/annotations", headers=ana).json()] == ["ana"]
+    assert [a["annotator"] for a in client.get("/api/items/t000", headers=bo).json()["annotations"]] == ["bo"]
+    assert {a["annotator"] for a in client.get("/api/annotations", headers=eve).json()} == {"ana", "bo"}
+
+    assert client.get("/api/disputes", headers=ana).status_code == 403
+    assert client.post("/api/items/t000/adjudication", headers=ana, json={"output": {"label": "neutral"}}
+                       ).status_code == 403
+    [dispute] = client.get("/api/disputes", headers=eve).json()
+    assert (dispute["item_id"], dispute["agreement"]) == ("t000", 0.5)
+    assert dispute["answers"]["ana"] == {"label": "positive"} and dispute["answers"]["bo"] == {"label": "negative"}
+    bad = client.post("/api/items/t000/adjudication", headers=eve, json={"output": {"label": "great"}})
+    assert bad.status_code == 422
+    done = client.post("/api/items/t000/adjudication", headers=eve, json={"output": {"label": "negative"}})
+    assert done.json() == {"saved": True, "next": "/adjudicate"}
+    assert client.get("/api/disputes", headers=eve).json() == []

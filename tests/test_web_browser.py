@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FaultServer, free_port, make_project
+from labelloop.assign import need
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
@@ -286,3 +287,38 @@ def test_a_generated_output_is_edited_in_a_text_box(tmp_path, browser):
         page.wait_for_url(server.url + "/")
         saved = json.loads(project.store.annotations("t000")[-1]["output"])
         assert saved == {"output": "I have a headache."}  # surrounding whitespace is trimmed
+
+
+def test_blind_double_annotation_then_an_expert_settles_the_tie(tmp_path, browser):
+    project = make_project(tmp_path / "b", [XSS])
+    with project.spec_path.open("a", encoding="utf-8") as spec:
+        spec.write("annotation:\n  overlap: {annotators: 2}\n  show_prelabel: false\n")
+    with serving(project) as (server, ana_token):
+        tokens = {"ana": ana_token, "bo": project.add_reviewer("bo"), "eve": project.add_reviewer("eve", "expert")}
+        for name, key in (("ana", "1"), ("bo", "2")):  # positive, then negative
+            page, _ = login(browser, server, tokens[name])
+            assert page.locator("#disputes-link").count() == 0
+            page.click("#start")
+            page.wait_for_url("**/items/t000")
+            assert page.locator("#model-label").inner_text() == "no answer"  # blind: no pre-label
+            assert page.locator("#answered").count() == 0  # and no hint of the other's answer
+            page.keyboard.press(key)
+            page.wait_for_url(server.url + "/")
+        assert project.store.review_progress("llm", need(project.spec)) == {"done": 1, "left": 0, "by_reason": {}}
+        eve, dialogs = login(browser, server, tokens["eve"])
+        eve.click("#disputes-link")
+        eve.click("#start")
+        eve.wait_for_url("**/adjudicate/t000")
+        answers = eve.locator("#answers tr.answer")
+        assert [answers.nth(i).get_attribute("data-by") for i in range(answers.count())] == [
+            "ana", "bo", "llm (model, no vote)"]
+        assert eve.locator("#text").inner_text() == XSS and eve.locator("#text img").count() == 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        eve.screenshot(path=str(ARTIFACTS / "adjudicate-item.png"), full_page=True)
+        answers.nth(1).locator(".use-answer").click()
+        eve.wait_for_url("**/adjudicate")
+        assert eve.locator("#empty").inner_text() == "No disputed items."
+        assert dialogs == []
+        [gold] = project.store.gold()
+        assert (gold["method"], json.loads(gold["decided_by"]), json.loads(gold["output"])) == (
+            "expert", ["eve"], {"label": "negative"})

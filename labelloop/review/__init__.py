@@ -13,13 +13,16 @@ from typing import Any
 
 import jsonschema
 
+from ..aggregate import aggregate
+from ..assign import draw_sample, need
 from ..errors import InputError
 from ..spans import ground
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
 
-__all__ = ["QueueItem", "Reviewer", "ReviewError", "ROLES", "add_reviewer", "authenticate", "field_choices",
-           "parse_field_value", "review_queue", "submit", "skip", "undo"]
+__all__ = ["Dispute", "QueueItem", "Reviewer", "ReviewError", "ROLES", "add_reviewer", "adjudicate",
+           "adjudication_queue", "authenticate", "field_choices", "parse_field_value", "queue_item", "review_queue",
+           "submit", "skip", "undo"]
 
 ROLES = ("annotator", "expert")
 
@@ -73,39 +76,86 @@ class QueueItem:
     version: int = 0
 
 
-def review_queue(store: Store, reviewer: str, labeler: str = "llm", limit: int = 50,
+def review_queue(store: Store, spec: TaskSpec, reviewer: str, labeler: str = "llm", limit: int = 50,
                  order: str = "confidence") -> list[QueueItem]:
-    """Items routed to review (or failed) that nobody has answered, lowest confidence first."""
-    return [_queue_item(row) for row in store.review_queue(labeler, reviewer, limit, order)]
+    """Items that still need answers under the overlap policy and that ``reviewer`` has not answered,
+    lowest confidence first; the model's answer is hidden when the policy is blind."""
+    draw_sample(store, spec, labeler)
+    blind = not spec.annotation.show_prelabel
+    return [_queue_item(row, blind) for row in store.review_queue(labeler, reviewer, limit, order, need(spec))]
 
 
-def queue_item(store: Store, item_id: str, labeler: str = "llm") -> QueueItem | None:
-    """One item as a reviewer sees it (any item, answered or not)."""
+def queue_item(store: Store, spec: TaskSpec, item_id: str, labeler: str = "llm",
+               reviewer: Reviewer | None = None) -> QueueItem | None:
+    """One item as ``reviewer`` sees it (any item, answered or not): blind annotators see no pre-label."""
     row = store.review_item(labeler, item_id)
-    return None if row is None else _queue_item(row)
+    blind = not spec.annotation.show_prelabel and (reviewer is None or reviewer.role != "expert")
+    return None if row is None else _queue_item(row, blind)
 
 
-def _queue_item(row: Any) -> QueueItem:
+def _queue_item(row: Any, blind: bool = False) -> QueueItem:
     return QueueItem(item_id=row["item_id"], text=row["text"], prediction_id=row["id"],
-                     output=json.loads(row["output"]) if row["output"] else None, confidence=row["confidence"],
-                     field_confidence=json.loads(row["field_confidence"] or "{}"),
+                     output=json.loads(row["output"]) if row["output"] and not blind else None,
+                     confidence=row["confidence"],
+                     field_confidence={} if blind else json.loads(row["field_confidence"] or "{}"),
                      reasons=json.loads(row["reasons"] or "[]"), route=row["route"], version=row["review_version"])
 
 
 def submit(store: Store, spec: TaskSpec, item: QueueItem, reviewer: str, output: dict[str, Any],
-           action: str, expected_version: int | None = None) -> int:
+           action: str, expected_version: int | None = None, labeler: str = "llm") -> int:
     """Store a reviewer's answer (it must satisfy the task schema) with an audit-log row.
 
-    With ``expected_version`` a concurrent answer raises :class:`~labelloop.store.Conflict`.
+    With ``expected_version``, an answer to an item that meanwhile got all the answers it needs
+    raises :class:`~labelloop.store.Conflict`.
     """
+    output = _checked(spec, item, output)
+    capacity = store.answers_needed(labeler, item.item_id, need(spec))
+    return store.add_annotation(item.item_id, reviewer, output, action, item.prediction_id, before=item.output,
+                                expected_version=expected_version, capacity=capacity)
+
+
+def _checked(spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(spec.output_schema()).iter_errors(output))
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or None
         raise ReviewError(error.message, field)
-    output = _grounded_mentions(spec, item, output)
-    return store.add_annotation(item.item_id, reviewer, output, action, item.prediction_id, before=item.output,
-                                expected_version=expected_version)
+    return _grounded_mentions(spec, item, output)
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A disputed item as an expert sees it: every answer side by side and the undecided aggregate."""
+
+    item: QueueItem
+    answers: dict[str, dict[str, Any]]
+    tentative: dict[str, Any]
+    agreement: float | None
+
+
+def adjudication_queue(store: Store, spec: TaskSpec, labeler: str = "llm", limit: int = 50) -> list[Dispute]:
+    """Items whose answers tie or agree too little, least agreed first (aggregating first if needed)."""
+    aggregate(store, spec)
+    model_votes = {name: dict(store.model_answers(name)) for name in spec.annotation.model_votes}
+    disputes = []
+    for row in store.disputed(labeler, limit):
+        answers = {a["annotator"]: json.loads(a["output"]) for a in store.annotations(row["item_id"])
+                   if a["is_current"] and a["kind"] == "answer"}
+        answers.update({name: votes[row["item_id"]] for name, votes in model_votes.items() if row["item_id"] in votes})
+        if row["output"] and labeler not in answers:  # the pre-label, for reference (it did not vote)
+            answers[f"{labeler} (model, no vote)"] = json.loads(row["output"])
+        gold = store.gold(row["item_id"])[0]
+        disputes.append(Dispute(_queue_item(row), answers, json.loads(gold["output"]), row["agreement"]))
+    return disputes
+
+
+def adjudicate(store: Store, spec: TaskSpec, item: QueueItem, expert: str, output: dict[str, Any]) -> int:
+    """Record an expert's final decision on an item (only reviewers with the ``expert`` role may)."""
+    if store.reviewer_role(expert) != "expert":
+        raise ReviewError(f"{expert} is not an expert: 'labelloop reviewer add {expert} --role expert'", "role")
+    output = _checked(spec, item, output)
+    return store.add_annotation(item.item_id, expert, output, "adjudicate", item.prediction_id, before=item.output,
+                                kind="adjudication")
 
 
 def _grounded_mentions(spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:

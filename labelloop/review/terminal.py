@@ -12,10 +12,12 @@ from rich.text import Text
 
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
-from . import QueueItem, ReviewError, field_choices, parse_field_value, review_queue, skip, submit
+from . import (Dispute, QueueItem, ReviewError, adjudicate, adjudication_queue, field_choices, parse_field_value,
+               review_queue, skip, submit)
 
 HELP = {"a": "accept the answer shown", "e": "edit a field", "N": "pick label number N (classify)",
         "s": "skip this item", "q": "quit", "?": "show these keys"}
+ADJUDICATION_HELP = {**HELP, "N": "take answer number N as the decision"}
 
 
 @dataclass
@@ -29,11 +31,15 @@ class TerminalReview:
     """The review loop; ``ask`` reads one line (``input`` by default), so tests drive it through stdin."""
 
     def __init__(self, store: Store, spec: TaskSpec, reviewer: str, *, labeler: str = "llm",
-                 ask: Callable[[str], str] = input, console: Console | None = None, limit: int | None = None):
+                 ask: Callable[[str], str] = input, console: Console | None = None, limit: int | None = None,
+                 adjudicating: bool = False):
         self.store, self.spec, self.reviewer, self.labeler = store, spec, reviewer, labeler
         self.ask, self.console, self.limit = ask, console or Console(), limit
+        self.adjudicating = adjudicating
         self.summary = ReviewSummary()
         self._skipped: set[str] = set()
+        self._dispute: Dispute | None = None
+        self._disputes: dict[str, Dispute] = {}
 
     def run(self) -> ReviewSummary:
         """Review until the queue is empty, the limit is reached or the reviewer quits."""
@@ -42,16 +48,25 @@ class TerminalReview:
                 break
             if not self._review(item):
                 break
-        self.summary.left = len(review_queue(self.store, self.reviewer, self.labeler, limit=100_000))
+        self.summary.left = len(self._queue(100_000))
         return self.summary
 
+    def _queue(self, limit: int) -> list[QueueItem]:
+        if self.adjudicating:
+            disputes = adjudication_queue(self.store, self.spec, self.labeler, limit)
+            self._disputes = {d.item.item_id: d for d in disputes}
+            return [d.item for d in disputes]
+        return review_queue(self.store, self.spec, self.reviewer, self.labeler, limit=limit)
+
     def _next(self) -> QueueItem | None:
-        queue = review_queue(self.store, self.reviewer, self.labeler, limit=len(self._skipped) + 1)
+        queue = self._queue(len(self._skipped) + 1)
         return next((item for item in queue if item.item_id not in self._skipped), None)
 
     def _review(self, item: QueueItem) -> bool:
         """Handle one item; False when the reviewer quits."""
-        draft = dict(item.output) if item.output else {name: None for name in self.spec.output_fields}
+        self._dispute = self._disputes.get(item.item_id) if self.adjudicating else None
+        start = self._dispute.tentative if self._dispute else item.output
+        draft = dict(start) if start else {name: None for name in self.spec.output_fields}
         self._show(item, draft)
         while True:
             try:
@@ -70,23 +85,34 @@ class TerminalReview:
             elif key == "e":
                 self._edit(draft)
                 self._show(item, draft)
-            elif key == "a" or (key.isdigit() and isinstance(self.spec, ClassifySpec)):
+            elif key == "a" or (key.isdigit() and (self.adjudicating or isinstance(self.spec, ClassifySpec))):
                 if self._save(item, draft, key):
                     return True
             else:
                 self.console.print("unknown key; ? shows the keys")
 
     def _save(self, item: QueueItem, draft: dict[str, Any], key: str) -> bool:
-        if key.isdigit():
+        if key.isdigit() and self._dispute is not None:
+            answers = list(self._dispute.answers.values())
+            if not 1 <= int(key) <= len(answers):
+                self.console.print(f"pick 1-{len(answers)}")
+                return False
+            draft = answers[int(key) - 1]
+        elif key.isdigit():
             labels = self.spec.label_names
             if not 1 <= int(key) <= len(labels):
                 self.console.print(f"pick 1-{len(labels)}")
                 return False
             draft, action = {"label": labels[int(key) - 1]}, "label"
-        else:
+        if self.adjudicating:
+            action = "adjudicate"
+        elif not key.isdigit():
             action = "accept" if draft == item.output else "edit"
         try:
-            submit(self.store, self.spec, item, self.reviewer, draft, action)
+            if self.adjudicating:
+                adjudicate(self.store, self.spec, item, self.reviewer, draft)
+            else:
+                submit(self.store, self.spec, item, self.reviewer, draft, action, labeler=self.labeler)
         except ReviewError as exc:
             self.console.print(Text(f"not saved: {exc.field or 'answer'}: {exc.reason}", style="red"))
             return False
@@ -130,11 +156,23 @@ class TerminalReview:
             value = item.field_confidence.get(name)
             table.add_row(str(number), name, Text(repr(draft.get(name))), "-" if value is None else f"{value:.2f}")
         self.console.print(table)
-        if isinstance(self.spec, ClassifySpec):
+        if self._dispute is not None:
+            self._show_answers(self._dispute)
+        elif isinstance(self.spec, ClassifySpec):
             self.console.print(Text("  ".join(f"{i}) {n}" for i, n in enumerate(self.spec.label_names, 1))))
-        keys = "[a]ccept  [e]dit  " + ("[number] label  " if isinstance(self.spec, ClassifySpec) else "")
+        keys = "[a]ccept  [e]dit  " + ("[number] answer  " if self._dispute else
+                                       "[number] label  " if isinstance(self.spec, ClassifySpec) else "")
         self.console.print(Text(keys + "[s]kip  [q]uit  [?] keys"))
 
+    def _show_answers(self, dispute: Dispute) -> None:
+        agreement = "-" if dispute.agreement is None else f"{dispute.agreement:.2f}"
+        table = Table(title=f"answers (agreement {agreement})", show_header=True)
+        for column in ("#", "by", *self.spec.output_fields):
+            table.add_column(column)
+        for number, (who, output) in enumerate(dispute.answers.items(), 1):
+            table.add_row(str(number), Text(who), *(Text(repr(output.get(f))) for f in self.spec.output_fields))
+        self.console.print(table)
+
     def _help(self) -> None:
-        for key, meaning in HELP.items():
+        for key, meaning in (ADJUDICATION_HELP if self.adjudicating else HELP).items():
             self.console.print(Text(f"  {key:4} {meaning}"))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +26,9 @@ from pydantic import BaseModel
 from ..project import Project
 from ..spec import ClassifySpec
 from ..store import Conflict
-from . import QueueItem, Reviewer, ReviewError, authenticate, queue_item, review_queue, skip, submit, undo
+from . import (Dispute, QueueItem, Reviewer, ReviewError, adjudicate, adjudication_queue, authenticate, queue_item,
+               review_queue, skip, submit, undo)
+from ..assign import need
 
 COOKIE = "labelloop_session"
 _HERE = Path(str(resources.files("labelloop") / "review"))
@@ -36,6 +40,13 @@ class Decision(BaseModel):
     action: Literal["accept", "edit", "label", "skip"]
     version: int
     output: dict[str, Any] | None = None
+
+
+class Adjudication(BaseModel):
+    """An expert's final decision on a disputed item, or ``skip`` to pass it over for now."""
+
+    output: dict[str, Any] | None = None
+    skip: bool = False
 
 
 class _NotLoggedIn(Exception):
@@ -98,7 +109,23 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
     async def queue_page(request: Request, who: Who) -> Response:
         items = _queue(who, limit=500)
         return templates.TemplateResponse(request, "queue.html", {
-            "who": who, "items": items, "progress": project.store.review_progress(labeler)})
+            "who": who, "items": items, "progress": _progress(), "adjudicating": False})
+
+    @app.get("/adjudicate", response_class=HTMLResponse, include_in_schema=False)
+    async def disputes_page(request: Request, who: Who) -> Response:
+        _expert(who)
+        items = [d.item for d in _disputes(who, limit=500)]
+        return templates.TemplateResponse(request, "queue.html", {
+            "who": who, "items": items, "progress": _progress(), "adjudicating": True})
+
+    @app.get("/adjudicate/{item_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def dispute_page(request: Request, item_id: str, who: Who) -> Response:
+        _expert(who)
+        dispute = next((d for d in adjudication_queue(project.store, project.spec, labeler, limit=100_000)
+                        if d.item.item_id == item_id), None)
+        if dispute is None:
+            raise HTTPException(404, f"{item_id!r} is not disputed")
+        return _item_page(request, who, replace(dispute.item, output=dispute.tentative, field_confidence={}), dispute)
 
     @app.get("/next", include_in_schema=False)
     async def next_item(who: Who) -> Response:
@@ -107,23 +134,27 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
 
     @app.get("/items/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     async def item_page(request: Request, item_id: str, who: Who) -> Response:
-        item = _item(item_id)
+        return _item_page(request, who, _item(item_id, who), None)
+
+    def _item_page(request: Request, who: Reviewer, item: QueueItem, dispute: Dispute | None) -> Response:
         spec = project.spec
-        latest = project.store.latest_annotation(item_id)
+        latest = project.store.latest_annotation(item.item_id)
+        blind = not spec.annotation.show_prelabel
+        answers = [{"by": by, "output": output} for by, output in dispute.answers.items()] if dispute else []
         return templates.TemplateResponse(request, "item.html", {
             "who": who, "item": item, "spec": spec, "fields": _fields(spec, item),
             "is_classify": isinstance(spec, ClassifySpec), "labels": getattr(spec, "label_names", []),
-            "answered_by": latest["annotator"] if latest else None,
-            "progress": project.store.review_progress(labeler),
+            "answered_by": latest["annotator"] if latest and not blind and not dispute else None,
+            "progress": _progress(), "dispute": dispute, "answers": answers,
             "mentions_field": getattr(spec, "mentions_field", None),
             "page": {"item_id": item.item_id, "version": item.version, "output": item.output,
-                     "fields": spec.output_fields, "text": item.text,
-                     "mentions_field": getattr(spec, "mentions_field", None),
+                     "fields": spec.output_fields, "text": item.text, "adjudicating": dispute is not None,
+                     "answers": answers, "mentions_field": getattr(spec, "mentions_field", None),
                      "span_labels": getattr(spec, "label_names", []) if hasattr(spec, "mentions_field") else []}})
 
     @app.post("/api/items/{item_id}/decision", summary="Accept, edit, label or skip an item")
     async def decide(item_id: str, decision: Decision, who: Who) -> dict[str, Any]:
-        item = _item(item_id)
+        item = _item(item_id, who)
         if decision.action == "skip":
             skip(project.store, item, who.name)
             skipped.setdefault(who.name, set()).add(item_id)
@@ -132,7 +163,8 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
         if output is None:
             raise HTTPException(422, "this item has no model answer to accept: edit or pick a label")
         try:
-            submit(project.store, project.spec, item, who.name, output, decision.action, decision.version)
+            submit(project.store, project.spec, item, who.name, output, decision.action, decision.version,
+                   labeler=labeler)
         except ReviewError as exc:
             raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
         except Conflict as conflict:
@@ -140,6 +172,29 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
                 "detail": f"{conflict.annotator} answered this item first", "annotator": conflict.annotator,
                 "output": conflict.output, "at": conflict.at})
         return {"saved": True, "next": _next_url(who)}
+
+    @app.post("/api/items/{item_id}/adjudication", summary="An expert's final decision on a disputed item")
+    async def decide_dispute(item_id: str, decision: Adjudication, who: Who) -> dict[str, Any]:
+        _expert(who)
+        item = _item(item_id, who)
+        if decision.skip:
+            skipped.setdefault(who.name, set()).add(item_id)
+        elif decision.output is None:
+            raise HTTPException(422, "an adjudication needs an answer")
+        else:
+            try:
+                adjudicate(project.store, project.spec, item, who.name, decision.output)
+            except ReviewError as exc:
+                raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
+        disputes = _disputes(who, limit=1)
+        return {"saved": not decision.skip, "next": f"/adjudicate/{disputes[0].item.item_id}" if disputes
+                else "/adjudicate"}
+
+    @app.get("/api/disputes", summary="Disputed items with every answer side by side (experts)")
+    async def disputes(who: Who, limit: int = 50) -> list[dict[str, Any]]:
+        _expert(who)
+        return [{**vars(d.item), "answers": d.answers, "tentative": d.tentative, "agreement": d.agreement}
+                for d in _disputes(who, limit=min(limit, 1000))]
 
     @app.post("/api/undo", summary="Withdraw your last decision")
     async def undo_last(who: Who) -> dict[str, Any]:
@@ -151,7 +206,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
 
     @app.get("/api/progress", summary="Done and left, and what is left by reason")
     async def progress(who: Who) -> dict[str, Any]:
-        return project.store.review_progress(labeler)
+        return _progress()
 
     @app.get("/api/items", summary="The review queue, lowest confidence first")
     async def items(who: Who, limit: int = 50) -> list[dict[str, Any]]:
@@ -159,29 +214,52 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
 
     @app.get("/api/items/{item_id}", summary="One item with the model's answer and its annotations")
     async def item(item_id: str, who: Who) -> dict[str, Any]:
-        found = _item(item_id)
-        return {**vars(found), "annotations": [_annotation(row) for row in project.store.annotations(item_id)]}
+        found = _item(item_id, who)
+        rows = project.store.annotations(item_id, annotator=_visible_to(who))
+        return {**vars(found), "annotations": [_annotation(row) for row in rows]}
 
-    @app.get("/api/annotations", summary="Current human annotations")
+    @app.get("/api/annotations", summary="Current human annotations (annotators see their own)")
     async def annotations(who: Who, limit: int = 1000) -> list[dict[str, Any]]:
-        return [_annotation(row) for row in project.store.annotations(limit=min(limit, 10_000))]
+        rows = project.store.annotations(limit=min(limit, 10_000), annotator=_visible_to(who))
+        return [_annotation(row) for row in rows]
+
+    def _visible_to(who: Reviewer) -> str | None:
+        """Whose answers ``who`` may read: everyone's for experts, else their own (no anchoring on others)."""
+        return None if who.role == "expert" else who.name
+
+    def _expert(who: Reviewer) -> None:
+        if who.role != "expert":
+            raise HTTPException(403, "only reviewers with the expert role adjudicate")
+
+    def _progress() -> dict[str, Any]:
+        return project.store.review_progress(labeler, need(project.spec))
 
     def _queue(who: Reviewer, limit: int) -> list[QueueItem]:
         passed = skipped.get(who.name, set())
-        items = review_queue(project.store, who.name, labeler, limit=limit + len(passed))
-        return ([i for i in items if i.item_id not in passed] + [i for i in items if i.item_id in passed])[:limit]
+        items = review_queue(project.store, project.spec, who.name, labeler, limit=limit + len(passed))
+        return _passed_last(items, passed, limit, key=lambda i: i.item_id)
+
+    def _disputes(who: Reviewer, limit: int) -> list[Dispute]:
+        passed = skipped.get(who.name, set())
+        found = adjudication_queue(project.store, project.spec, labeler, limit=limit + len(passed))
+        return _passed_last(found, passed, limit, key=lambda d: d.item.item_id)
 
     def _next_url(who: Reviewer) -> str:
         items = _queue(who, limit=1)
         return f"/items/{items[0].item_id}" if items else "/"
 
-    def _item(item_id: str) -> QueueItem:
-        found = queue_item(project.store, item_id, labeler)
+    def _item(item_id: str, who: Reviewer) -> QueueItem:
+        found = queue_item(project.store, project.spec, item_id, labeler, who)
         if found is None:
             raise HTTPException(404, f"no item {item_id!r}")
         return found
 
     return app
+
+
+def _passed_last(found: list[Any], passed: set[str], limit: int, key: Callable[[Any], str]) -> list[Any]:
+    """The queue with the items a reviewer skipped moved to the end."""
+    return ([x for x in found if key(x) not in passed] + [x for x in found if key(x) in passed])[:limit]
 
 
 def _fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:

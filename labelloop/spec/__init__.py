@@ -18,12 +18,12 @@ from ..errors import SpecError
 from .base import TaskSpec, _LocatedError
 from .kinds import (ClassifySpec, ExtractSpec, GenerateSpec, IntentSlotsSpec, Level, MultilabelSpec, RateSpec,
                     SpansSpec)
-from .settings import (DEFAULT_ROLE, ENV_PREFIX, Example, InputSettings, Label, ModelSettings, PromptSettings,
-                       ReviewSettings, Rule)
+from .settings import (DEFAULT_ROLE, ENV_PREFIX, AnnotationSettings, Example, InputSettings, Label, ModelSettings, PromptSettings,
+                       OverlapSettings, ReviewSettings, Rule)
 
-__all__ = ["AnySpec", "ClassifySpec", "DEFAULT_ROLE", "ENV_PREFIX", "Example", "ExtractSpec", "GenerateSpec",
+__all__ = ["AnnotationSettings", "AnySpec", "ClassifySpec", "DEFAULT_ROLE", "ENV_PREFIX", "Example", "ExtractSpec", "GenerateSpec",
            "InputSettings", "IntentSlotsSpec", "KINDS", "Label", "Level", "ModelSettings", "MultilabelSpec",
-           "PromptSettings", "RateSpec", "ReviewSettings", "Rule", "SPEC_FILENAME", "SpansSpec", "TaskSpec",
+           "OverlapSettings", "PromptSettings", "RateSpec", "ReviewSettings", "Rule", "SPEC_FILENAME", "SpansSpec", "TaskSpec",
            "load_spec", "parse_spec", "template_names", "template_text"]
 
 SPEC_FILENAME = "labelloop.yaml"

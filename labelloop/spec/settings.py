@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -106,6 +106,38 @@ class ReviewSettings(_Strict):
 
     def threshold_for(self, field_name: str) -> float:
         return self.fields.get(field_name, self.threshold)
+
+
+class OverlapSettings(_Strict):
+    """How many people answer an item: ``annotators`` for a ``sample`` of the items sent to people, one for the rest."""
+
+    annotators: int = Field(1, ge=1, le=50, description="answers wanted per overlapped item (k)")
+    sample: float = Field(1.0, gt=0.0, le=1.0, description="share of the items sent to people that get k answers")
+    include_accepted: bool = Field(False, description=(
+        "draw the sample from auto-accepted items too (a QC sample of the model's accepted labels)"))
+    stratify: list[Literal["label", "confidence"]] = Field(
+        ["label", "confidence"], description="draw the sample evenly across predicted labels and confidence bands")
+    seed: int = 0
+
+    @property
+    def samples(self) -> bool:
+        """Whether items must be drawn (otherwise every item sent to people gets k answers)."""
+        return self.sample < 1.0 or self.include_accepted
+
+
+class AnnotationSettings(_Strict):
+    """Several annotators: overlap, blindness, aggregation and the quality thresholds that trigger actions."""
+
+    overlap: OverlapSettings = OverlapSettings()
+    show_prelabel: bool = Field(True, description="show the model's answer to annotators (off: blind)")
+    aggregate: Literal["majority", "dawid_skene"] = "majority"
+    sets: Literal["per_label", "whole"] = Field("per_label", description=(
+        "aggregate a set of labels one yes/no question per label, or as one choice among whole sets"))
+    model_votes: list[str] = Field([], description="labelers (label --as NAME) whose answers vote beside people")
+    min_agreement: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "an item whose winning answer has a lower share (or Dawid-Skene posterior) goes to adjudication"))
+    batch_match: float = Field(0.9, ge=0.0, le=1.0, description="a batch matching less than this goes to rework")
+    min_kappa: float = Field(0.6, ge=-1.0, le=1.0, description="annotators below this kappa are flagged")
 
 
 class Example(_Strict):

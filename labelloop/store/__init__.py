@@ -15,10 +15,11 @@ from ..errors import IdCollisionError, ProjectError
 from ._common import chunks as _chunks
 from ._common import dumps as _dumps
 from ._common import utc_now
+from .gold import GoldStore
 from .migrations import MIGRATIONS, apply_migrations
-from .reviews import Conflict, ReviewStore
+from .reviews import Conflict, Need, ReviewStore
 
-__all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "Conflict", "MIGRATIONS", "utc_now"]
+__all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "Conflict", "Need", "MIGRATIONS", "utc_now"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class RunCounts:
     completion_tokens: int = 0
 
 
-class Store(ReviewStore):
+class Store(ReviewStore, GoldStore):
     """A project's SQLite database. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, db: sqlite3.Connection, path: Path):
@@ -280,15 +281,23 @@ class Store(ReviewStore):
                     (counts.items_done, counts.items_failed, counts.calls, counts.cache_hits,
                      counts.prompt_tokens, counts.completion_tokens, run_id))
 
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are items of this project."""
+        found: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in self.db.execute(f"SELECT id FROM items WHERE id IN ({marks})", chunk))
+        return found
+
     def final_records(self, labeler: str) -> Iterator[sqlite3.Row]:
-        """Every item with its newest current human annotation (if any) and current prediction (if any)."""
+        """Every item with its gold record (if any) and current prediction of ``labeler`` (if any)."""
         query = (
-            "SELECT i.seq, i.id, i.text, i.fields, a.output AS human_output, a.annotator, a.created_at AS annotated_at,"
+            "SELECT i.seq, i.id, i.text, i.fields, g.output AS human_output, g.method, g.decided_by,"
+            " g.status AS gold_status, g.confidence AS gold_confidence,"
             " p.id AS prediction_id, p.output AS model_output, p.route, p.reasons, p.confidence, p.model,"
             " p.prompt_version, p.status FROM items i"
             " LEFT JOIN predictions p ON p.item_id = i.id AND p.is_current = 1 AND p.labeler = ?"
-            " LEFT JOIN annotations a ON a.id = (SELECT max(id) FROM annotations"
-            "   WHERE item_id = i.id AND is_current = 1)"
+            " LEFT JOIN gold g ON g.item_id = i.id"
             " WHERE i.seq > ? ORDER BY i.seq LIMIT 1000")
         last = 0
         while rows := self.db.execute(query, (labeler, last)).fetchall():

@@ -6,13 +6,12 @@ Imported annotations carry ``source = 'labelstudio'`` and the Label Studio annot
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import Store
-from ._common import chunks, dumps, utc_now
+from ._common import chunks, utc_now
 
 SOURCE = "labelstudio"
 
@@ -55,15 +54,6 @@ def record_pushed(store: Store, ls_url: str, ls_project_id: int, pairs: Iterable
                        [(item_id, ls_url, ls_project_id, task_id, now) for item_id, task_id in pairs])
 
 
-def item_ids_present(store: Store, ids: Iterable[str]) -> set[str]:
-    """Which of ``ids`` are items of this project."""
-    found: set[str] = set()
-    for chunk in chunks(list(dict.fromkeys(ids)), 500):
-        marks = ",".join("?" * len(chunk))
-        found.update(row[0] for row in store.db.execute(f"SELECT id FROM items WHERE id IN ({marks})", chunk))
-    return found
-
-
 def item_texts(store: Store, ids: Iterable[str]) -> dict[str, str]:
     """The text of each of ``ids`` that is an item of this project."""
     found: dict[str, str] = {}
@@ -80,21 +70,7 @@ def add_imported_annotation(store: Store, *, item_id: str, annotator: str, outpu
 
     The item's current prediction of ``labeler`` (if any) is linked and logged as the "before" value.
     """
-    now = utc_now()
     with store.transaction() as db:
-        if db.execute("SELECT 1 FROM annotations WHERE source = ? AND external_id = ?",
-                      (SOURCE, external_id)).fetchone():
-            return False
-        prediction = db.execute("SELECT id, output FROM predictions WHERE item_id = ? AND labeler = ?"
-                                " AND is_current = 1", (item_id, labeler)).fetchone()
-        db.execute("UPDATE annotations SET is_current = 0 WHERE item_id = ? AND annotator = ? AND is_current = 1",
-                   (item_id, annotator))
-        db.execute("INSERT INTO annotations (item_id, annotator, output, action, prediction_id, created_at,"
-                   " source, external_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (item_id, annotator, dumps(output), action, None if prediction is None else prediction["id"], now,
-                    SOURCE, external_id))
-        db.execute("UPDATE items SET review_version = review_version + 1 WHERE id = ?", (item_id,))
-        before = None if prediction is None or prediction["output"] is None else json.loads(prediction["output"])
-        Store._audit(db, now, annotator, action, item_id, before, output,
-                     detail=f"labelstudio annotation {external_id}")
-    return True
+        return store.insert_imported(db, item_id=item_id, annotator=annotator, output=output, external_id=external_id,
+                                     labeler=labeler, action=action, source=SOURCE,
+                                     detail=f"labelstudio annotation {external_id}")

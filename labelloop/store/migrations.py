@@ -192,3 +192,40 @@ def m004_reviewers_versions_labelstudio(db: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m005_overlap_adjudication_gold(db: sqlite3.Connection) -> None:
+    statements = [
+        "ALTER TABLE annotations ADD COLUMN kind TEXT NOT NULL DEFAULT 'answer'"
+        " CHECK (kind IN ('answer', 'adjudication'))",
+        "DROP INDEX annotations_current",
+        "CREATE UNIQUE INDEX annotations_current ON annotations(item_id, annotator, kind) WHERE is_current = 1",
+        """CREATE TABLE assignments (
+            item_id TEXT PRIMARY KEY REFERENCES items(id),
+            qc INTEGER NOT NULL,
+            stratum TEXT NOT NULL,
+            assigned_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE gold (
+            item_id TEXT PRIMARY KEY REFERENCES items(id),
+            status TEXT NOT NULL CHECK (status IN ('decided', 'disputed')),
+            output TEXT NOT NULL,
+            method TEXT NOT NULL CHECK (method IN ('single', 'majority', 'dawid_skene', 'expert')),
+            decided_by TEXT NOT NULL,
+            confidence REAL,
+            votes INTEGER NOT NULL,
+            decided_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE aggregations (
+            id INTEGER PRIMARY KEY,
+            method TEXT NOT NULL,
+            watermark TEXT NOT NULL,
+            items INTEGER NOT NULL,
+            disputed INTEGER NOT NULL,
+            details TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+    ]
+    for statement in statements:
+        db.execute(statement)

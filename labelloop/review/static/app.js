@@ -20,6 +20,7 @@
   }
 
   async function decide(action, output) {
+    if (page.adjudicating) { adjudicate(action, action === "accept" ? page.output : output); return; }
     const {status, payload} = await post(`/api/items/${encodeURIComponent(page.item_id)}/decision`,
                                          {action, version: page.version, output: output || null});
     if (status === 200) { window.location.assign(payload.next); return; }
@@ -30,6 +31,15 @@
     }
     show($("#message"), typeof payload.detail === "string" ? payload.detail : JSON.stringify(payload.detail));
   }
+
+  async function adjudicate(action, output) {
+    const {status, payload} = await post(`/api/items/${encodeURIComponent(page.item_id)}/adjudication`,
+                                         {skip: action === "skip", output: output || null});
+    if (status === 200) { window.location.assign(payload.next); return; }
+    show($("#message"), typeof payload.detail === "string" ? payload.detail : JSON.stringify(payload.detail));
+  }
+  $$(".use-answer").forEach((button) => button.addEventListener("click",
+    () => adjudicate("use", page.answers[Number(button.dataset.index)].output)));
 
   async function undo() {
     const {status, payload} = await post("/api/undo");
@@ -180,7 +190,7 @@
   // -- buttons and keys -------------------------------------------------------------------------
   $("#accept-all").addEventListener("click", submitAll);
   $("#skip").addEventListener("click", () => decide("skip"));
-  $("#undo").addEventListener("click", undo);
+  if ($("#undo")) $("#undo").addEventListener("click", undo);
   $("#help-toggle").addEventListener("click", () => { $("#help").hidden = !$("#help").hidden; });
 
   document.addEventListener("keydown", (event) => {
@@ -194,7 +204,7 @@
     if (spanKey(event)) { event.preventDefault(); return; }
     if (event.key === "Enter") { event.preventDefault(); submitAll(); }
     else if (event.key === "s") decide("skip");
-    else if (event.key === "u") undo();
+    else if (event.key === "u" && !page.adjudicating) undo();
     else if (event.key === "?") $("#help").hidden = !$("#help").hidden;
     else if (event.key === "/" && search) { event.preventDefault(); search.focus(); }
     else if (event.key === "e" && rows.length) setEditing(rows[0], true);

@@ -3,7 +3,7 @@
 Annotations are a mapping ``{item_id: {annotator: value}}``. A value is any hashable answer: a label
 string for single-label tasks, or a ``frozenset`` of labels for multi-label tasks (each distinct set
 is then one category). Missing answers are simply absent keys. The statistics come from libraries
-(scikit-learn, statsmodels, krippendorff); this module only reshapes the data for them. A statistic
+(statsmodels, krippendorff); this module only reshapes the data for them. A statistic
 that is undefined (for instance every rater gives the same single category, so chance agreement is
 1) is returned as ``None`` rather than ``nan``.
 """
@@ -19,9 +19,14 @@ from typing import Any
 
 import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
+from statsmodels.stats.inter_rater import cohens_kappa as _sm_cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
+
+from ..answers import majority
+
+__all__ = ["binarize", "cohen_kappa", "fleiss_kappa", "from_records", "krippendorff_alpha", "majority", "pairwise",
+           "per_label_agreement"]
 
 Annotations = Mapping[Hashable, Mapping[Hashable, Hashable]]
 
@@ -57,11 +62,13 @@ def _pair_agreement(values: Sequence[Hashable]) -> tuple[int, int]:
     return same, n * (n - 1) // 2
 
 
-def pairwise(annotations: Annotations) -> list[dict[str, Any]]:
-    """Percent agreement and Cohen's kappa for every annotator pair sharing at least 2 items.
+def pairwise(annotations: Annotations, min_items: int = 2) -> list[dict[str, Any]]:
+    """Percent agreement and Cohen's kappa for every annotator pair sharing at least ``min_items`` items.
 
-    Kappa is ``sklearn.metrics.cohen_kappa_score`` on the shared items (frozensets are categories);
-    it is ``None`` where undefined (both annotators used one and the same category throughout).
+    Kappa is statsmodels' ``cohens_kappa`` of the pair's contingency table over the shared items
+    (frozensets are categories; the same value as ``sklearn.metrics.cohen_kappa_score``, at a hundredth
+    of its cost, which matters with hundreds of crowd workers); it is ``None`` where undefined (both
+    annotators used one and the same category throughout).
     """
     by_annotator: dict[Hashable, dict[Hashable, Hashable]] = {}
     for item, raters in annotations.items():
@@ -71,18 +78,27 @@ def pairwise(annotations: Annotations) -> list[dict[str, Any]]:
     result = []
     for a, b in combinations(sorted(by_annotator, key=repr), 2):
         shared = [i for i in by_annotator[a] if i in by_annotator[b]]
-        if len(shared) < 2:
+        if len(shared) < max(2, min_items):
             continue
-        ya = [codes[by_annotator[a][i]] for i in shared]
-        yb = [codes[by_annotator[b][i]] for i in shared]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            kappa = cohen_kappa_score(ya, yb)
-        agree = sum(x == y for x, y in zip(ya, yb)) / len(shared)
+        ya = np.array([codes[by_annotator[a][i]] for i in shared])
+        yb = np.array([codes[by_annotator[b][i]] for i in shared])
+        agree = float(np.mean(ya == yb))
+        kappa = cohen_kappa(ya, yb)
         result.append(
             {"a": a, "b": b, "items": len(shared), "percent_agreement": agree, "cohen_kappa": _defined(kappa)}
         )
     return result
+
+
+def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+    """Cohen's kappa of two raters' category codes (statsmodels, from the contingency table); None if undefined."""
+    used = np.unique(np.concatenate([a, b]))
+    index = np.searchsorted(used, a), np.searchsorted(used, b)
+    table = np.zeros((len(used), len(used)))
+    np.add.at(table, index, 1)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _defined(_sm_cohens_kappa(table, return_results=False))
 
 
 def fleiss_kappa(annotations: Annotations, labels: Sequence[Hashable]) -> float | None:
@@ -116,26 +132,26 @@ def krippendorff_alpha(
 ) -> float | None:
     """Krippendorff's alpha (``krippendorff`` package), using every item and tolerating missing values.
 
-    The reliability matrix is annotators x items, ``nan`` where an annotator did not rate an item.
+    Alpha depends only on how often each value occurs per item, so the package is given that
+    item x value count matrix (fast with hundreds of annotators) rather than annotators x items.
     ``level`` is ``"nominal"`` or ``"ordinal"``; for ordinal data, ``order`` gives the category order
     (default: sorted values). ``None`` when fewer than 2 distinct values occur or alpha is undefined.
     """
     if level not in ("nominal", "ordinal"):
         raise ValueError(f"level must be 'nominal' or 'ordinal', not {level!r}")
     codes = _categories(annotations, order)
-    items = list(annotations)
-    annotators = sorted({a for r in annotations.values() for a in r}, key=repr)
-    row = {a: k for k, a in enumerate(annotators)}
-    data = np.full((len(annotators), len(items)), np.nan)
-    for j, item in enumerate(items):
-        for annotator, value in annotations[item].items():
-            data[row[annotator], j] = codes[value]
-    present = np.unique(data[~np.isnan(data)])
+    counts = np.zeros((len(annotations), len(codes)))
+    for row, raters in enumerate(annotations.values()):
+        for value in raters.values():
+            counts[row, codes[value]] += 1
+    present = np.flatnonzero(counts.sum(axis=0))
     if len(present) < 2:
         return None
-    domain = list(range(len(codes))) if level == "ordinal" else present.tolist()
+    if level == "nominal":
+        counts = counts[:, present]  # unused categories change nothing for nominal data
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _defined(krippendorff.alpha(reliability_data=data, level_of_measurement=level, value_domain=domain))
+        return _defined(krippendorff.alpha(value_counts=counts, level_of_measurement=level,
+                                           value_domain=list(range(counts.shape[1]))))
 
 
 def binarize(annotations: Annotations, label: Hashable) -> dict[Hashable, dict[Hashable, bool]]:
@@ -165,21 +181,4 @@ def per_label_agreement(annotations: Annotations, labels: Sequence[Hashable]) ->
             "percent_agreement": same / pairs if pairs else None,
             "positives": sum(v for raters in binary.values() for v in raters.values()),
         }
-    return out
-
-
-def majority(annotations: Annotations) -> dict[Hashable, dict[str, Any]]:
-    """Majority answer per item: ``value``, its ``share`` of the item's answers, and ``tie``.
-
-    On a tie, ``value`` is the tied answer that sorts first by ``repr`` (deterministic) and ``tie``
-    is True, so callers can route tied items to review. Items without answers are left out.
-    """
-    out: dict[Hashable, dict[str, Any]] = {}
-    for item, raters in annotations.items():
-        counts = Counter(raters.values())
-        if not counts:
-            continue
-        top = max(counts.values())
-        winners = sorted((v for v, c in counts.items() if c == top), key=repr)
-        out[item] = {"value": winners[0], "share": top / len(raters), "tie": len(winners) > 1}
     return out
