@@ -323,6 +323,11 @@ def demo(
     out.console.print(f"next: cd {first} && labelloop review --reviewer YOU   (then: labelloop export labels.jsonl)")
 
 
+from . import cli_learn  # noqa: E402,F401  (registers embed, train, calibrate, simulate, dedup on app)
+
+__all__ = ["app", "cli_learn", "main"]
+
+
 def main() -> None:
     app(prog_name="labelloop")
 

@@ -32,6 +32,7 @@ from .spec import ModelSettings, TaskSpec
 from .store import CallRecord, Item, PredictionRecord, RunCounts, Store
 
 DEFAULT_LABELER = "llm"
+SMALL_LABELER = "small"  # the small model's predictions (labelloop.learn.small)
 MAX_RETRY_AFTER_S = 300.0
 CHUNK = 1000
 BARE_LABEL_TOKENS = 3  # label scoring: the answer is the label itself
@@ -62,6 +63,7 @@ class RunResult:
     elapsed_s: float
     status: str
     stop_reason: str | None = None
+    settled_by_small: int = 0  # items the small model settled: no LLM call (learn.policy.small_alone)
 
     @property
     def items_per_s(self) -> float:
@@ -87,6 +89,7 @@ class Job:
     settings: ModelSettings
     model_id: str
     labeler: str
+    fewshot: Any = None  # a learn.fewshot.FewShotPool when learn.fewshot > 0
 
     @cached_property
     def answer_key(self) -> str:
@@ -103,13 +106,27 @@ class Job:
         payload = json.dumps({"answer": self.answer_key, "gate": gate}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
+    @property
+    def settled_by(self) -> str | None:
+        """The labeler whose accepted answers spare this job a call (the small model, when policy says so)."""
+        return SMALL_LABELER if self.spec.learn.policy.small_alone and self.labeler != SMALL_LABELER else None
+
+    def examples(self, item: Item) -> list[tuple[str, str]]:
+        """The few-shot examples chosen for ``item`` as (text, answer text); none without a pool."""
+        if self.fewshot is None:
+            return []
+        return [(text, self.spec.answer_text(output)) for text, output in self.fewshot.examples(item)]
+
     def cache_key(self, item: Item) -> str:
-        return hashlib.sha256(f"{self.answer_key}:{item.content_hash}".encode()).hexdigest()[:32]
+        examples = self.examples(item)
+        extra = f":{self.fewshot.digest(examples)}" if examples else ""
+        return hashlib.sha256(f"{self.answer_key}:{item.content_hash}{extra}".encode()).hexdigest()[:32]
 
     def request(self, item: Item) -> CompletionRequest:
         s = self.settings
         max_tokens = min(s.max_tokens, BARE_LABEL_TOKENS) if self.prompt.output_schema is None else s.max_tokens
-        return CompletionRequest(messages=self.prompt.messages(item), json_schema=self.prompt.output_schema,
+        return CompletionRequest(messages=self.prompt.messages(item, self.examples(item)),
+                                 json_schema=self.prompt.output_schema,
                                  temperature=s.temperature, max_tokens=max_tokens,
                                  top_logprobs=s.top_logprobs, seed=s.seed)
 
@@ -131,13 +148,14 @@ async def label_async(store: Store, spec: TaskSpec, settings: ModelSettings | No
     prompt = build_prompt(spec)
     store.save_prompt(prompt.version, list(prompt.shared), prompt.item_template_source, prompt.output_schema)
     store.mark_stale_runs()
+    pool = fewshot_pool(store, spec)
     if model_known(backend):
-        job = Job(spec, prompt, settings, backend.model_id, options.labeler)
+        job = Job(spec, prompt, settings, backend.model_id, options.labeler, pool)
         planned = _planned_count(store, job, options)
         if planned == 0:  # nothing to do: leave the backend closed
             return await _run(store, job, planned, backend, options, progress)
     async with backend:
-        job = Job(spec, prompt, settings, backend.model_id, options.labeler)
+        job = Job(spec, prompt, settings, backend.model_id, options.labeler, pool)
         return await _run(store, job, _planned_count(store, job, options), backend, options, progress)
 
 
@@ -163,8 +181,18 @@ async def _run(store: Store, job: Job, planned: int, backend: Backend, options: 
         if progress:
             progress.stop()
         store.finish_run(run_id, status, runner.counts, error or runner.stop_reason)
+    settled = store.count_settled(job.settled_by) if job.settled_by else 0
     return RunResult(run_id, planned, runner.counts, runner.unparsable, time.perf_counter() - started,
-                     status, runner.stop_reason)
+                     status, runner.stop_reason, settled)
+
+
+def fewshot_pool(store: Store, spec: TaskSpec) -> Any:
+    """Examples from people's labels for each prompt (``learn.fewshot``; needs the ``embed`` extra)."""
+    if not spec.learn.fewshot:
+        return None
+    from .learn.fewshot import FewShotPool
+
+    return FewShotPool(store, spec, spec.learn.fewshot)
 
 
 def model_known(backend: Backend) -> bool:
@@ -176,7 +204,7 @@ def model_known(backend: Backend) -> bool:
 
 
 def _planned_count(store: Store, job: Job, options: LabelOptions) -> int:
-    pending = store.count_pending(job.labeler, job.key)
+    pending = store.count_pending(job.labeler, job.key, job.settled_by)
     for cap in (options.limit, options.sample):
         if cap is not None:
             pending = min(pending, cap)
@@ -184,7 +212,7 @@ def _planned_count(store: Store, job: Job, options: LabelOptions) -> int:
 
 
 def selected_items(store: Store, job: Job, options: LabelOptions) -> Iterator[Item]:
-    pending = store.iter_pending(job.labeler, job.key, CHUNK)
+    pending = store.iter_pending(job.labeler, job.key, CHUNK, job.settled_by)
     if options.sample is not None:
         pending = iter(_reservoir(pending, options.sample, options.seed))
     for count, item in enumerate(pending):

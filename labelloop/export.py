@@ -30,6 +30,8 @@ from typing import Any
 import jsonschema
 
 from .aggregate import aggregate
+from .dedup import DUPLICATE_LABELER
+from .engine import SMALL_LABELER
 from .errors import InputError
 from .export_text import SPACY_HINT, TEXT_FORMATS, TEXT_WRITERS, place_mentions
 from .prompt import build_prompt
@@ -150,7 +152,8 @@ def _final_rows(store: Store, spec: TaskSpec, labeler: str, keep: list[str], inc
     """Stream each exported record with its item; count the items left out by reason."""
     validator = jsonschema.Draft202012Validator(spec.output_schema())
     extra = _spec_columns(spec)
-    for row in store.final_records(labeler):
+    small = [SMALL_LABELER] if spec.learn.policy.small_alone and labeler != SMALL_LABELER else []
+    for row in store.final_records(labeler, [*small, DUPLICATE_LABELER]):
         outcome = _outcome(row, include_unreviewed)
         raw = row["human_output"] if outcome == "human" else row["model_output"]
         output = None if raw is None else json.loads(raw)

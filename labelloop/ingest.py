@@ -240,6 +240,11 @@ def _read_parquet(path: Path) -> Iterator[_Record]:
 _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet}
 
 
+def read_records(path: Path, fmt: str | None = None) -> Iterator[_Record]:
+    """The records of a JSONL, CSV/TSV or Parquet file, each with its line (bad ones carry ``error``)."""
+    return _READERS[detect_format(path, fmt)](path)
+
+
 @dataclass
 class AnnotationImport:
     """What an annotation import did."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ._sync import run_sync
 from .backends import create_backend
-from .engine import CHUNK, Job, LabelOptions, chunked, model_known, selected_items
+from .engine import CHUNK, Job, LabelOptions, chunked, fewshot_pool, model_known, selected_items
 from .prompt import build_prompt
 from .spec import ModelSettings, TaskSpec
 from .store import Store
@@ -35,19 +35,20 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
     if not model_known(backend):
         run_sync(_open_to_learn_model(backend))
     prompt = build_prompt(spec)
-    job = Job(spec, prompt, settings, backend.model_id, options.labeler)
+    job = Job(spec, prompt, settings, backend.model_id, options.labeler, fewshot_pool(store, spec))
     shared_tokens = sum(estimate_tokens(m["content"]) for m in prompt.shared)
     to_label = cached = prompt_tokens = 0
     first = None
     for chunk in chunked(selected_items(store, job, options), CHUNK):
         hits = store.cached_calls(job.cache_key(item) for item in chunk) if options.use_cache else {}
         for item in chunk:
-            first = first or prompt.messages(item)
+            first = first or job.request(item).messages
             to_label += 1
             if job.cache_key(item) in hits:
                 cached += 1
             else:
-                prompt_tokens += shared_tokens + estimate_tokens(prompt.item_messages(item)[0]["content"])
+                prompt_tokens += shared_tokens + sum(estimate_tokens(m["content"])
+                                                     for m in prompt.item_messages(item, job.examples(item)))
     calls = to_label - cached
     if options.max_calls is not None:
         calls = min(calls, options.max_calls)

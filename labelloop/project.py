@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from functools import cached_property
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .aggregate import AggregateResult, aggregate
+from .dedup import DuplicateReport, find_duplicates, propose_labels
 from .engine import LabelOptions, ProgressSink, RunResult, label
 from .errors import ProjectError
 from .export import ExportResult, export
@@ -23,6 +25,8 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .agree import AgreementReport
+    from .learn.loop import Calibration, TrainResult
+    from .learn.replay import Replay
 
 DB_FILENAME = "labelloop.db"
 
@@ -141,6 +145,29 @@ class Project:
             rework(self.store, report)
         return report
 
+    def embed(self, progress: Any = None) -> tuple[str, int]:
+        """Embed every item that has no vector yet (extra ``embed``); (embedder name, items embedded now)."""
+        return _learn("loop").embed_items(self.store, self.spec, progress)
+
+    def train(self, *, labeler: str = "llm") -> "TrainResult":
+        """Train the small model on people's labels (cross-validated, calibrated, with a guaranteed
+        threshold), label every item with it and cross-check ``labeler``; see :mod:`labelloop.learn.loop`."""
+        return _learn("loop").train(self.store, self.spec, self.root / "models", labeler)
+
+    def calibrate(self, *, labeler: str = "llm", plot: str | Path | None = None) -> "Calibration":
+        """Calibrate ``labeler`` on the gold items: ECE before and after, the guaranteed threshold."""
+        return _learn("loop").calibrate(self.store, self.spec, labeler, plot)
+
+    def simulate(self, gold: str | Path, **options: Any) -> "Replay":
+        """Replay the loop on a gold file with this project's task (see :func:`labelloop.learn.replay.run_simulation`)."""
+        return _learn("replay").run_simulation(gold, project=self, **options)
+
+    def find_duplicates(self, *, near: bool = True, threshold: float | None = None) -> DuplicateReport:
+        """Group exact and near-duplicate items, and propose each group's decided label to the rest."""
+        report = find_duplicates(self.store, near=near, threshold=threshold or self.spec.learn.near_duplicates)
+        report.proposed = propose_labels(self.store, self.spec)
+        return report
+
     def disputes(self, *, labeler: str = "llm", limit: int = 50) -> list[Dispute]:
         """Items waiting for an expert: answers that tie or agree too little, least agreed first."""
         return adjudication_queue(self.store, self.spec, labeler, limit)
@@ -200,3 +227,12 @@ class Project:
     def status(self) -> StatusSummary:
         """Counts by status, errors, tokens and the recent runs."""
         return status_summary(self.store)
+
+
+def _learn(module: str) -> Any:
+    """A module of :mod:`labelloop.learn`, or a one-line error naming the extra it needs."""
+    try:
+        return importlib.import_module(f".learn.{module}", __package__)
+    except ImportError as exc:
+        raise ProjectError(f"this needs the embed extra: pip install torch==2.13.0 && pip install 'labelloop[embed]'"
+                           f" ({exc})") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +31,17 @@ class Prompt:
     version: str
     _template: jinja2.Template
 
-    def item_messages(self, item: Item) -> list[dict[str, str]]:
-        """The messages that differ per item (the last user turn)."""
-        return [{"role": "user", "content": render_item(self._template, item)}]
+    def item_messages(self, item: Item, examples: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+        """The messages that differ per item: chosen examples as (text, answer text) turns, then the item."""
+        turns: list[dict[str, str]] = []
+        for text, answer in examples:
+            turns.append({"role": "user", "content": render_item(self._template, Item("example", text, {}, ""))})
+            turns.append({"role": "assistant", "content": answer})
+        return [*turns, {"role": "user", "content": render_item(self._template, item)}]
 
-    def messages(self, item: Item) -> list[dict[str, str]]:
+    def messages(self, item: Item, examples: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
         """The full message list for one item."""
-        return [*self.shared, *self.item_messages(item)]
+        return [*self.shared, *self.item_messages(item, examples)]
 
 
 def build_prompt(spec: TaskSpec) -> Prompt:

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,15 +44,14 @@ def wait_for(url: str, seconds: float, process: subprocess.Popen | None = None) 
     raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory) -> Iterator[str]:
-    """A real ``python -m llama_cpp.server`` serving the bundled SmolLM2 on 127.0.0.1."""
+@contextmanager
+def serving_smollm2(log: Path, *options: str) -> Iterator[str]:
+    """A real ``python -m llama_cpp.server`` serving the bundled SmolLM2 on 127.0.0.1; its base URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("w") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--verbose", "False"],
+             "--host", "127.0.0.1", "--port", str(port), "--verbose", "False", *options],
             stdout=handle, stderr=subprocess.STDOUT)
         try:
             wait_for(f"http://127.0.0.1:{port}/v1/models", 120, process)
@@ -59,6 +59,13 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory) -> Iterator[str]:
+    """The chat server of the OpenAI-backend tests."""
+    with serving_smollm2(tmp_path_factory.mktemp("llama") / "server.log", "--n_ctx", "4096") as url:
+        yield url
 
 
 class FaultServer:

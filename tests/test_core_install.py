@@ -8,7 +8,8 @@ import sys
 import textwrap
 
 EXTRAS_ONLY = ["numpy", "pandas", "scipy", "sklearn", "statsmodels", "krippendorff", "crowdkit", "matplotlib",
-               "torch", "fastapi", "llama_cpp", "pyarrow", "datasets", "spacy", "seqeval"]
+               "torch", "sentence_transformers", "datasketch", "joblib", "fastapi", "llama_cpp", "pyarrow",
+               "datasets", "spacy", "seqeval"]
 
 SCRIPT = textwrap.dedent(f"""
     import sys, json, importlib.abc
@@ -31,8 +32,9 @@ SCRIPT = textwrap.dedent(f"""
     project.import_annotations(root / "answers.jsonl")
     result = project.export(root / "out.jsonl")
     print("exported", result.written, sorted(json.loads(l)["method"] for l in open(root / "out.jsonl")))
-    agree = CliRunner().invoke(app, ["agree", "--project", str(root / "p")])
-    print("agree exit", agree.exit_code, agree.output.strip())
+    for command in ("agree", "train", "dedup"):
+        result = CliRunner().invoke(app, [command, "--project", str(root / "p")])
+        print(command, "exit", result.exit_code, result.output.strip())
 """)
 
 
@@ -41,3 +43,5 @@ def test_answers_aggregate_and_export_without_any_extra(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "exported 2 ['majority', 'single']" in result.stdout
     assert "agree exit 1" in result.stdout and "pip install 'labelloop[agree]'" in result.stdout
+    assert "train exit 1" in result.stdout and "pip install torch==2.13.0 && pip install 'labelloop[embed]'" in result.stdout
+    assert "dedup exit 1" in result.stdout and "pip install 'labelloop[dedup]'" in result.stdout

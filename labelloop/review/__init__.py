@@ -25,6 +25,7 @@ __all__ = ["Dispute", "QueueItem", "Reviewer", "ReviewError", "ROLES", "add_revi
            "submit", "skip", "undo"]
 
 ROLES = ("annotator", "expert")
+ACTIVE_POOL = 2000  # queue items considered when learn.review_order is active
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,13 @@ def review_queue(store: Store, spec: TaskSpec, reviewer: str, labeler: str = "ll
     lowest confidence first; the model's answer is hidden when the policy is blind."""
     draw_sample(store, spec, labeler)
     blind = not spec.annotation.show_prelabel
-    return [_queue_item(row, blind) for row in store.review_queue(labeler, reviewer, limit, order, need(spec))]
+    if spec.learn.review_order == "active":
+        from ..learn.active import active_order  # needs the embed extra
+
+        rows = active_order(store, spec, store.review_queue(labeler, reviewer, ACTIVE_POOL, order, need(spec)), limit)
+    else:
+        rows = store.review_queue(labeler, reviewer, limit, order, need(spec))
+    return [_queue_item(row, blind) for row in rows]
 
 
 def queue_item(store: Store, spec: TaskSpec, item_id: str, labeler: str = "llm",

@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 from pydantic import Field, field_validator, model_validator
 
-from .settings import AnnotationSettings, Example, InputSettings, ModelSettings, PromptSettings, ReviewSettings, Rule, _Strict
+from .settings import AnnotationSettings, Example, LearnSettings, InputSettings, ModelSettings, PromptSettings, ReviewSettings, Rule, _Strict
 
 
 class _LocatedError(ValueError):
@@ -31,6 +31,7 @@ class TaskSpec(_Strict):
     validators: list[str] = Field([], description="custom validators: 'module:function' or entry-point names")
     review: ReviewSettings = ReviewSettings()
     annotation: AnnotationSettings = AnnotationSettings()
+    learn: LearnSettings = LearnSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
     input: InputSettings = InputSettings()

@@ -140,6 +140,48 @@ class AnnotationSettings(_Strict):
     min_kappa: float = Field(0.6, ge=-1.0, le=1.0, description="annotators below this kappa are flagged")
 
 
+class EmbeddingSettings(_Strict):
+    """How items are embedded: the bundled all-MiniLM-L6-v2 by default, another sentence-transformers model,
+    or an OpenAI-compatible ``/v1/embeddings`` endpoint (``base_url``)."""
+
+    model: str | None = Field(None, description="sentence-transformers name or path, or the endpoint's model")
+    base_url: str | None = None
+    api_key_env: str | None = None
+    batch_size: int = Field(64, ge=1, le=4096)
+
+
+class SmallModelSettings(_Strict):
+    """The small model trained on people's labels (embeddings + logistic regression)."""
+
+    min_examples: int = Field(20, ge=4, description="gold items needed before training")
+    folds: int = Field(5, ge=2, le=20, description="stratified cross-validation folds")
+    regularization: float = Field(1.0, gt=0, description="logistic regression C (larger: less regularised)")
+
+
+class PolicySettings(_Strict):
+    """How the small model and the LLM share the work."""
+
+    target_precision: float = Field(0.95, gt=0.0, lt=1.0, description="precision auto-accepted labels must reach")
+    confidence_level: float = Field(0.9, gt=0.5, lt=1.0, description="confidence of that guarantee (Clopper-Pearson)")
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+    small_alone: bool = Field(False, description=(
+        "the small model alone labels items where its guaranteed threshold is met; the LLM is not called"))
+    cross_check: bool = Field(True, description=(
+        "where both labeled: disagreement goes to review; agreement with both confident is accepted"))
+
+
+class LearnSettings(_Strict):
+    """The flywheel: embeddings, few-shot from corrections, the small model, review order, duplicates."""
+
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    fewshot: int = Field(0, ge=0, le=32, description="nearest people-labeled examples added to each prompt")
+    small_model: SmallModelSettings = SmallModelSettings()
+    policy: PolicySettings = PolicySettings()
+    review_order: Literal["confidence", "active"] = Field("confidence", description=(
+        "active: uncertainty x diversity and labeler disagreement choose the next items"))
+    near_duplicates: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard threshold for near duplicates")
+
+
 class Example(_Strict):
     input: str = Field(min_length=1)
     output: Any

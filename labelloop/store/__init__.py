@@ -16,6 +16,7 @@ from ._common import chunks as _chunks
 from ._common import dumps as _dumps
 from ._common import utc_now
 from .gold import GoldStore
+from .learn import LearnStore
 from .migrations import MIGRATIONS, apply_migrations
 from .reviews import Conflict, Need, ReviewStore
 
@@ -87,7 +88,7 @@ class RunCounts:
     completion_tokens: int = 0
 
 
-class Store(ReviewStore, GoldStore):
+class Store(ReviewStore, GoldStore, LearnStore):
     """A project's SQLite database. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, db: sqlite3.Connection, path: Path):
@@ -179,12 +180,20 @@ class Store(ReviewStore, GoldStore):
     def first_item(self) -> Item | None:
         return next(self._iter_items_where("", (), 1), None)
 
-    def iter_pending(self, labeler: str, job_key: str, chunk: int = 1000) -> Iterator[Item]:
-        """Items without a current, finished prediction of ``labeler`` for this job and content."""
-        yield from self._iter_items_where("AND " + _PENDING, (labeler, job_key), chunk)
+    def iter_pending(self, labeler: str, job_key: str, chunk: int = 1000, settled_by: str | None = None) -> Iterator[Item]:
+        """Items without a current, finished prediction of ``labeler`` for this job and content (and, with
+        ``settled_by``, without an accepted prediction of that labeler)."""
+        where, extra = _pending(settled_by)
+        yield from self._iter_items_where("AND " + where, (labeler, job_key, *extra), chunk)
 
-    def count_pending(self, labeler: str, job_key: str) -> int:
-        return self.db.execute(f"SELECT count(*) FROM items WHERE {_PENDING}", (labeler, job_key)).fetchone()[0]
+    def count_pending(self, labeler: str, job_key: str, settled_by: str | None = None) -> int:
+        where, extra = _pending(settled_by)
+        return self.db.execute(f"SELECT count(*) FROM items WHERE {where}", (labeler, job_key, *extra)).fetchone()[0]
+
+    def count_settled(self, labeler: str) -> int:
+        """Items ``labeler`` (e.g. the small model) settled: its current prediction is accepted."""
+        return self.db.execute("SELECT count(*) FROM predictions WHERE labeler = ? AND is_current = 1"
+                               " AND route = 'accepted'", (labeler,)).fetchone()[0]
 
     def _iter_items_where(self, where: str, params: tuple, chunk: int) -> Iterator[Item]:
         last = 0
@@ -289,18 +298,22 @@ class Store(ReviewStore, GoldStore):
             found.update(row[0] for row in self.db.execute(f"SELECT id FROM items WHERE id IN ({marks})", chunk))
         return found
 
-    def final_records(self, labeler: str) -> Iterator[sqlite3.Row]:
-        """Every item with its gold record (if any) and current prediction of ``labeler`` (if any)."""
+    def final_records(self, labeler: str, fallbacks: Sequence[str] = ()) -> Iterator[sqlite3.Row]:
+        """Every item with its gold record (if any) and current prediction of ``labeler`` (if any; else the
+        first accepted prediction of the ``fallbacks`` labelers)."""
+        accepted = "".join(",   (SELECT id FROM predictions WHERE item_id = i.id AND is_current = 1 AND labeler = ?"
+                           " AND route = 'accepted')" for _ in fallbacks)
         query = (
             "SELECT i.seq, i.id, i.text, i.fields, g.output AS human_output, g.method, g.decided_by,"
             " g.status AS gold_status, g.confidence AS gold_confidence,"
             " p.id AS prediction_id, p.output AS model_output, p.route, p.reasons, p.confidence, p.model,"
             " p.prompt_version, p.status FROM items i"
-            " LEFT JOIN predictions p ON p.item_id = i.id AND p.is_current = 1 AND p.labeler = ?"
+            " LEFT JOIN predictions p ON p.id = coalesce("
+            f"   (SELECT id FROM predictions WHERE item_id = i.id AND is_current = 1 AND labeler = ?){accepted})"
             " LEFT JOIN gold g ON g.item_id = i.id"
             " WHERE i.seq > ? ORDER BY i.seq LIMIT 1000")
         last = 0
-        while rows := self.db.execute(query, (labeler, last)).fetchall():
+        while rows := self.db.execute(query, (labeler, *fallbacks, last)).fetchall():
             yield from rows
             last = rows[-1]["seq"]
 
@@ -365,6 +378,13 @@ class Store(ReviewStore, GoldStore):
 _PENDING = ("NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = items.id"
             " AND p.labeler = ? AND p.is_current = 1 AND p.job_key = ?"
             " AND p.item_hash = items.content_hash AND p.status != 'failed')")
+_SETTLED = ("NOT EXISTS (SELECT 1 FROM predictions s WHERE s.item_id = items.id"
+            " AND s.labeler = ? AND s.is_current = 1 AND s.route = 'accepted')")
+
+
+def _pending(settled_by: str | None) -> tuple[str, tuple[str, ...]]:
+    """The pending condition and its extra parameters (items another labeler settled are left out)."""
+    return (_PENDING, ()) if settled_by is None else (f"{_PENDING} AND {_SETTLED}", (settled_by,))
 
 
 def process_alive(pid: int) -> bool:

@@ -229,3 +229,36 @@ def m005_overlap_adjudication_gold(db: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m006_embeddings_models_duplicates(db: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE embeddings (
+            item_id TEXT NOT NULL REFERENCES items(id),
+            model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (item_id, model)
+        )""",
+        """CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            data_version TEXT NOT NULL,
+            embedder TEXT NOT NULL,
+            examples INTEGER NOT NULL,
+            report TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE duplicates (
+            item_id TEXT PRIMARY KEY REFERENCES items(id),
+            representative TEXT NOT NULL REFERENCES items(id),
+            kind TEXT NOT NULL CHECK (kind IN ('exact', 'near')),
+            similarity REAL NOT NULL,
+            found_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX duplicates_representative ON duplicates(representative)",
+    ]
+    for statement in statements:
+        db.execute(statement)

@@ -1,0 +1,157 @@
+"""``labelloop simulate``: load a gold file, label it like a project would, replay the loop, write the report.
+
+The gold items go into a work project (a directory; kept with ``workdir`` so a rerun reuses its
+embeddings and the LLM's cached answers): they are embedded, labeled by the task's model unless
+``use_llm`` is off, and handed to :func:`~labelloop.learn.simulate.simulate` with their gold labels.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import InputError, ProjectError
+from ..ingest import read_records
+from ..project import Project
+from ..spec import ClassifySpec, TaskSpec
+from .embed import create_embedder, ensure_embeddings, load_embeddings
+from .report import write_simulation_report
+from .simulate import Labels, SimulationConfig, SimulationResult, simulate
+
+
+@dataclass
+class Replay:
+    """What ``simulate`` found, and where the report went."""
+
+    flywheel: SimulationResult
+    llm_only: SimulationResult | None
+    targets: list[float]
+    items: int
+    llm_calls: int = 0
+    llm_accuracy: float | None = None
+    files: list[str] = field(default_factory=list)
+
+    def effort_lines(self) -> list[str]:
+        """One line per target, e.g. ``effort to 95%: 23.4% of items``."""
+        lines = []
+        for target in self.targets:
+            best = self.flywheel.best(target)
+            if best is None:
+                lines.append(f"effort to {target:.0%}: 100.0% of items (no threshold could be guaranteed)")
+                continue
+            lines.append(f"effort to {target:.0%}: {best.effort:.1%} of items (round {best.round}, dataset accuracy"
+                         f" {best.dataset_accuracy:.1%}, auto-accepted {best.accepted} at {_pct(best.accepted_accuracy)}"
+                         f" accuracy, {best.accepted_by_small} by the small model alone: LLM calls saved)")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "targets": self.targets, "llm_calls": self.llm_calls,
+                "llm_accuracy": self.llm_accuracy, "flywheel": self.flywheel.to_dict(),
+                "llm_only": self.llm_only.to_dict() if self.llm_only else None, "files": self.files}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def read_gold(path: Path, spec: TaskSpec | None, limit: int | None, seed: int) -> list[dict[str, Any]]:
+    """Rows of ``text`` and ``label`` (or the task's ``label`` output field) from a JSONL/CSV/Parquet file."""
+    rows = []
+    for record in read_records(path):
+        if record.error is not None:
+            raise record.error
+        data = record.data or {}
+        label = data.get("label", (data.get("output") or {}).get("label") if isinstance(data.get("output"), dict)
+                         else None)
+        for name, value in (("text", data.get("text")), ("label", label)):
+            if not isinstance(value, str) or not value:
+                raise InputError(str(path), record.line, "missing or not text", field=name)
+        if spec is not None and isinstance(spec, ClassifySpec) and label not in spec.label_names:
+            raise InputError(str(path), record.line, f"{label!r} is not one of the task's labels", field="label")
+        rows.append({"id": str(data.get("id") or f"g{record.line:06d}"), "text": data["text"], "label": label})
+    if limit is not None and limit < len(rows):
+        rows = random.Random(seed).sample(rows, limit)
+    return rows
+
+
+def throwaway_spec(labels: list[str]) -> str:
+    """A classify task whose labels are the gold file's label set (``--kind classify`` outside a project)."""
+    return yaml.safe_dump({"name": "simulated", "kind": "classify",
+                           "instruction": "Choose the label that fits the text.", "labels": labels},
+                          allow_unicode=True, sort_keys=False)
+
+
+def run_simulation(gold: str | Path, *, project: Project | None = None, workdir: str | Path | None = None,
+                   out: str | Path = "simulation", config: SimulationConfig | None = None, use_llm: bool = True,
+                   limit: int | None = None, progress: Callable[[str], None] | None = None,
+                   **model_overrides: Any) -> Replay:
+    """Replay the loop on a gold file (see the module docstring); writes the PNG and HTML report to ``out``."""
+    config = config or SimulationConfig()
+    spec = project.spec if project is not None else None
+    if spec is not None and not isinstance(spec, ClassifySpec):
+        raise ProjectError(f"simulate needs a classify task; this project's task is {spec.kind}")
+    rows = read_gold(Path(gold), spec, limit, config.seed)
+    if len({r["label"] for r in rows}) < 2:
+        raise InputError(str(gold), None, "the gold labels need at least two classes")
+    say = progress or (lambda message: None)
+    with _work_project(workdir, project, sorted({r["label"] for r in rows})) as work:
+        _ingest(work, rows)
+        say(f"embedding {len(rows)} items")
+        embedder = create_embedder(work.spec.learn.embeddings)
+        ensure_embeddings(work.store, embedder)
+        vectors = load_embeddings(work.store, embedder.name).rows([r["id"] for r in rows])
+        data = Labels(np.array([r["label"] for r in rows]), vectors)
+        replay_llm_calls = 0
+        if use_llm:
+            say(f"labeling {len(rows)} items with the task's model")
+            result = work.label(**model_overrides)
+            replay_llm_calls = result.counts.calls
+            data.llm_label, data.llm_confidence = _llm_answers(work, [r["id"] for r in rows])
+    say("replaying the loop")
+    flywheel = simulate(data, config, "flywheel")
+    llm_only = simulate(data, config, "llm_only") if use_llm else None
+    replay = Replay(flywheel, llm_only, list(config.targets), len(rows), replay_llm_calls)
+    if use_llm:
+        replay.llm_accuracy = float(np.mean(data.llm_label == data.gold))
+    replay.files = write_simulation_report(replay, Path(out))
+    return replay
+
+
+@contextmanager
+def _work_project(workdir: str | Path | None, project: Project | None, labels: list[str]) -> Iterator[Project]:
+    """The work project: ``workdir`` (created or reused) or a temporary directory, with the task's spec."""
+    with tempfile.TemporaryDirectory(prefix="labelloop-simulate-") as tmp:
+        root = Path(workdir) if workdir is not None else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        spec_text = project.spec_path.read_text(encoding="utf-8") if project is not None else throwaway_spec(labels)
+        (root / "labelloop.yaml").write_text(spec_text, encoding="utf-8")
+        with Project(root) as work:
+            yield work
+
+
+def _ingest(work: Project, rows: list[dict[str, Any]]) -> None:
+    path = work.root / "gold-items.jsonl"
+    path.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+    work.ingest(path, id_field="id")
+
+
+def _llm_answers(work: Project, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The LLM's current label and confidence per item ("" and 0 where it gave none)."""
+    found = {row["item_id"]: row for row in work.store.current_predictions("llm")}
+    labels, confidence = [], []
+    for item_id in ids:
+        row = found.get(item_id)
+        output = json.loads(row["output"]) if row is not None and row["output"] else {}
+        labels.append(str(output.get("label") or ""))
+        confidence.append(float(row["confidence"]) if row is not None and row["confidence"] is not None else 0.0)
+    return np.array(labels), np.array(confidence)
