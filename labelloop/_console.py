@@ -63,7 +63,18 @@ def print_ingest(result: IngestResult) -> None:
     line = f"{result.path}: {result.added} items added, {result.duplicates} already present"
     if result.rejects_path:
         line += f", {result.rejected} rejected (see {result.rejects_path})"
-    console.print(line)
+    if result.filtered:
+        line += ", filtered out: " + ", ".join(f"{n} {reason}" for reason, n in sorted(result.filtered.items()))
+    console.print(escape(line))
+    hygiene = result.hygiene or {}
+    changed = (hygiene.get("cleaning") or {}).get("changed") or {}
+    if changed:
+        console.print("cleaning changed: " + ", ".join(f"{step} {n}" for step, n in changed.items()))
+        for step, examples in ((hygiene.get("cleaning") or {}).get("examples") or {}).items():
+            for before, after in examples[:1]:
+                console.print(Text(f"  {step}: {before!r} → {after!r}"))
+    if hygiene.get("pii"):
+        console.print("PII found and handled: " + ", ".join(f"{kind} {n}" for kind, n in sorted(hygiene["pii"].items())))
 
 
 def print_run(result: RunResult) -> None:
@@ -75,6 +86,8 @@ def print_run(result: RunResult) -> None:
         + (f" — stopped: {result.stop_reason}" if result.stop_reason else ""))
     if result.settled_by_small:
         console.print(f"{result.settled_by_small} items settled by the small model: no LLM call for them")
+    if result.inherited:
+        console.print(f"{result.inherited} duplicates took their group representative's answer: no LLM call for them")
 
 
 def print_plan(plan: Plan) -> None:
@@ -299,3 +312,13 @@ def print_duplicates(report: "DuplicateReport") -> None:
                   f" ({report.grouped_items} items); {report.proposed} labels proposed from decided members")
     for texts in report.examples or []:
         console.print(Text("  " + " | ".join(t[:60] for t in texts)))
+
+
+def print_audit(rows: list[dict]) -> None:
+    table = Table(title="audit log (newest first)")
+    for column in ("at", "actor", "action", "item", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["at"][:19], Text(row["actor"]), Text(row["action"]), Text(row["item_id"] or ""),
+                      Text((row["detail"] or "")[:120]))
+    console.print(table)

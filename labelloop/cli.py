@@ -63,11 +63,13 @@ def ingest(
     id_field: Annotated[Optional[str], typer.Option(help="Field holding a stable id (default: hash of the content)")] = None,
     format: Annotated[Optional[str], typer.Option("--format", help="jsonl, csv, tsv or parquet (default: from the suffix)")] = None,
     skip_bad: Annotated[Optional[Path], typer.Option(help="Write bad records to this JSONL file and go on")] = None,
+    clean: Annotated[Optional[str], typer.Option(help="Cleaning profile: none, basic, web or zh (or a clean: block)")] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Add the records of a file to the project (all or nothing; rerunning adds nothing new)."""
     with _project(project) as proj:
-        out.print_ingest(proj.ingest(path, text_field=text_field, id_field=id_field, fmt=format, skip_bad=skip_bad))
+        out.print_ingest(proj.ingest(path, text_field=text_field, id_field=id_field, fmt=format, skip_bad=skip_bad,
+                                     clean=clean))
 
 
 def _label_options(labeler: str, limit: int | None, sample: int | None, seed: int, max_calls: int | None,

@@ -1,4 +1,5 @@
-"""The flywheel's commands (embed, train, calibrate, simulate, dedup), registered on the main CLI app."""
+"""The flywheel's and hygiene's commands (embed, train, calibrate, simulate, dedup, audit, pii), registered on the
+main CLI app."""
 
 from __future__ import annotations
 
@@ -95,10 +96,48 @@ def simulate(
 @app.command()
 def dedup(
     near: Annotated[bool, typer.Option(help="Near duplicates too (MinHash), not only exact ones")] = True,
-    threshold: Annotated[Optional[float], typer.Option(help="Jaccard threshold (default: learn.near_duplicates)")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Jaccard threshold (default: dedup.threshold)")] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Group exact and near-duplicate items; propose a group's decided label to its other members."""
     with _project(project) as proj:
         report = proj.find_duplicates(near=near, threshold=threshold)
     out.print_duplicates(report)
+
+
+@app.command()
+def audit(
+    action: Annotated[Optional[str], typer.Option(help="Only this action (export, ingest, label, pii-reveal, ...)")] = None,
+    actor: Annotated[Optional[str], typer.Option(help="Only this actor")] = None,
+    item: Annotated[Optional[str], typer.Option(help="Only this item")] = None,
+    limit: Annotated[int, typer.Option(help="The newest N rows")] = 50,
+    as_json: JsonOpt = False, project: ProjectOpt = None,
+) -> None:
+    """Who did what, when: exports, ingests, reviews, imports, PII reveals (the append-only audit log)."""
+    with _project(project) as proj:
+        rows = proj.audit(action=action, actor=actor, item=item, limit=limit)
+    if as_json:
+        out.print_json(rows)
+    else:
+        out.print_audit(rows)
+
+
+pii_app = typer.Typer(help="PII: where it was found, and the originals for the key holder.", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
+
+
+@pii_app.command("show")
+def pii_show(item: Annotated[str, typer.Argument(help="Item id")], project: ProjectOpt = None) -> None:
+    """Where PII was found in an item (type, offsets, detector, action; never the value)."""
+    with _project(project) as proj:
+        out.print_json(proj.pii_findings(item))
+
+
+@pii_app.command("reveal")
+def pii_reveal(
+    item: Annotated[str, typer.Argument(help="Item id")],
+    actor: Annotated[str, typer.Option(help="Your name, for the audit log")] = "cli", project: ProjectOpt = None,
+) -> None:
+    """The original text and placeholder values of an item (needs the passphrase; logged)."""
+    with _project(project) as proj:
+        out.print_json(proj.reveal_pii(item, actor=actor))

@@ -11,6 +11,7 @@ and permuted from a fixed seed, so a run gives the same groups in any process.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import unicodedata
@@ -239,6 +240,40 @@ def propose_labels(store: Any, spec: Any) -> int:
                                 route="accepted" if kind == EXACT else "needs_review",
                                 reasons=[] if kind == EXACT else [f"near_duplicate_of:{source}"])
                for item_id, source, kind, similarity in proposals]
+    counts = RunCounts(items_done=len(records))
+    store.save_predictions(run, records, counts)
+    store.finish_run(run, "finished", counts)
+    return len(records)
+
+
+def inherit_labels(store: Any, labeler: str) -> int:
+    """Give each duplicate the current answer of its group's representative, marked ``duplicate_of``
+    (members that have an answer of their own keep it). Returns how many were written."""
+    from .store import PredictionRecord, RunCounts
+
+    current = {row["item_id"]: row for row in store.current_predictions(labeler)}
+    copies = []
+    for item_id, representative, _, _ in store.duplicate_rows():
+        source, mine = current.get(representative), current.get(item_id)
+        if item_id == representative or source is None:
+            continue
+        if mine is not None and (mine["duplicate_of"] is None or mine["created_at"] >= source["created_at"]):
+            continue
+        copies.append((item_id, source))
+    if not copies:
+        return 0
+    hashes = store.content_hashes(item_id for item_id, _ in copies)
+    first = copies[0][1]
+    run = store.start_run(labeler=labeler, backend="duplicates", model=first["model"], params={},
+                          prompt_version=first["prompt_version"], job_key=first["job_key"], items_planned=len(copies),
+                          pid=os.getpid())
+    records = [PredictionRecord(
+        item_id, labeler, src["job_key"], hashes[item_id], src["prompt_version"], src["model"], src["status"],
+        output=json.loads(src["output"]) if src["output"] else None, raw_text=src["raw_text"], error=src["error"],
+        problems=json.loads(src["problems"] or "[]"), repaired=bool(src["repaired"]), confidence=src["confidence"],
+        confidence_method=src["confidence_method"], field_confidence=json.loads(src["field_confidence"] or "{}"),
+        route=src["route"], reasons=json.loads(src["reasons"] or "[]"), duplicate_of=src["item_id"])
+        for item_id, src in copies]
     counts = RunCounts(items_done=len(records))
     store.save_predictions(run, records, counts)
     store.finish_run(run, "finished", counts)

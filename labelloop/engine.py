@@ -64,6 +64,7 @@ class RunResult:
     status: str
     stop_reason: str | None = None
     settled_by_small: int = 0  # items the small model settled: no LLM call (learn.policy.small_alone)
+    inherited: int = 0  # duplicates given their group representative's answer (dedup.label_one)
 
     @property
     def items_per_s(self) -> float:
@@ -204,7 +205,7 @@ def model_known(backend: Backend) -> bool:
 
 
 def _planned_count(store: Store, job: Job, options: LabelOptions) -> int:
-    pending = store.count_pending(job.labeler, job.key, job.settled_by)
+    pending = store.count_pending(job.labeler, job.key, job.settled_by, job.spec.dedup.group and job.spec.dedup.label_one)
     for cap in (options.limit, options.sample):
         if cap is not None:
             pending = min(pending, cap)
@@ -212,7 +213,8 @@ def _planned_count(store: Store, job: Job, options: LabelOptions) -> int:
 
 
 def selected_items(store: Store, job: Job, options: LabelOptions) -> Iterator[Item]:
-    pending = store.iter_pending(job.labeler, job.key, CHUNK, job.settled_by)
+    pending = store.iter_pending(job.labeler, job.key, CHUNK, job.settled_by,
+                                 job.spec.dedup.group and job.spec.dedup.label_one)
     if options.sample is not None:
         pending = iter(_reservoir(pending, options.sample, options.seed))
     for count, item in enumerate(pending):

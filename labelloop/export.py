@@ -189,6 +189,8 @@ def _record(row: Any, source: str, output: Any, item: Item, keep: list[str],
     record: dict[str, Any] = {"id": item.id, "text": item.text, "output": output, "source": source}
     if source == "human":
         record.update(method=row["method"], decided_by=",".join(json.loads(row["decided_by"])))
+    if source == "model" and row["duplicate_of"]:
+        record["duplicate_of"] = row["duplicate_of"]
     record.update(confidence=_human_confidence(row) if source == "human" else row["confidence"], model=row["model"],
                   prompt_version=row["prompt_version"], **extra)
     record.update({name: item.fields.get(name) for name in keep})

@@ -11,8 +11,8 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class IngestResult:
     duplicates: int = 0
     rejected: int = 0
     rejects_path: str | None = None
+    filtered: dict[str, int] = field(default_factory=dict)  # left out by cleaning, by reason
+    hygiene: dict[str, Any] | None = None  # what cleaning and PII masking did (labelloop.prepare)
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ def content_hash(text: str, fields: dict[str, Any]) -> str:
 
 
 def ingest_file(store: Store, path: str | Path, *, text_field: str = "text", id_field: str | None = None,
-                fmt: str | None = None, skip_bad: str | Path | None = None) -> IngestResult:
-    """Add the records of ``path`` to ``store`` as items, in one transaction."""
+                fmt: str | None = None, skip_bad: str | Path | None = None,
+                prepare: Callable[[str], Any] | None = None) -> IngestResult:
+    """Add the records of ``path`` to ``store`` as items, in one transaction. ``prepare`` (a
+    :class:`~labelloop.prepare.Preparer`) cleans and masks each text, or names why it is filtered out."""
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), None, "file not found")
@@ -78,9 +82,12 @@ def ingest_file(store: Store, path: str | Path, *, text_field: str = "text", id_
         with store.transaction():
             batch: list[Item] = []
             for record in reader(path):
-                item = _to_item(record, str(path), text_field, id_field)
+                item = _to_item(record, str(path), text_field, id_field, prepare)
                 if isinstance(item, InputError):
                     _reject(rejects, item, record.raw, result)
+                    continue
+                if isinstance(item, str):  # filtered out by cleaning (too short, another language, ...)
+                    result.filtered[item] = result.filtered.get(item, 0) + 1
                     continue
                 batch.append(item)
                 if len(batch) >= BATCH:
@@ -121,7 +128,8 @@ def _reject(rejects: "_RejectsWriter | None", error: InputError, raw: str, resul
     result.rejected += 1
 
 
-def _to_item(record: _Record, source: str, text_field: str, id_field: str | None) -> Item | InputError:
+def _to_item(record: _Record, source: str, text_field: str, id_field: str | None,
+             prepare: Callable[[str], Any] | None = None) -> Item | InputError | str:
     if record.error is not None:
         return record.error
     data = record.data
@@ -133,6 +141,10 @@ def _to_item(record: _Record, source: str, text_field: str, id_field: str | None
         return InputError(source, record.line, f"must be a string, got {type(text).__name__}", field=text_field)
     if not text.strip():
         return InputError(source, record.line, "is empty", field=text_field)
+    prepared = prepare(text) if prepare is not None else None
+    if isinstance(prepared, str):
+        return prepared
+    text = prepared.text if prepared is not None else text
     fields = {k: v for k, v in data.items() if k not in (text_field, id_field)}
     digest = content_hash(text, fields)
     if id_field is None:
@@ -143,7 +155,7 @@ def _to_item(record: _Record, source: str, text_field: str, id_field: str | None
         return InputError(source, record.line, "must be a string or an integer", field=id_field)
     else:
         item_id = str(data[id_field])
-    return Item(item_id, text, fields, digest, source, record.line)
+    return Item(item_id, text, fields, digest, source, record.line, prepared)
 
 
 # -- readers: each yields one _Record per record, with its 1-based line (or row) -------------
@@ -172,10 +184,40 @@ def _read_jsonl(path: Path) -> Iterator[_Record]:
         except ValueError as exc:
             yield _Record(number, None, text, InputError(str(path), number, f"invalid JSON ({exc})"))
             continue
+        except RecursionError:
+            yield _Record(number, None, text[:200], InputError(str(path), number, "JSON nested too deeply"))
+            continue
         if not isinstance(data, dict):
             yield _Record(number, None, text, InputError(str(path), number, "a line must be a JSON object"))
             continue
-        yield _Record(number, data, text)
+        problem = _unstorable(data)
+        yield _Record(number, None if problem else data, text[:200] if problem else text,
+                      InputError(str(path), number, problem) if problem else None)
+
+
+MAX_DEPTH = 100  # JSON nesting a record may have: deeper ones would overflow the encoder later
+
+
+def _unstorable(data: dict[str, Any]) -> str | None:
+    """Why a parsed record cannot be stored as UTF-8 JSON (nesting too deep, lone surrogate escapes), if so."""
+    if _depth(data) > MAX_DEPTH:
+        return f"JSON nested more than {MAX_DEPTH} levels deep"
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"contains a lone surrogate escape (\\u{ord(exc.object[exc.start]):04x}), which is not text"
+    return None
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _read_delimited(path: Path, delimiter: str) -> Iterator[_Record]:
@@ -192,7 +234,7 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[_Record]:
     reader = csv.reader(text_lines(), delimiter=delimiter)
     header: list[str] | None = None
     start = 1
-    for row in reader:
+    for row in _csv_rows(reader, path, lambda: start):
         line, start = start, reader.line_num + 1
         problem = next((problems[n] for n in range(line, start) if n in problems), None)
         if header is None:
@@ -210,6 +252,14 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[_Record]:
                 str(path), line, f"has {len(row)} columns, the header has {len(header)}"))
         else:
             yield _Record(line, dict(zip(header, row)), raw)
+
+
+def _csv_rows(reader: Any, path: Path, line: Callable[[], int]) -> Iterator[list[str]]:
+    """The reader's rows; a malformed line (a bare carriage return, say) is an error at its line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise InputError(str(path), line(), f"not readable as CSV/TSV ({exc})") from None
 
 
 def _read_csv(path: Path) -> Iterator[_Record]:
@@ -230,11 +280,14 @@ def _read_parquet(path: Path) -> Iterator[_Record]:
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise InputError(str(path), None, f"not a readable Parquet file ({exc})") from None
     row = 0
-    for batch in parquet.iter_batches(batch_size=BATCH):
-        for data in batch.to_pylist():
-            row += 1
-            raw = json.dumps(data, ensure_ascii=False, default=str)  # dates, decimals: as text
-            yield _Record(row, json.loads(raw), raw)
+    try:
+        for batch in parquet.iter_batches(batch_size=BATCH):
+            for data in batch.to_pylist():
+                row += 1
+                raw = json.dumps(data, ensure_ascii=False, default=str)  # dates, decimals: as text
+                yield _Record(row, json.loads(raw), raw)
+    except (OSError, ValueError) as exc:  # a corrupt page, invalid UTF-8 in a string column (pyarrow)
+        raise InputError(str(path), row + 1, f"unreadable Parquet data ({exc})") from None
 
 
 _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet}

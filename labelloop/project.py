@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aggregate import AggregateResult, aggregate
-from .dedup import DuplicateReport, find_duplicates, propose_labels
+from .dedup import DuplicateReport, find_duplicates, inherit_labels, propose_labels
 from .engine import LabelOptions, ProgressSink, RunResult, label
 from .errors import ProjectError
 from .export import ExportResult, export
 from .ingest import AnnotationImport, IngestResult, ingest_annotations, ingest_file, read_gold
 from .labelstudio import ImportResult, LabelStudioExport, SyncResult, export_tasks, import_export, sync
 from .plan import Plan, make_plan
+from .prepare import Preparer, reveal
 from .report import StatusSummary, status_summary
 from .review import Dispute, add_reviewer, adjudication_queue
 from .review.terminal import ReviewSummary, TerminalReview
@@ -109,11 +110,20 @@ class Project:
         return self.spec.model.with_overrides(overrides)
 
     def ingest(self, path: str | Path, *, text_field: str | None = None, id_field: str | None = None,
-               fmt: str | None = None, skip_bad: str | Path | None = None) -> IngestResult:
-        """Add a file's records as items (all or nothing, unless ``skip_bad`` names a rejects file)."""
-        spec_input = self.spec.input
-        return ingest_file(self.store, path, text_field=text_field or spec_input.text_field,
-                           id_field=id_field or spec_input.id_field, fmt=fmt, skip_bad=skip_bad)
+               fmt: str | None = None, skip_bad: str | Path | None = None, clean: str | None = None) -> IngestResult:
+        """Add a file's records as items (all or nothing, unless ``skip_bad`` names a rejects file). With the
+        spec's ``clean``/``pii`` blocks or a ``clean`` profile, texts are cleaned and masked first."""
+        spec, spec_input = self.spec, self.spec.input
+        preparer = Preparer(spec, self.store, clean) if (spec.clean or spec.pii or clean) else None
+        result = ingest_file(self.store, path, text_field=text_field or spec_input.text_field,
+                             id_field=id_field or spec_input.id_field, fmt=fmt, skip_bad=skip_bad,
+                             prepare=preparer if preparer and preparer.active else None)
+        if preparer is not None:
+            result.hygiene = preparer.finish().to_dict()
+        self.store.audit("cli", "ingest", detail=json.dumps(
+            {"path": str(path), "added": result.added, "rejected": result.rejected, "filtered": result.filtered,
+             "pii": (result.hygiene or {}).get("pii", {})}, ensure_ascii=False))
+        return result
 
     def import_annotations(self, path: str | Path, *, item_field: str = "item", annotator_field: str = "annotator",
                            value_field: str | None = "labels", fmt: str | None = None, labeler: str = "llm",
@@ -164,9 +174,24 @@ class Project:
 
     def find_duplicates(self, *, near: bool = True, threshold: float | None = None) -> DuplicateReport:
         """Group exact and near-duplicate items, and propose each group's decided label to the rest."""
-        report = find_duplicates(self.store, near=near, threshold=threshold or self.spec.learn.near_duplicates)
+        report = find_duplicates(self.store, near=near, threshold=threshold or self.spec.dedup.threshold)
         report.proposed = propose_labels(self.store, self.spec)
         return report
+
+    def audit(self, *, action: str | None = None, actor: str | None = None, item: str | None = None,
+              limit: int = 50) -> list[dict[str, Any]]:
+        """The newest audit-log rows (who did what, when), filtered."""
+        return [dict(row) for row in self.store.audit_rows(action=action, actor=actor, item_id=item, limit=limit)]
+
+    def pii_findings(self, item_id: str) -> list[dict[str, Any]]:
+        """Where PII was found in an item: type, offsets in the stored text, detector, action."""
+        return [dict(row) for row in self.store.pii_entry(item_id)[1]]
+
+    def reveal_pii(self, item_id: str, *, actor: str = "cli") -> dict[str, Any]:
+        """The original text and placeholder values of one item, with the passphrase; logged in the audit log."""
+        if self.spec.pii is None:
+            raise ProjectError("this project has no pii block: nothing was masked")
+        return reveal(self.store, self.spec.pii, item_id, actor)
 
     def disputes(self, *, labeler: str = "llm", limit: int = 50) -> list[Dispute]:
         """Items waiting for an expert: answers that tie or agree too little, least agreed first."""
@@ -178,8 +203,18 @@ class Project:
 
     def label(self, options: LabelOptions | None = None, progress: ProgressSink | None = None,
               **overrides: Any) -> RunResult:
-        """Label the pending items (resumable; cached answers cost no call)."""
-        return label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress)
+        """Label the pending items (resumable; cached answers cost no call). With ``dedup.group``, duplicates
+        are grouped first and, with ``dedup.label_one``, only one per group is sent; the rest inherit."""
+        dedup = self.spec.dedup
+        if dedup.group:
+            find_duplicates(self.store, near=dedup.near, threshold=dedup.threshold)
+        result = label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress)
+        if dedup.group and dedup.label_one:
+            result.inherited = inherit_labels(self.store, (options or LabelOptions()).labeler)
+        self.store.audit("cli", "label", detail=json.dumps(
+            {"run": result.run_id, "status": result.status, "labeled": result.counts.items_done,
+             "calls": result.counts.calls, "inherited": result.inherited, "settled_by_small": result.settled_by_small}))
+        return result
 
     def export(self, out: str | Path, fmt: str = "jsonl", *, labeler: str = "llm",
                keep_fields: list[str] | None = None, include_unreviewed: bool = False,

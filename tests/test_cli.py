@@ -21,7 +21,7 @@ def test_every_command_has_help_text():
     names = {c.name or c.callback.__name__ for c in commands}
     assert names == {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "import-labelstudio",
                      "serve", "demo", "import-annotations", "aggregate", "agree", "embed", "train", "calibrate",
-                     "simulate", "dedup"}
+                     "simulate", "dedup", "audit"}
     for command in commands:
         assert command.callback.__doc__, command.callback.__name__
         result = invoke(command.name or command.callback.__name__, "--help")

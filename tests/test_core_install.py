@@ -9,7 +9,7 @@ import textwrap
 
 EXTRAS_ONLY = ["numpy", "pandas", "scipy", "sklearn", "statsmodels", "krippendorff", "crowdkit", "matplotlib",
                "torch", "sentence_transformers", "datasketch", "joblib", "fastapi", "llama_cpp", "pyarrow",
-               "datasets", "spacy", "seqeval"]
+               "datasets", "spacy", "seqeval", "phonenumbers", "cryptography", "opencc"]
 
 SCRIPT = textwrap.dedent(f"""
     import sys, json, importlib.abc

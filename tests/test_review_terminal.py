@@ -34,7 +34,8 @@ def test_pick_skip_accept_then_quit(tmp_path, fault_server):
     assert set(done) == {"t000", "t002"}
     assert (json.loads(done["t000"]["output"]), done["t000"]["action"]) == ({"label": "negative"}, "label")
     assert (json.loads(done["t002"]["output"]), done["t002"]["action"]) == ({"label": "positive"}, "accept")
-    audit = [(r["actor"], r["action"], r["item_id"], r["before"], r["after"]) for r in project.store.audit_log()]
+    audit = [(r["actor"], r["action"], r["item_id"], r["before"], r["after"]) for r in project.store.audit_log()
+             if r["actor"] == "ana"]
     assert audit == [("ana", "label", "t000", '{"label":"positive"}', '{"label":"negative"}'),
                      ("ana", "skip", "t001", '{"label":"positive"}', None),
                      ("ana", "accept", "t002", '{"label":"positive"}', '{"label":"positive"}')]

@@ -147,8 +147,8 @@ def test_review_three_items_by_key_undo_and_escaped_text(classify_app, browser):
     assert dialogs == []                           # no script ran
     actions = [(row["actor"], row["action"], row["item_id"]) for row in project.store.audit_log()
                if row["actor"] == "ana"]
-    assert actions == [("ana", "label", "t000"), ("ana", "accept", "t001"), ("ana", "label", "t002"),
-                       ("ana", "undo", "t002"), ("ana", "skip", "t002")]
+    assert actions == [("ana", "login", None), ("ana", "label", "t000"), ("ana", "accept", "t001"),
+                       ("ana", "label", "t002"), ("ana", "undo", "t002"), ("ana", "skip", "t002")]
 
 
 def test_second_reviewer_gets_a_conflict_not_an_overwrite(classify_app, browser):

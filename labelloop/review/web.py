@@ -94,6 +94,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
             return RedirectResponse("/login?error=unknown+token", status_code=303)
         session = secrets.token_urlsafe(32)
         sessions[session] = found
+        project.store.audit(found.name, "login", detail="review web app")
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
         return response

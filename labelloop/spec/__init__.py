@@ -18,10 +18,12 @@ from ..errors import SpecError
 from .base import TaskSpec, _LocatedError
 from .kinds import (ClassifySpec, ExtractSpec, GenerateSpec, IntentSlotsSpec, Level, MultilabelSpec, RateSpec,
                     SpansSpec)
-from .settings import (DEFAULT_ROLE, ENV_PREFIX, AnnotationSettings, EmbeddingSettings, Example, LearnSettings, InputSettings, Label, ModelSettings, PromptSettings,
+from .settings import (DEFAULT_ROLE, ENV_PREFIX, AnnotationSettings, CleanSettings, DedupSettings, EmbeddingSettings,
+                       Example, LearnSettings, PiiSettings, InputSettings, Label, ModelSettings, PromptSettings,
                        OverlapSettings, ReviewSettings, Rule)
 
-__all__ = ["AnnotationSettings", "AnySpec", "EmbeddingSettings", "LearnSettings", "ClassifySpec", "DEFAULT_ROLE", "ENV_PREFIX", "Example", "ExtractSpec", "GenerateSpec",
+__all__ = ["AnnotationSettings", "AnySpec", "CleanSettings", "DedupSettings", "EmbeddingSettings", "LearnSettings",
+           "PiiSettings", "ClassifySpec", "DEFAULT_ROLE", "ENV_PREFIX", "Example", "ExtractSpec", "GenerateSpec",
            "InputSettings", "IntentSlotsSpec", "KINDS", "Label", "Level", "ModelSettings", "MultilabelSpec",
            "OverlapSettings", "PromptSettings", "RateSpec", "ReviewSettings", "Rule", "SPEC_FILENAME", "SpansSpec", "TaskSpec",
            "load_spec", "parse_spec", "template_names", "template_text"]

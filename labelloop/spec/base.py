@@ -8,7 +8,8 @@ from typing import Any
 import jsonschema
 from pydantic import Field, field_validator, model_validator
 
-from .settings import AnnotationSettings, Example, LearnSettings, InputSettings, ModelSettings, PromptSettings, ReviewSettings, Rule, _Strict
+from .settings import (AnnotationSettings, CleanSettings, DedupSettings, Example, InputSettings, LearnSettings,
+                       ModelSettings, PiiSettings, PromptSettings, ReviewSettings, Rule, _Strict)
 
 
 class _LocatedError(ValueError):
@@ -32,6 +33,9 @@ class TaskSpec(_Strict):
     review: ReviewSettings = ReviewSettings()
     annotation: AnnotationSettings = AnnotationSettings()
     learn: LearnSettings = LearnSettings()
+    clean: CleanSettings | None = None
+    pii: PiiSettings | None = None
+    dedup: DedupSettings = DedupSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
     input: InputSettings = InputSettings()

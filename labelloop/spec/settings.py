@@ -179,7 +179,45 @@ class LearnSettings(_Strict):
     policy: PolicySettings = PolicySettings()
     review_order: Literal["confidence", "active"] = Field("confidence", description=(
         "active: uncertainty x diversity and labeler disagreement choose the next items"))
-    near_duplicates: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard threshold for near duplicates")
+
+
+class CleanSettings(_Strict):
+    """Cleaning at ingest: a profile (none, basic, web, zh), then these steps on or off (None: the profile's)."""
+
+    profile: Literal["none", "basic", "web", "zh"] = "basic"
+    nfkc: bool | None = None
+    fullwidth: bool | None = None
+    traditional_to_simplified: bool | None = None
+    control_chars: bool | None = None
+    html: bool | None = None
+    urls: bool | None = None
+    emails: bool | None = None
+    boilerplate: list[str] | None = Field(None, description="regular expressions whose matches are removed")
+    whitespace: bool | None = None
+    min_length: int | None = Field(None, ge=0)
+    max_length: int | None = Field(None, ge=1)
+    languages: list[str] | None = Field(None, description="keep only these languages, e.g. [zh, en]")
+
+
+class PiiSettings(_Strict):
+    """PII found in the text before anything else sees it: per type mask, placeholder or keep."""
+
+    types: dict[Literal["email", "phone", "cn_id", "bank_card", "ip", "person", "address"],
+                Literal["mask", "placeholder", "keep"]] = Field(
+        {}, description="e.g. {phone: mask, email: placeholder}; types not listed are not looked for")
+    region: str = Field("CN", description="default region of phone numbers without a country code")
+    ner: bool = Field(False, description="names and addresses with Presidio, when it is installed")
+    key_env: str = Field("LABELLOOP_PII_KEY", description=(
+        "environment variable holding the passphrase that encrypts the original text and placeholders"))
+
+
+class DedupSettings(_Strict):
+    """Duplicates grouped before labeling: one member per group goes to the model, the rest inherit."""
+
+    group: bool = Field(False, description="group exact (and near) duplicates before each labeling run")
+    near: bool = True
+    threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard threshold for near duplicates")
+    label_one: bool = Field(True, description="send one member per group to the model; the others inherit")
 
 
 class Example(_Strict):

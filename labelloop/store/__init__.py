@@ -31,6 +31,7 @@ class Item:
     content_hash: str
     source_file: str | None = None
     source_line: int | None = None
+    prepared: Any = None  # ingest's cleaning and PII record (labelloop.prepare.Prepared), stored with the item
 
 
 @dataclass
@@ -76,6 +77,7 @@ class PredictionRecord:
     reasons: list[str] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     cached_call_id: int | None = None
+    duplicate_of: str | None = None  # inherited from this item, its duplicate group's representative
 
 
 @dataclass
@@ -144,12 +146,38 @@ class Store(ReviewStore, GoldStore, LearnStore):
                                        f"id {item.id!r} already exists with different content", field="id")
         now = utc_now()
         self.db.executemany(
-            "INSERT INTO items (id, text, fields, content_hash, source_file, source_line, ingested_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(i.id, i.text, _dumps(i.fields), i.content_hash, i.source_file, i.source_line, now)
+            "INSERT INTO items (id, text, fields, content_hash, source_file, source_line, ingested_at, original,"
+            " cleaning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i.id, i.text, _dumps(i.fields), i.content_hash, i.source_file, i.source_line, now,
+              i.prepared.original if i.prepared else None,
+              _dumps(i.prepared.cleaning) if i.prepared and i.prepared.cleaning else None)
              for i in fresh.values()],
         )
+        self._save_pii([i for i in fresh.values() if i.prepared is not None])
         return len(fresh), repeats
+
+    def pii_key(self) -> sqlite3.Row | None:
+        return self.db.execute("SELECT salt, check_token FROM pii_key WHERE id = 1").fetchone()
+
+    def save_pii_key(self, salt: bytes, check_token: bytes) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO pii_key (id, salt, check_token) VALUES (1, ?, ?)", (salt, check_token))
+
+    def pii_entry(self, item_id: str) -> tuple[bytes | None, list[sqlite3.Row]]:
+        """An item's sealed original (if any) and where PII was found in it."""
+        sealed = self.db.execute("SELECT sealed FROM pii_vault WHERE item_id = ?", (item_id,)).fetchone()
+        findings = self.db.execute('SELECT type, start, "end", detector, action FROM pii_findings WHERE item_id = ?'
+                                   " ORDER BY start", (item_id,)).fetchall()
+        return (sealed[0] if sealed else None), findings
+
+    def _save_pii(self, items: Sequence[Item]) -> None:
+        """Where each detector fired (offsets and type, never the value) and the sealed originals."""
+        self.db.executemany(
+            'INSERT INTO pii_findings (item_id, type, start, "end", detector, action) VALUES (?, ?, ?, ?, ?, ?)',
+            [(i.id, f.type, f.start, f.end, f.detector, action) for i in items
+             for f, action in i.prepared.findings])
+        self.db.executemany("INSERT INTO pii_vault (item_id, sealed) VALUES (?, ?)",
+                            [(i.id, i.prepared.sealed) for i in items if i.prepared.sealed is not None])
 
     def check_collisions(self, items: Sequence[Item]) -> list[tuple[Item, str]]:
         """Items whose id exists with other content, with the reason (used to skip bad lines)."""
@@ -180,14 +208,17 @@ class Store(ReviewStore, GoldStore, LearnStore):
     def first_item(self) -> Item | None:
         return next(self._iter_items_where("", (), 1), None)
 
-    def iter_pending(self, labeler: str, job_key: str, chunk: int = 1000, settled_by: str | None = None) -> Iterator[Item]:
-        """Items without a current, finished prediction of ``labeler`` for this job and content (and, with
-        ``settled_by``, without an accepted prediction of that labeler)."""
-        where, extra = _pending(settled_by)
+    def iter_pending(self, labeler: str, job_key: str, chunk: int = 1000, settled_by: str | None = None,
+                     representatives_only: bool = False) -> Iterator[Item]:
+        """Items without a current, finished prediction of ``labeler`` for this job and content (with
+        ``settled_by``, also without an accepted prediction of that labeler; with ``representatives_only``,
+        not a non-representative member of a duplicate group)."""
+        where, extra = _pending(settled_by, representatives_only)
         yield from self._iter_items_where("AND " + where, (labeler, job_key, *extra), chunk)
 
-    def count_pending(self, labeler: str, job_key: str, settled_by: str | None = None) -> int:
-        where, extra = _pending(settled_by)
+    def count_pending(self, labeler: str, job_key: str, settled_by: str | None = None,
+                      representatives_only: bool = False) -> int:
+        where, extra = _pending(settled_by, representatives_only)
         return self.db.execute(f"SELECT count(*) FROM items WHERE {where}", (labeler, job_key, *extra)).fetchone()[0]
 
     def count_settled(self, labeler: str) -> int:
@@ -276,13 +307,13 @@ class Store(ReviewStore, GoldStore, LearnStore):
                 db.execute(
                     "INSERT INTO predictions (item_id, labeler, run_id, call_id, job_key, item_hash,"
                     " prompt_version, model, status, output, raw_text, error, problems, repaired, confidence,"
-                    " confidence_method, field_confidence, route, reasons, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " confidence_method, field_confidence, route, reasons, created_at, duplicate_of)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (pred.item_id, pred.labeler, run_id, call_id, pred.job_key, pred.item_hash,
                      pred.prompt_version, pred.model, pred.status,
                      None if pred.output is None else _dumps(pred.output), pred.raw_text, pred.error,
                      _dumps(pred.problems), int(pred.repaired), pred.confidence, pred.confidence_method,
-                     _dumps(pred.field_confidence), pred.route, _dumps(pred.reasons), now))
+                     _dumps(pred.field_confidence), pred.route, _dumps(pred.reasons), now, pred.duplicate_of))
             if counts is not None:
                 db.execute(
                     "UPDATE runs SET items_done = ?, items_failed = ?, calls = ?, cache_hits = ?,"
@@ -307,7 +338,7 @@ class Store(ReviewStore, GoldStore, LearnStore):
             "SELECT i.seq, i.id, i.text, i.fields, g.output AS human_output, g.method, g.decided_by,"
             " g.status AS gold_status, g.confidence AS gold_confidence,"
             " p.id AS prediction_id, p.output AS model_output, p.route, p.reasons, p.confidence, p.model,"
-            " p.prompt_version, p.status FROM items i"
+            " p.prompt_version, p.status, p.duplicate_of FROM items i"
             " LEFT JOIN predictions p ON p.id = coalesce("
             f"   (SELECT id FROM predictions WHERE item_id = i.id AND is_current = 1 AND labeler = ?){accepted})"
             " LEFT JOIN gold g ON g.item_id = i.id"
@@ -382,9 +413,15 @@ _SETTLED = ("NOT EXISTS (SELECT 1 FROM predictions s WHERE s.item_id = items.id"
             " AND s.labeler = ? AND s.is_current = 1 AND s.route = 'accepted')")
 
 
-def _pending(settled_by: str | None) -> tuple[str, tuple[str, ...]]:
-    """The pending condition and its extra parameters (items another labeler settled are left out)."""
-    return (_PENDING, ()) if settled_by is None else (f"{_PENDING} AND {_SETTLED}", (settled_by,))
+_MEMBER = ("NOT EXISTS (SELECT 1 FROM duplicates d WHERE d.item_id = items.id"
+           " AND d.representative != items.id)")
+
+
+def _pending(settled_by: str | None, representatives_only: bool) -> tuple[str, tuple[str, ...]]:
+    """The pending condition and its extra parameters (items another labeler settled, and duplicates that
+    will inherit their representative's label, are left out)."""
+    where = _PENDING + (f" AND {_MEMBER}" if representatives_only else "")
+    return (where, ()) if settled_by is None else (f"{where} AND {_SETTLED}", (settled_by,))
 
 
 def process_alive(pid: int) -> bool:

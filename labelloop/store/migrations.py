@@ -262,3 +262,32 @@ def m006_embeddings_models_duplicates(db: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m007_cleaning_pii_duplicate_of(db: sqlite3.Connection) -> None:
+    statements = [
+        "ALTER TABLE items ADD COLUMN original TEXT",
+        "ALTER TABLE items ADD COLUMN cleaning TEXT",
+        """CREATE TABLE pii_findings (
+            item_id TEXT NOT NULL REFERENCES items(id),
+            type TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            detector TEXT NOT NULL,
+            action TEXT NOT NULL
+        )""",
+        "CREATE INDEX pii_findings_item ON pii_findings(item_id)",
+        """CREATE TABLE pii_vault (
+            item_id TEXT PRIMARY KEY REFERENCES items(id),
+            sealed BLOB NOT NULL
+        )""",
+        """CREATE TABLE pii_key (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            salt BLOB NOT NULL,
+            check_token BLOB NOT NULL
+        )""",
+        "ALTER TABLE predictions ADD COLUMN duplicate_of TEXT",
+    ]
+    for statement in statements:
+        db.execute(statement)

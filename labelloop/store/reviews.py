@@ -290,6 +290,17 @@ class ReviewStore:
                    (at, actor, action, item_id, None if before is None else dumps(before),
                     None if after is None else dumps(after), detail))
 
+    def audit_rows(self, *, action: str | None = None, actor: str | None = None, item_id: str | None = None,
+                   limit: int = 50) -> list[sqlite3.Row]:
+        """The newest audit-log rows matching every filter given."""
+        where, params = [], []
+        for column, value in (("action", action), ("actor", actor), ("item_id", item_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return self.db.execute(f"SELECT * FROM audit_log{clause} ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+
     def audit_log(self, item_id: str | None = None) -> list[sqlite3.Row]:
         if item_id is None:
             return self.db.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
