@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -88,6 +87,7 @@ MaxCallsOpt = Annotated[Optional[int], typer.Option(help="Stop after this many m
 MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Stop dispatching once this many tokens are used")]
 NoCacheOpt = Annotated[bool, typer.Option(help="Call the model even where a cached answer exists")]
 LabelerOpt = Annotated[str, typer.Option("--as", help="Name this labeler (several models can label the same items)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
 @app.command()
@@ -125,7 +125,7 @@ def label(
 
 @app.command()
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    as_json: JsonOpt = False,
     project: ProjectOpt = None,
 ) -> None:
     """Routing states and reasons, a confidence histogram, errors, tokens and recent runs."""
@@ -252,7 +252,7 @@ def aggregate(
     with _project(project) as proj:
         result = proj.aggregate(force=force)
     if as_json:
-        out.console.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+        out.print_json(result.to_dict())
     else:
         out.print_aggregate(result)
 
@@ -273,7 +273,7 @@ def agree(
         report = proj.agree(models=models, gold=gold, min_pair_items=min_pair_items, apply_rework=apply_rework,
                             heatmap=heatmap)
     if as_json:
-        out.console.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        out.print_json(report.to_dict())
     else:
         out.print_agreement(report, heatmap)
 
@@ -325,9 +325,9 @@ def demo(
     out.console.print(f"next: cd {first} && labelloop review --reviewer YOU   (then: labelloop export labels.jsonl)")
 
 
-from . import cli_learn  # noqa: E402,F401  (registers embed, train, calibrate, simulate, dedup on app)
+from . import cli_hygiene, cli_learn  # noqa: E402  (register their commands on app)
 
-__all__ = ["app", "cli_learn", "main"]
+__all__ = ["app", "cli_hygiene", "cli_learn", "main"]
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
+from .spec import TaskSpec
+from .store import PredictionRecord, Store
 
 EXACT, NEAR = "exact", "near"
 _WHITESPACE = re.compile(r"\s+")
@@ -198,7 +199,7 @@ class DuplicateReport:
     examples: list[list[str]] | None = None
 
 
-def find_duplicates(store: Any, *, near: bool = True, threshold: float = 0.8, ngram: int = 3) -> DuplicateReport:
+def find_duplicates(store: Store, *, near: bool = True, threshold: float = 0.8, ngram: int = 3) -> DuplicateReport:
     """Group the project's items (exact, then near with MinHash) and store the groups."""
     items = store.all_texts()
     groups = group_duplicates(items, near=near, threshold=threshold, ngram=ngram)
@@ -214,11 +215,9 @@ def find_duplicates(store: Any, *, near: bool = True, threshold: float = 0.8, ng
                            examples=[[texts[m] for m in g.members[:3]] for g in groups[:5]])
 
 
-def propose_labels(store: Any, spec: Any) -> int:
+def propose_labels(store: Store, spec: TaskSpec) -> int:
     """Propose each group's decided label to its undecided members, as predictions of ``duplicates``:
     accepted for exact duplicates, to be confirmed in review for near ones. Returns how many."""
-    from .store import PredictionRecord, RunCounts
-
     gold = store.gold_outputs()
     proposals = []
     for item_id, representative, kind, similarity in store.duplicate_rows():
@@ -233,24 +232,18 @@ def propose_labels(store: Any, spec: Any) -> int:
     hashes = store.content_hashes(p[0] for p in proposals)
     version = "duplicates"
     store.save_prompt(version, [{"role": "system", "content": "label of a duplicate item"}], "", spec.output_schema())
-    run = store.start_run(labeler=DUPLICATE_LABELER, backend="duplicates", model=version, params={},
-                          prompt_version=version, job_key=version, items_planned=len(proposals), pid=os.getpid())
     records = [PredictionRecord(item_id, DUPLICATE_LABELER, version, hashes[item_id], version, version, "ok",
                                 output=gold[source], confidence=similarity, confidence_method=f"{kind} duplicate",
                                 route="accepted" if kind == EXACT else "needs_review",
                                 reasons=[] if kind == EXACT else [f"near_duplicate_of:{source}"])
                for item_id, source, kind, similarity in proposals]
-    counts = RunCounts(items_done=len(records))
-    store.save_predictions(run, records, counts)
-    store.finish_run(run, "finished", counts)
+    store.record_run(records, backend="duplicates")
     return len(records)
 
 
-def inherit_labels(store: Any, labeler: str) -> int:
+def inherit_labels(store: Store, labeler: str) -> int:
     """Give each duplicate the current answer of its group's representative, marked ``duplicate_of``
     (members that have an answer of their own keep it). Returns how many were written."""
-    from .store import PredictionRecord, RunCounts
-
     current = {row["item_id"]: row for row in store.current_predictions(labeler)}
     copies = []
     for item_id, representative, _, _ in store.duplicate_rows():
@@ -263,10 +256,6 @@ def inherit_labels(store: Any, labeler: str) -> int:
     if not copies:
         return 0
     hashes = store.content_hashes(item_id for item_id, _ in copies)
-    first = copies[0][1]
-    run = store.start_run(labeler=labeler, backend="duplicates", model=first["model"], params={},
-                          prompt_version=first["prompt_version"], job_key=first["job_key"], items_planned=len(copies),
-                          pid=os.getpid())
     records = [PredictionRecord(
         item_id, labeler, src["job_key"], hashes[item_id], src["prompt_version"], src["model"], src["status"],
         output=json.loads(src["output"]) if src["output"] else None, raw_text=src["raw_text"], error=src["error"],
@@ -274,7 +263,5 @@ def inherit_labels(store: Any, labeler: str) -> int:
         confidence_method=src["confidence_method"], field_confidence=json.loads(src["field_confidence"] or "{}"),
         route=src["route"], reasons=json.loads(src["reasons"] or "[]"), duplicate_of=src["item_id"])
         for item_id, src in copies]
-    counts = RunCounts(items_done=len(records))
-    store.save_predictions(run, records, counts)
-    store.finish_run(run, "finished", counts)
+    store.record_run(records, backend="duplicates")
     return len(records)

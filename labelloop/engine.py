@@ -118,6 +118,11 @@ class Job:
             return []
         return [(text, self.spec.answer_text(output)) for text, output in self.fewshot.examples(item)]
 
+    @property
+    def representatives_only(self) -> bool:
+        """Whether duplicates wait for their group representative's answer instead of a call (dedup.label_one)."""
+        return self.spec.dedup.group and self.spec.dedup.label_one
+
     def cache_key(self, item: Item) -> str:
         examples = self.examples(item)
         extra = f":{self.fewshot.digest(examples)}" if examples else ""
@@ -205,7 +210,7 @@ def model_known(backend: Backend) -> bool:
 
 
 def _planned_count(store: Store, job: Job, options: LabelOptions) -> int:
-    pending = store.count_pending(job.labeler, job.key, job.settled_by, job.spec.dedup.group and job.spec.dedup.label_one)
+    pending = store.count_pending(job.labeler, job.key, job.settled_by, job.representatives_only)
     for cap in (options.limit, options.sample):
         if cap is not None:
             pending = min(pending, cap)
@@ -213,8 +218,7 @@ def _planned_count(store: Store, job: Job, options: LabelOptions) -> int:
 
 
 def selected_items(store: Store, job: Job, options: LabelOptions) -> Iterator[Item]:
-    pending = store.iter_pending(job.labeler, job.key, CHUNK, job.settled_by,
-                                 job.spec.dedup.group and job.spec.dedup.label_one)
+    pending = store.iter_pending(job.labeler, job.key, CHUNK, job.settled_by, job.representatives_only)
     if options.sample is not None:
         pending = iter(_reservoir(pending, options.sample, options.seed))
     for count, item in enumerate(pending):

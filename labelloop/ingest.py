@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from .errors import InputError
-from .spec import TaskSpec
 from .store import Item, Store
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet")
@@ -42,7 +39,9 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
-class _Record:
+class Record:
+    """One record of an input file: its 1-based line (or row), its data, the raw text, or what is wrong."""
+
     line: int
     data: dict[str, Any] | None
     raw: str
@@ -128,7 +127,7 @@ def _reject(rejects: "_RejectsWriter | None", error: InputError, raw: str, resul
     result.rejected += 1
 
 
-def _to_item(record: _Record, source: str, text_field: str, id_field: str | None,
+def _to_item(record: Record, source: str, text_field: str, id_field: str | None,
              prepare: Callable[[str], Any] | None = None) -> Item | InputError | str:
     if record.error is not None:
         return record.error
@@ -158,7 +157,7 @@ def _to_item(record: _Record, source: str, text_field: str, id_field: str | None
     return Item(item_id, text, fields, digest, source, record.line, prepared)
 
 
-# -- readers: each yields one _Record per record, with its 1-based line (or row) -------------
+# -- readers: each yields one Record per record, with its 1-based line (or row) -------------
 
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
     """(line number, text or None when not UTF-8, error text) for each physical line."""
@@ -172,26 +171,26 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
                 yield number, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
 
 
-def _read_jsonl(path: Path) -> Iterator[_Record]:
+def _read_jsonl(path: Path) -> Iterator[Record]:
     for number, text, problem in _decoded_lines(path):
         if text is None:
-            yield _Record(number, None, "", InputError(str(path), number, problem))
+            yield Record(number, None, "", InputError(str(path), number, problem))
             continue
         if not text.strip():
             continue
         try:
             data = json.loads(text)
         except ValueError as exc:
-            yield _Record(number, None, text, InputError(str(path), number, f"invalid JSON ({exc})"))
+            yield Record(number, None, text, InputError(str(path), number, f"invalid JSON ({exc})"))
             continue
         except RecursionError:
-            yield _Record(number, None, text[:200], InputError(str(path), number, "JSON nested too deeply"))
+            yield Record(number, None, text[:200], InputError(str(path), number, "JSON nested too deeply"))
             continue
         if not isinstance(data, dict):
-            yield _Record(number, None, text, InputError(str(path), number, "a line must be a JSON object"))
+            yield Record(number, None, text, InputError(str(path), number, "a line must be a JSON object"))
             continue
         problem = _unstorable(data)
-        yield _Record(number, None if problem else data, text[:200] if problem else text,
+        yield Record(number, None if problem else data, text[:200] if problem else text,
                       InputError(str(path), number, problem) if problem else None)
 
 
@@ -220,7 +219,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _read_delimited(path: Path, delimiter: str) -> Iterator[_Record]:
+def _read_delimited(path: Path, delimiter: str) -> Iterator[Record]:
     csv.field_size_limit(sys.maxsize)
     problems: dict[int, str] = {}
 
@@ -244,14 +243,14 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[_Record]:
             continue
         raw = delimiter.join(row)
         if problem:
-            yield _Record(line, None, raw, InputError(str(path), line, problem))
+            yield Record(line, None, raw, InputError(str(path), line, problem))
         elif not any(cell.strip() for cell in row):
             continue
         elif len(row) != len(header):
-            yield _Record(line, None, raw, InputError(
+            yield Record(line, None, raw, InputError(
                 str(path), line, f"has {len(row)} columns, the header has {len(header)}"))
         else:
-            yield _Record(line, dict(zip(header, row)), raw)
+            yield Record(line, dict(zip(header, row)), raw)
 
 
 def _csv_rows(reader: Any, path: Path, line: Callable[[], int]) -> Iterator[list[str]]:
@@ -262,15 +261,15 @@ def _csv_rows(reader: Any, path: Path, line: Callable[[], int]) -> Iterator[list
         raise InputError(str(path), line(), f"not readable as CSV/TSV ({exc})") from None
 
 
-def _read_csv(path: Path) -> Iterator[_Record]:
+def _read_csv(path: Path) -> Iterator[Record]:
     return _read_delimited(path, ",")
 
 
-def _read_tsv(path: Path) -> Iterator[_Record]:
+def _read_tsv(path: Path) -> Iterator[Record]:
     return _read_delimited(path, "\t")
 
 
-def _read_parquet(path: Path) -> Iterator[_Record]:
+def _read_parquet(path: Path) -> Iterator[Record]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -285,7 +284,7 @@ def _read_parquet(path: Path) -> Iterator[_Record]:
             for data in batch.to_pylist():
                 row += 1
                 raw = json.dumps(data, ensure_ascii=False, default=str)  # dates, decimals: as text
-                yield _Record(row, json.loads(raw), raw)
+                yield Record(row, json.loads(raw), raw)
     except (OSError, ValueError) as exc:  # a corrupt page, invalid UTF-8 in a string column (pyarrow)
         raise InputError(str(path), row + 1, f"unreadable Parquet data ({exc})") from None
 
@@ -293,145 +292,9 @@ def _read_parquet(path: Path) -> Iterator[_Record]:
 _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet}
 
 
-def read_records(path: Path, fmt: str | None = None) -> Iterator[_Record]:
+def read_records(path: Path, fmt: str | None = None) -> Iterator[Record]:
     """The records of a JSONL, CSV/TSV or Parquet file, each with its line (bad ones carry ``error``)."""
     return _READERS[detect_format(path, fmt)](path)
-
-
-@dataclass
-class AnnotationImport:
-    """What an annotation import did."""
-
-    path: str
-    records: int
-    added: int  # new answers (re-imported ones are not added again)
-    annotators: int
-    items: int
-    fixed_labels: int = 0  # labels matched to an allowed one by ``fix_labels``
-
-
-def ingest_annotations(store: Store, spec: TaskSpec, path: str | Path, *, item_field: str = "item",
-                       annotator_field: str = "annotator", value_field: str | None = "labels",
-                       fmt: str | None = None, labeler: str = "llm", fix_labels: bool = False) -> AnnotationImport:
-    """Import people's answers made elsewhere, one row per (item, annotator), all of a file or nothing.
-
-    The answer is the row's ``value_field``: an object of output fields, or the value of the task's only
-    output field (a JSON list in a CSV cell is read as a list). Without ``value_field`` the output fields
-    are read from the row itself. Every answer must satisfy the task's schema and name a known item.
-    Importing a file again adds nothing. ``fix_labels`` matches a label that is not allowed as written to
-    the one allowed label it equals once brackets, quotes, spaces and case are ignored (``"[CAUSES"``).
-    """
-    path = Path(path)
-    reader = _READERS[detect_format(path, fmt)]
-    validator = jsonschema.Draft202012Validator(spec.output_schema())
-    fixer = _LabelFixer(spec) if fix_labels else None
-    rows: list[dict[str, Any]] = []
-    for record in reader(path):
-        if record.error is not None:
-            raise record.error
-        rows.append(_annotation_row(spec, validator, str(path), record, item_field, annotator_field, value_field,
-                                    fixer))
-    missing = {r["item_id"] for r in rows} - store.existing_ids(r["item_id"] for r in rows)
-    if missing:
-        first = next(r for r in rows if r["item_id"] in missing)
-        raise InputError(str(path), first.pop("line"), f"no item {first['item_id']!r} in the project "
-                         f"({len(missing)} unknown; ingest the items first)", field=item_field)
-    for row in rows:
-        row.pop("line")
-    added = store.add_imported_annotations(rows, source="import", labeler=labeler)
-    return AnnotationImport(str(path), len(rows), added, len({r["annotator"] for r in rows}),
-                            len({r["item_id"] for r in rows}), fixer.fixed if fixer else 0)
-
-
-class _LabelFixer:
-    """Maps near-miss labels (stray brackets, quotes, spaces, case) to the task's allowed labels."""
-
-    _NOISE = str.maketrans("", "", "[]{}()\"' ")
-
-    def __init__(self, spec: TaskSpec):
-        self.fixed = 0
-        self.allowed: dict[str, dict[str, Any]] = {}
-        for name, prop in spec.output_schema()["properties"].items():
-            options = prop.get("enum") or (prop.get("items") or {}).get("enum") or []
-            self.allowed[name] = {self._key(o): o for o in options if isinstance(o, str)}
-
-    def _key(self, value: str) -> str:
-        return value.translate(self._NOISE).casefold()
-
-    def fix(self, output: Any) -> Any:
-        if not isinstance(output, dict):
-            return output
-        return {name: self._fix_value(name, value) for name, value in output.items()}
-
-    def _fix_value(self, name: str, value: Any) -> Any:
-        if isinstance(value, list):
-            return list(dict.fromkeys(self._fix_value(name, v) for v in value))
-        options = self.allowed.get(name) or {}
-        if isinstance(value, str) and value not in options.values() and self._key(value) in options:
-            self.fixed += 1
-            return options[self._key(value)]
-        return value
-
-
-def read_gold(spec: TaskSpec, path: str | Path, fmt: str | None = None) -> dict[str, dict[str, Any]]:
-    """Reference answers from a file: an ``item`` (or ``id``) and the output fields (or ``output``) per row."""
-    path = Path(path)
-    validator = jsonschema.Draft202012Validator(spec.output_schema())
-    gold: dict[str, dict[str, Any]] = {}
-    for record in _READERS[detect_format(path, fmt)](path):
-        if record.error is not None:
-            raise record.error
-        data = record.data or {}
-        item_field = "item" if "item" in data else "id"
-        row = _annotation_row(spec, validator, str(path), record, item_field, item_field,
-                              "output" if "output" in data else None)
-        gold[row["item_id"]] = row["output"]
-    return gold
-
-
-def _annotation_row(spec: TaskSpec, validator: jsonschema.Draft202012Validator, path: str, record: _Record,
-                    item_field: str, annotator_field: str, value_field: str | None,
-                    fixer: "_LabelFixer | None" = None) -> dict[str, Any]:
-    data = record.data or {}
-    for name in (item_field, annotator_field, *([value_field] if value_field else [])):
-        if data.get(name) in (None, ""):
-            raise InputError(path, record.line, "missing", field=name)
-    output = _annotation_output(spec, data, value_field)
-    if fixer is not None:
-        output = fixer.fix(output)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(output))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path)
-        raise InputError(path, record.line, f"does not fit the task: {error.message}",
-                         field=value_field or where or None)
-    item_id, annotator = str(data[item_field]), str(data[annotator_field])
-    return {"item_id": item_id, "annotator": annotator, "output": output, "action": "import",
-            "external_id": f"{Path(path).name}:{item_id}:{annotator}", "line": record.line}
-
-
-def _annotation_output(spec: TaskSpec, data: dict[str, Any], value_field: str | None) -> Any:
-    props = spec.output_schema()["properties"]
-    if value_field is None:
-        return {name: _cell_value(props[name], data.get(name)) for name in props if name in data}
-    value = data[value_field]
-    if isinstance(value, dict):
-        return value
-    if len(props) == 1:
-        [(name, prop)] = props.items()
-        return {name: _cell_value(prop, value)}
-    return _cell_value({"type": "object"}, value)
-
-
-def _cell_value(prop: dict[str, Any], value: Any) -> Any:
-    """A CSV cell holds text: read JSON where the schema wants a list, object, number or boolean."""
-    types = prop.get("type", "string")
-    types = types if isinstance(types, list) else [types]
-    if isinstance(value, str) and not {"string"} & set(types):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 class _RejectsWriter:

@@ -325,7 +325,7 @@ def _import_tasks(store: Store, spec: TaskSpec, tasks: list[dict[str, Any]], lab
     """Check and store the annotations of ``tasks``; ``emails`` names the users given by id only."""
     fields, result = _fields(spec), ImportResult()
     validator = jsonschema.Draft202012Validator(spec.output_schema())
-    known = sql.item_texts(store, (i for i in map(_item_id, tasks) if isinstance(i, str)))
+    known = store.item_texts((i for i in map(_item_id, tasks) if isinstance(i, str)))
     for task in tasks:
         item_id, annotations = _item_id(task), task.get("annotations") or []
         where = f"task {task.get('id')}" + (f" (item {item_id})" if isinstance(item_id, str) else "")

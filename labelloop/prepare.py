@@ -75,7 +75,7 @@ class Preparer:
             if cleaned.rejected:
                 self.report.filtered[cleaned.rejected] += 1
                 return cleaned.rejected
-            result = Prepared(cleaned.text, cleaned.changed and text or None, cleaned.changed)
+            result = Prepared(cleaned.text, text if cleaned.changed else None, cleaned.changed)
         if self.pii is not None:
             result = self._mask(text, result)
         return result

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .aggregate import AggregateResult, aggregate
+from .annotations import AnnotationImport, ingest_annotations, read_gold
 from .dedup import DuplicateReport, find_duplicates, inherit_labels, propose_labels
 from .engine import LabelOptions, ProgressSink, RunResult, label
 from .errors import ProjectError
 from .export import ExportResult, export
-from .ingest import AnnotationImport, IngestResult, ingest_annotations, ingest_file, read_gold
+from .ingest import IngestResult, ingest_file
 from .labelstudio import ImportResult, LabelStudioExport, SyncResult, export_tasks, import_export, sync
 from .plan import Plan, make_plan
 from .prepare import Preparer, reveal

@@ -63,7 +63,7 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def read_gold(path: Path, spec: TaskSpec | None, limit: int | None, seed: int) -> list[dict[str, Any]]:
+def read_labeled_texts(path: Path, spec: TaskSpec | None, limit: int | None, seed: int) -> list[dict[str, Any]]:
     """Rows of ``text`` and ``label`` (or the task's ``label`` output field) from a JSONL/CSV/Parquet file."""
     rows = []
     for record in read_records(path):
@@ -99,7 +99,7 @@ def run_simulation(gold: str | Path, *, project: Project | None = None, workdir:
     spec = project.spec if project is not None else None
     if spec is not None and not isinstance(spec, ClassifySpec):
         raise ProjectError(f"simulate needs a classify task; this project's task is {spec.kind}")
-    rows = read_gold(Path(gold), spec, limit, config.seed)
+    rows = read_labeled_texts(Path(gold), spec, limit, config.seed)
     if len({r["label"] for r in rows}) < 2:
         raise InputError(str(gold), None, "the gold labels need at least two classes")
     say = progress or (lambda message: None)

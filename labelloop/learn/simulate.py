@@ -1,15 +1,17 @@
 """What a target accuracy costs in human work: the whole loop replayed with gold labels as the reviewer.
 
 Each round: people (the gold) label a batch; the small model is retrained and calibrated on
-out-of-fold predictions; each labeler's auto-accept threshold is the lowest one whose Clopper-Pearson
-lower bound of precision on the reviewed items meets the target; items are accepted by the small model
-alone (no LLM call needed), or where the LLM agrees with it above the agreement threshold (or by the
-LLM alone before there is a small model). Stopping now would mean people label every item not
+out-of-fold predictions; items are accepted by the small model alone (no LLM call needed), then by the
+LLM where the small model does not contradict it with more confidence (or by the LLM alone before there
+is a small model). Each rule's threshold is the lowest whose Clopper-Pearson bound on wrong labels fits
+what is left of the (1 - target) x n error budget. Stopping now would mean people label every item not
 accepted: *effort* is the share of items a person touched (reviewed plus those left), *dataset accuracy*
 the share of final labels that are right. The next batch is chosen by uncertainty x diversity and
 labeler disagreement (:mod:`.active`), except for the first batch and an ``audit`` share of each later
-one, drawn at random: thresholds are chosen on those audited items only, because actively chosen items are not like the rest (they are the
-hard or the typical ones), and a precision bound holds only for items like the ones it was measured on.
+one, drawn at random: thresholds are chosen on those audited items only, because actively chosen items
+are not like the rest (they are the hard or the typical ones), and a precision bound holds only for
+items like the ones it was measured on. Each round's bounds use the confidence level divided over every
+round the loop could run, so stopping at the cheapest-looking round keeps the stated guarantee.
 Baselines: everything by hand (100%), and LLM-only routing (random review batches calibrate the LLM).
 """
 

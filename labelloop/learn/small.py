@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from ..engine import SMALL_LABELER
 from ..errors import ProjectError
 from ..spec import ClassifySpec, TaskSpec
-from ..store import PredictionRecord, RunCounts, Store
+from ..store import PredictionRecord, Store
 from .calibrate import Calibrator, Threshold, expected_calibration_error, fit_calibrator, guaranteed_threshold
 from .embed import Embeddings
 
@@ -165,8 +165,6 @@ def predict(store: Store, spec: TaskSpec, model: SmallModel, embeddings: Embeddi
     store.save_prompt(version, [{"role": "system", "content": f"logistic regression on {model.embedder}"}], "",
                       spec.output_schema())
     hashes = store.content_hashes(embeddings.ids)
-    run = store.start_run(labeler=LABELER, backend="small-model", model=version, params={}, prompt_version=version,
-                          job_key=version, items_planned=len(labels), pid=os.getpid())
     records = []
     for item_id, label, conf_raw, conf in zip(embeddings.ids, labels, raw, calibrated):
         accepted = threshold is not None and conf >= threshold
@@ -175,9 +173,7 @@ def predict(store: Store, spec: TaskSpec, model: SmallModel, embeddings: Embeddi
             confidence=float(conf), confidence_method=f"{model.calibrator.method}(logreg {conf_raw:.3f})",
             field_confidence={"label": float(conf)}, route="accepted" if accepted else "needs_review",
             reasons=[] if accepted else ["small_model_unsure"]))
-    counts = RunCounts(items_done=len(records))
-    store.save_predictions(run, records, counts)
-    store.finish_run(run, "finished", counts)
+    store.record_run(records, backend="small-model")
     routes: dict[str, int] = {}
     for record in records:
         routes[record.route] = routes.get(record.route, 0) + 1

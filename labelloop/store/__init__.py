@@ -283,6 +283,17 @@ class Store(ReviewStore, GoldStore, LearnStore):
                 found[row["cache_key"]] = row
         return found
 
+    def record_run(self, records: Sequence[PredictionRecord], *, backend: str) -> int:
+        """A finished run of answers made without model calls (the small model, duplicates), in one go."""
+        first = records[0]
+        run = self.start_run(labeler=first.labeler, backend=backend, model=first.model, params={},
+                             prompt_version=first.prompt_version, job_key=first.job_key, items_planned=len(records),
+                             pid=os.getpid())
+        counts = RunCounts(items_done=len(records))
+        self.save_predictions(run, records, counts)
+        self.finish_run(run, "finished", counts)
+        return run
+
     def save_predictions(self, run_id: int, predictions: Sequence[PredictionRecord],
                          counts: RunCounts | None = None) -> None:
         """Write predictions with their calls in one transaction; each becomes the current one."""
@@ -323,10 +334,20 @@ class Store(ReviewStore, GoldStore, LearnStore):
 
     def existing_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are items of this project."""
-        found: set[str] = set()
+        return set(self._item_column(ids, "id"))
+
+    def item_texts(self, ids: Iterable[str]) -> dict[str, str]:
+        """The text of each of ``ids`` that is an item of this project."""
+        return self._item_column(ids, "text")
+
+    def content_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+        return self._item_column(ids, "content_hash")
+
+    def _item_column(self, ids: Iterable[str], column: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), 500):
             marks = ",".join("?" * len(chunk))
-            found.update(row[0] for row in self.db.execute(f"SELECT id FROM items WHERE id IN ({marks})", chunk))
+            found.update(self.db.execute(f"SELECT id, {column} FROM items WHERE id IN ({marks})", chunk).fetchall())
         return found
 
     def final_records(self, labeler: str, fallbacks: Sequence[str] = ()) -> Iterator[sqlite3.Row]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import Store
-from ._common import chunks, utc_now
+from ._common import utc_now
 
 SOURCE = "labelstudio"
 
@@ -52,15 +52,6 @@ def record_pushed(store: Store, ls_url: str, ls_project_id: int, pairs: Iterable
         db.executemany("INSERT INTO labelstudio_tasks (item_id, ls_url, ls_project_id, ls_task_id, pushed_at)"
                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                        [(item_id, ls_url, ls_project_id, task_id, now) for item_id, task_id in pairs])
-
-
-def item_texts(store: Store, ids: Iterable[str]) -> dict[str, str]:
-    """The text of each of ``ids`` that is an item of this project."""
-    found: dict[str, str] = {}
-    for chunk in chunks(list(dict.fromkeys(ids)), 500):
-        marks = ",".join("?" * len(chunk))
-        found.update(store.db.execute(f"SELECT id, text FROM items WHERE id IN ({marks})", chunk).fetchall())
-    return found
 
 
 def add_imported_annotation(store: Store, *, item_id: str, annotator: str, output: dict[str, Any],

@@ -39,10 +39,6 @@ class LearnStore:
             "SELECT e.item_id, e.dim, e.vector FROM embeddings e JOIN items i ON i.id = e.item_id"
             " WHERE e.model = ? ORDER BY i.seq", (model,))
 
-    def content_hashes(self, ids: Iterable[str]) -> dict[str, str]:
-        wanted = set(ids)
-        return {row[0]: row[1] for row in self.db.execute("SELECT id, content_hash FROM items") if row[0] in wanted}
-
     # -- gold and models ---------------------------------------------------------------------
 
     def gold_outputs(self) -> dict[str, dict[str, Any]]:
@@ -69,10 +65,6 @@ class LearnStore:
                 reasons = [*json.loads(row[0] or "[]"), reason]
                 db.execute("UPDATE predictions SET route = 'needs_review', reasons = ? WHERE id = ?",
                            (dumps(reasons), prediction_id))
-
-    def item_texts(self, ids: Iterable[str]) -> dict[str, str]:
-        wanted = set(ids)
-        return {row[0]: row[1] for row in self.db.execute("SELECT id, text FROM items") if row[0] in wanted}
 
     def count_items(self) -> int:
         return self.db.execute("SELECT count(*) FROM items").fetchone()[0]
