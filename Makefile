@@ -4,7 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 LS_VENV ?= .venv-ls
 
-.PHONY: demo test bench labelstudio clean
+.PHONY: demo test lint bench labelstudio clean
+
+# llama.cpp for any x86-64 with AVX2, not only the build machine: some virtual machines report CPU features
+# (AMX) they do not let a program use, and a -march=native build then dies with an illegal instruction
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +38,12 @@ $(LS_VENV)/.done:
 
 labelstudio: $(LS_VENV)/.done  ## install the Label Studio server into .venv-ls (about a minute)
 
-test: $(VENV)/.dev $(LS_VENV)/.done  ## set up, then run the whole test suite
+lint: $(VENV)/.dev  ## ruff (lint and format) and mypy on the package
+	$(BIN)/ruff check labelloop tests benchmarks
+	$(BIN)/ruff format --check labelloop
+	$(BIN)/mypy
+
+test: $(VENV)/.dev $(LS_VENV)/.done lint  ## set up, lint, then run the whole test suite
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev  ## throughput benchmark (prints ratios against its baselines)

@@ -37,7 +37,7 @@ from typing import Any
 
 import requests
 
-from labelloop.engine import LabelOptions, RunResult
+from labelloop import LabelOptions, RunResult
 from labelloop.project import Project
 from labelloop.prompt import build_prompt
 

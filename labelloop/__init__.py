@@ -1,14 +1,15 @@
 """labelloop: LLM pre-labeling with schema-forced output, review routing and a data flywheel."""
 
 from .backends import Backend, CompletionRequest, CompletionResponse, available_backends, create_backend
-from .engine import LabelOptions, RunResult, label, label_async
+from .engine import RunResult, label, label_async
 from .errors import (BackendError, BackendUnavailable, BudgetExhausted, IdCollisionError, InputError,
-                     LabelloopError, ProjectError, SpecError)
+                     LabelloopError, MissingExtra, ProjectError, SpecError)
 from .export import ExportResult
 from .ingest import IngestResult, ingest_file
+from .job import LabelOptions
 from .plan import Plan
 from .project import Project
-from .report import StatusSummary
+from .status import StatusSummary
 from .spec import ClassifySpec, ExtractSpec, ModelSettings, TaskSpec, load_spec, parse_spec
 from .store import Store
 
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backend", "BackendError", "BackendUnavailable", "BudgetExhausted", "ClassifySpec", "CompletionRequest",
     "CompletionResponse", "ExportResult", "ExtractSpec", "IdCollisionError", "IngestResult", "InputError", "LabelOptions",
-    "LabelloopError", "ModelSettings", "Plan", "Project", "ProjectError", "RunResult", "SpecError",
+    "LabelloopError", "MissingExtra", "ModelSettings", "Plan", "Project", "ProjectError", "RunResult", "SpecError",
     "StatusSummary", "Store", "TaskSpec", "available_backends", "create_backend", "ingest_file", "label",
     "label_async", "load_spec", "parse_spec",
 ]

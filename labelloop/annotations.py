@@ -13,8 +13,9 @@ from typing import Any
 
 import jsonschema
 
+from . import labelers
 from .errors import InputError
-from .ingest import Record, read_records
+from .readers import Record, read_records
 from .spec import TaskSpec
 from .store import Store
 
@@ -33,7 +34,7 @@ class AnnotationImport:
 
 def ingest_annotations(store: Store, spec: TaskSpec, path: str | Path, *, item_field: str = "item",
                        annotator_field: str = "annotator", value_field: str | None = "labels",
-                       fmt: str | None = None, labeler: str = "llm", fix_labels: bool = False) -> AnnotationImport:
+                       fmt: str | None = None, labeler: str = labelers.LLM, fix_labels: bool = False) -> AnnotationImport:
     """Import people's answers made elsewhere, one row per (item, annotator), all of a file or nothing.
 
     The answer is the row's ``value_field``: an object of output fields, or the value of the task's only

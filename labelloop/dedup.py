@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import labelers
+from ._extras import require
 from .errors import InputError
 from .spec import TaskSpec
 from .store import PredictionRecord, Store
@@ -175,16 +177,10 @@ def _union(parent: list[int], i: int, j: int) -> None:
 
 def _datasketch() -> Any:
     """The datasketch module, imported on first use since it is an optional dependency."""
-    try:
-        import datasketch
-    except ImportError as err:
-        raise InputError("dedup", None, "near duplicates need datasketch: pip install 'labelloop[dedup]'") from err
-    return datasketch
+    return require("datasketch", "dedup", "finding near duplicates")
 
 
 # -- in a project ------------------------------------------------------------------------------------
-
-DUPLICATE_LABELER = "duplicates"  # labels proposed to a group's members from a decided member
 
 
 @dataclass
@@ -215,6 +211,15 @@ def find_duplicates(store: Store, *, near: bool = True, threshold: float = 0.8, 
                            examples=[[texts[m] for m in g.members[:3]] for g in groups[:5]])
 
 
+def group_and_propose(store: Store, spec: TaskSpec, *, near: bool = True,
+                      threshold: float | None = None) -> DuplicateReport:
+    """Group the items (``threshold`` defaults to ``dedup.threshold``) and propose each group's decided label
+    to the rest (what ``labelloop dedup`` does)."""
+    report = find_duplicates(store, near=near, threshold=threshold or spec.dedup.threshold)
+    report.proposed = propose_labels(store, spec)
+    return report
+
+
 def propose_labels(store: Store, spec: TaskSpec) -> int:
     """Propose each group's decided label to its undecided members, as predictions of ``duplicates``:
     accepted for exact duplicates, to be confirmed in review for near ones. Returns how many."""
@@ -232,7 +237,7 @@ def propose_labels(store: Store, spec: TaskSpec) -> int:
     hashes = store.content_hashes(p[0] for p in proposals)
     version = "duplicates"
     store.save_prompt(version, [{"role": "system", "content": "label of a duplicate item"}], "", spec.output_schema())
-    records = [PredictionRecord(item_id, DUPLICATE_LABELER, version, hashes[item_id], version, version, "ok",
+    records = [PredictionRecord(item_id, labelers.DUPLICATES, version, hashes[item_id], version, version, "ok",
                                 output=gold[source], confidence=similarity, confidence_method=f"{kind} duplicate",
                                 route="accepted" if kind == EXACT else "needs_review",
                                 reasons=[] if kind == EXACT else [f"near_duplicate_of:{source}"])

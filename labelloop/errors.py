@@ -59,3 +59,11 @@ class BackendUnavailable(BackendError):
 
 class BudgetExhausted(LabelloopError):
     """A call or token budget was reached; the run stops dispatching new items."""
+
+
+class MissingExtra(LabelloopError):
+    """An optional part is not installed; the message names the extra and the command that installs it."""
+
+    def __init__(self, what: str, extra: str, hint: str, detail: str = ""):
+        self.what, self.extra, self.hint = what, extra, hint
+        super().__init__(f"{what} needs the {extra} extra: {hint}" + (f" ({detail})" if detail else ""))

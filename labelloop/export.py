@@ -29,9 +29,9 @@ from typing import Any
 
 import jsonschema
 
+from . import labelers
+from ._actor import actor_or_default
 from .aggregate import aggregate
-from .dedup import DUPLICATE_LABELER
-from .engine import SMALL_LABELER
 from .errors import InputError
 from .export_text import SPACY_HINT, TEXT_FORMATS, TEXT_WRITERS, place_mentions
 from .prompt import build_prompt
@@ -68,9 +68,9 @@ class ExportResult:
     by_source: dict[str, int]
 
 
-def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *, labeler: str = "llm",
+def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *, labeler: str = labelers.LLM,
            keep_fields: list[str] | None = None, include_unreviewed: bool = False,
-           actor: str = "cli", tokenizer: str = "auto") -> ExportResult:
+           actor: str | None = None, tokenizer: str = "auto") -> ExportResult:
     """Write the final label of every item to ``out`` in format ``fmt`` and log it in the audit log.
 
     ``keep_fields`` carries item fields into the jsonl and tabular formats; ``include_unreviewed``
@@ -93,7 +93,7 @@ def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *,
             _write_json_lines(starmap(_line_maker(fmt, spec), rows), tmp)
     result = ExportResult(str(out), fmt, sum(by_source.values()), {r: excluded[r] for r in REASONS},
                           {s: by_source[s] for s in SOURCES})
-    store.audit(actor, "export", detail=json.dumps(
+    store.audit(actor_or_default(actor), "export", detail=json.dumps(
         {"path": result.path, "format": fmt, "written": result.written, "excluded": result.excluded}))
     return result
 
@@ -152,8 +152,8 @@ def _final_rows(store: Store, spec: TaskSpec, labeler: str, keep: list[str], inc
     """Stream each exported record with its item; count the items left out by reason."""
     validator = jsonschema.Draft202012Validator(spec.output_schema())
     extra = _spec_columns(spec)
-    small = [SMALL_LABELER] if spec.learn.policy.small_alone and labeler != SMALL_LABELER else []
-    for row in store.final_records(labeler, [*small, DUPLICATE_LABELER]):
+    small = [labelers.SMALL] if spec.learn.policy.small_alone and labeler != labelers.SMALL else []
+    for row in store.final_records(labeler, [*small, labelers.DUPLICATES]):
         outcome = _outcome(row, include_unreviewed)
         raw = row["human_output"] if outcome == "human" else row["model_output"]
         output = None if raw is None else json.loads(raw)

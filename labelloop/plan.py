@@ -6,9 +6,10 @@ import unicodedata
 from dataclasses import dataclass
 
 from ._sync import run_sync
-from .backends import create_backend
-from .engine import CHUNK, Job, LabelOptions, chunked, fewshot_pool, model_known, selected_items
+from .backends import Backend, create_backend
+from .job import Job, LabelOptions, fewshot_pool, model_known
 from .prompt import build_prompt
+from .selection import CHUNK, chunked, selected_items
 from .spec import ModelSettings, TaskSpec
 from .store import Store
 
@@ -58,7 +59,7 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
                 first_prompt=first)
 
 
-async def _open_to_learn_model(backend) -> None:
+async def _open_to_learn_model(backend: Backend) -> None:
     async with backend:
         pass
 

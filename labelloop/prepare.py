@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError, SpecError
+from ._actor import actor_or_default
+from .errors import InputError, ProjectError, SpecError
 from .spec import CleanSettings, PiiSettings, TaskSpec
 from .store import Store
 
@@ -140,8 +141,12 @@ def _shifted(masked: Any, modes: Mapping[str, str]) -> list[tuple[Any, str]]:
     return out
 
 
-def reveal(store: Store, settings: PiiSettings, item_id: str, actor: str) -> dict[str, Any]:
-    """The original text and placeholder values of one item, for the key holder; logged in the audit log."""
+def reveal(store: Store, spec: TaskSpec, item_id: str, actor: str | None = None) -> dict[str, Any]:
+    """The original text and placeholder values of one item, for the key holder (the passphrase in the
+    variable ``pii.key_env`` names); recorded in the audit log as ``actor`` (default: the OS user)."""
+    settings = spec.pii
+    if settings is None:
+        raise ProjectError("this project has no pii block: nothing was masked")
     sealed, findings = store.pii_entry(item_id)
     if sealed is None:
         raise InputError("pii", None, f"no sealed original for item {item_id!r}")
@@ -149,6 +154,6 @@ def reveal(store: Store, settings: PiiSettings, item_id: str, actor: str) -> dic
         opened = vault_key(store, settings).open(sealed)
     except ValueError:
         raise InputError("pii", None, f"item {item_id!r}: damaged vault entry") from None
-    store.audit(actor, "pii-reveal", item_id, detail=json.dumps([dict(f) for f in findings]))
+    store.audit(actor_or_default(actor), "pii-reveal", item_id, detail=json.dumps([dict(f) for f in findings]))
     return {"original": opened.pop("original"), "placeholders": opened,
             "findings": [dict(f) for f in findings]}

@@ -1,28 +1,35 @@
-"""A project: a directory holding ``labelloop.yaml`` and its SQLite store ``labelloop.db``."""
+"""A project: a directory holding ``labelloop.yaml`` and its SQLite store ``labelloop.db``.
+
+:class:`Project` finds the spec and opens the store; every method forwards to the stage function
+that does the work (the same functions the module-level API exposes), so the CLI, the library and
+the web app run the same stages in the same order.
+"""
 
 from __future__ import annotations
 
-import importlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import labelers
+from ._extras import require
 from .aggregate import AggregateResult, aggregate
-from .annotations import AnnotationImport, ingest_annotations, read_gold
-from .dedup import DuplicateReport, find_duplicates, inherit_labels, propose_labels
-from .engine import LabelOptions, ProgressSink, RunResult, label
+from .annotations import AnnotationImport, ingest_annotations
+from .dedup import DuplicateReport, group_and_propose
+from .engine import ProgressSink, RunResult, label
 from .errors import ProjectError
 from .export import ExportResult, export
 from .ingest import IngestResult, ingest_file
+from .job import LabelOptions
 from .labelstudio import ImportResult, LabelStudioExport, SyncResult, export_tasks, import_export, sync
 from .plan import Plan, make_plan
-from .prepare import Preparer, reveal
-from .report import StatusSummary, status_summary
+from .prepare import reveal
 from .review import Dispute, add_reviewer, adjudication_queue
 from .review.terminal import ReviewSummary, TerminalReview
 from .spec import SPEC_FILENAME, ModelSettings, TaskSpec, load_spec, template_text
+from .status import StatusSummary, status_summary
 from .store import Store
 
 if TYPE_CHECKING:
@@ -43,7 +50,7 @@ class Project:
         self.root = Path(self.root)
 
     @classmethod
-    def init(cls, directory: str | Path, template: str = "sentiment") -> "Project":
+    def init(cls, directory: str | Path, template: str = "sentiment") -> Project:
         """Create a project directory with a task spec from a bundled template."""
         root = Path(directory)
         spec_path = root / SPEC_FILENAME
@@ -58,7 +65,7 @@ class Project:
         return project
 
     @classmethod
-    def find(cls, directory: str | Path | None = None) -> "Project":
+    def find(cls, directory: str | Path | None = None) -> Project:
         """The project at ``directory``, or the nearest one at or above the working directory."""
         if directory is not None:
             root = Path(directory)
@@ -83,13 +90,14 @@ class Project:
     def spec(self) -> TaskSpec:
         """The task spec, parsed again whenever ``labelloop.yaml`` changes on disk."""
         try:
-            text = self.spec_path.read_bytes()
+            text: bytes | None = self.spec_path.read_bytes()
         except FileNotFoundError:
             text = None
         cached = self.__dict__.get("_spec")
         if cached is None or cached[0] != text:
             self.__dict__["_spec"] = (text, load_spec(self.spec_path))
-        return self.__dict__["_spec"][1]
+        spec: TaskSpec = self.__dict__["_spec"][1]
+        return spec
 
     @cached_property
     def store(self) -> Store:
@@ -100,7 +108,7 @@ class Project:
             self.store.close()
             del self.__dict__["store"]
 
-    def __enter__(self) -> "Project":
+    def __enter__(self) -> Project:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -110,74 +118,130 @@ class Project:
         """The spec's model settings with ``LABELLOOP_*`` variables and ``overrides`` applied."""
         return self.spec.model.with_overrides(overrides)
 
+    # -- the pipeline, in order ------------------------------------------------------------
+
     def ingest(self, path: str | Path, *, text_field: str | None = None, id_field: str | None = None,
-               fmt: str | None = None, skip_bad: str | Path | None = None, clean: str | None = None) -> IngestResult:
-        """Add a file's records as items (all or nothing, unless ``skip_bad`` names a rejects file). With the
-        spec's ``clean``/``pii`` blocks or a ``clean`` profile, texts are cleaned and masked first."""
-        spec, spec_input = self.spec, self.spec.input
-        preparer = Preparer(spec, self.store, clean) if (spec.clean or spec.pii or clean) else None
-        result = ingest_file(self.store, path, text_field=text_field or spec_input.text_field,
-                             id_field=id_field or spec_input.id_field, fmt=fmt, skip_bad=skip_bad,
-                             prepare=preparer if preparer and preparer.active else None)
-        if preparer is not None:
-            result.hygiene = preparer.finish().to_dict()
-        self.store.audit("cli", "ingest", detail=json.dumps(
-            {"path": str(path), "added": result.added, "rejected": result.rejected, "filtered": result.filtered,
-             "pii": (result.hygiene or {}).get("pii", {})}, ensure_ascii=False))
-        return result
+               fmt: str | None = None, skip_bad: str | Path | None = None, clean: str | None = None,
+               actor: str | None = None) -> IngestResult:
+        """Add a file's records as items, cleaned and masked as the spec says (see :func:`~labelloop.ingest_file`)."""
+        return ingest_file(self.store, self.spec, path, text_field=text_field, id_field=id_field, fmt=fmt,
+                           skip_bad=skip_bad, clean=clean, actor=actor)
+
+    def plan(self, options: LabelOptions | None = None, **overrides: Any) -> Plan:
+        """What ``label`` would do: items, calls, a token estimate and the first prompt."""
+        return make_plan(self.store, self.spec, self.settings(**overrides), options or LabelOptions())
+
+    def label(self, options: LabelOptions | None = None, progress: ProgressSink | None = None, *,
+              actor: str | None = None, **overrides: Any) -> RunResult:
+        """Label the pending items (see :func:`~labelloop.label`); ``overrides`` change model settings."""
+        return label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress,
+                     actor=actor)
+
+    def status(self) -> StatusSummary:
+        """Counts by status, errors, tokens and the recent runs."""
+        return status_summary(self.store)
+
+    def logs(self, count: int = 10, *, full: bool = False) -> list[dict[str, Any]]:
+        """The most recent model calls, newest first; ``full`` adds request and raw response."""
+        hidden = () if full else ("request", "response")
+        return [{k: v for k, v in dict(row).items() if k not in hidden} for row in self.store.recent_calls(count)]
+
+    # -- people ----------------------------------------------------------------------------
+
+    def add_reviewer(self, name: str, role: str = "annotator", *, actor: str | None = None) -> str:
+        """Register a reviewer for the web app; returns their token (shown once, stored hashed)."""
+        return add_reviewer(self.store, name, role, actor=actor)
+
+    def review_in_terminal(self, reviewer: str, *, labeler: str = labelers.LLM, limit: int | None = None,
+                           console: Any = None, adjudicate: bool = False) -> ReviewSummary:
+        """Run the interactive terminal review (reads keys from stdin); ``adjudicate``: the expert's queue."""
+        return TerminalReview(self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console,
+                              adjudicating=adjudicate).run()
+
+    def web_app(self, labeler: str = labelers.LLM) -> Any:
+        """The review web app (FastAPI) for this project; needs the ``[web]`` extra."""
+        web = require("labelloop.review.web", "web", "the review web app")
+        return web.create_app(self.store, self.spec, labeler)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 8400, *, labeler: str = labelers.LLM,
+              starting: Callable[[str], None] | None = None) -> None:
+        """Run the review web app until interrupted (``starting`` is told its address); needs the ``[web]`` extra."""
+        web = require("labelloop.review.web", "web", "the review web app")
+        web.serve(self.store, self.spec, host, port, labeler=labeler, starting=starting)
 
     def import_annotations(self, path: str | Path, *, item_field: str = "item", annotator_field: str = "annotator",
-                           value_field: str | None = "labels", fmt: str | None = None, labeler: str = "llm",
+                           value_field: str | None = "labels", fmt: str | None = None, labeler: str = labelers.LLM,
                            fix_labels: bool = False) -> AnnotationImport:
         """Import answers made elsewhere (one row per item and annotator), all of the file or nothing;
         ``fix_labels`` accepts labels that differ from an allowed one only by brackets, quotes, spaces or case."""
         return ingest_annotations(self.store, self.spec, path, item_field=item_field, annotator_field=annotator_field,
                                   value_field=value_field, fmt=fmt, labeler=labeler, fix_labels=fix_labels)
 
+    def agree(self, *, models: bool = True, gold: str | Path | None = None, min_pair_items: int = 5,
+              apply_rework: bool = False, heatmap: str | Path | None = None,
+              actor: str | None = None) -> AgreementReport:
+        """Agreement among people and models (see :func:`labelloop.agree.agree`; needs the ``[agree]`` extra)."""
+        agree = require("labelloop.agree", "agree", "agreement")
+        return agree.agree(self.store, self.spec, models=models, gold=gold, min_pair_items=min_pair_items,
+                           apply_rework=apply_rework, heatmap=heatmap, actor=actor)
+
     def aggregate(self, *, force: bool = False) -> AggregateResult:
         """Decide each answered item's gold record (majority or Dawid-Skene; experts' decisions win)."""
         return aggregate(self.store, self.spec, force=force)
 
-    def agree(self, *, models: bool = True, gold: str | Path | None = None, min_pair_items: int = 5,
-              apply_rework: bool = False, heatmap: str | Path | None = None) -> "AgreementReport":
-        """Agreement among people and models; ``apply_rework`` sends failing batches back to the queue,
-        ``gold`` (a file of item and answer) adds reference answers, ``heatmap`` writes a .png or .html.
-        Needs the ``[agree]`` extra (statsmodels, krippendorff)."""
-        try:
-            from .agree import agreement_report, rework
-            from .agree.heatmap import write_heatmap
-        except ImportError as exc:
-            raise ProjectError(f"agreement needs the agree extra: pip install 'labelloop[agree]' ({exc})") from None
-        reference = read_gold(self.spec, gold) if gold else None
-        report = agreement_report(self.store, self.spec, models=models, gold=reference, min_pair_items=min_pair_items)
-        if heatmap:
-            write_heatmap(report, heatmap)
-        if apply_rework:
-            rework(self.store, report)
-        return report
+    def disputes(self, *, labeler: str = labelers.LLM, limit: int = 50) -> list[Dispute]:
+        """Items waiting for an expert: answers that tie or agree too little, least agreed first."""
+        return adjudication_queue(self.store, self.spec, labeler, limit)
+
+    # -- the flywheel ----------------------------------------------------------------------
 
     def embed(self, progress: Any = None) -> tuple[str, int]:
         """Embed every item that has no vector yet (extra ``embed``); (embedder name, items embedded now)."""
-        return _learn("loop").embed_items(self.store, self.spec, progress)
+        return _learn().embed_items(self.store, self.spec, progress)
 
-    def train(self, *, labeler: str = "llm") -> "TrainResult":
-        """Train the small model on people's labels (cross-validated, calibrated, with a guaranteed
-        threshold), label every item with it and cross-check ``labeler``; see :mod:`labelloop.learn.loop`."""
-        return _learn("loop").train(self.store, self.spec, self.root / "models", labeler)
+    def train(self, *, labeler: str = labelers.LLM, plot: str | Path | None = None) -> TrainResult:
+        """Train the small model on people's labels (cross-validated, calibrated, with a guaranteed threshold),
+        label every item with it and cross-check ``labeler``; ``plot`` writes its reliability diagram."""
+        return _learn().train(self.store, self.spec, self.root / "models", labeler, plot=plot)
 
-    def calibrate(self, *, labeler: str = "llm", plot: str | Path | None = None) -> "Calibration":
+    def calibrate(self, *, labeler: str = labelers.LLM, plot: str | Path | None = None) -> Calibration:
         """Calibrate ``labeler`` on the gold items: ECE before and after, the guaranteed threshold."""
-        return _learn("loop").calibrate(self.store, self.spec, labeler, plot)
+        return _learn().calibrate(self.store, self.spec, labeler, plot)
 
-    def simulate(self, gold: str | Path, **options: Any) -> "Replay":
+    def simulate(self, gold: str | Path, **options: Any) -> Replay:
         """Replay the loop on a gold file with this project's task (see :func:`labelloop.learn.replay.run_simulation`)."""
-        return _learn("replay").run_simulation(gold, project=self, **options)
+        replay = require("labelloop.learn.replay", "embed", "simulate")
+        return replay.run_simulation(gold, spec=self.spec, **options)
 
     def find_duplicates(self, *, near: bool = True, threshold: float | None = None) -> DuplicateReport:
         """Group exact and near-duplicate items, and propose each group's decided label to the rest."""
-        report = find_duplicates(self.store, near=near, threshold=threshold or self.spec.dedup.threshold)
-        report.proposed = propose_labels(self.store, self.spec)
-        return report
+        return group_and_propose(self.store, self.spec, near=near, threshold=threshold)
+
+    # -- out -------------------------------------------------------------------------------
+
+    def export(self, out: str | Path, fmt: str = "jsonl", *, labeler: str = labelers.LLM,
+               keep_fields: list[str] | None = None, include_unreviewed: bool = False,
+               actor: str | None = None, tokenizer: str = "auto") -> ExportResult:
+        """Write the final labels (human answer, else accepted prediction); says what was left out."""
+        return export(self.store, self.spec, out, fmt, labeler=labeler, keep_fields=keep_fields,
+                      include_unreviewed=include_unreviewed, actor=actor, tokenizer=tokenizer)
+
+    def export_labelstudio(self, out: str | Path, *, labeler: str = labelers.LLM,
+                           actor: str | None = None) -> LabelStudioExport:
+        """Write every item as a Label Studio task (``out``, JSON) with the prediction of ``labeler``,
+        and the labeling config beside it (``out`` with the suffix ``.xml``)."""
+        return export_tasks(self.store, self.spec, out, labeler=labeler, actor=actor)
+
+    def import_labelstudio(self, path: str | Path, *, labeler: str = labelers.LLM) -> ImportResult:
+        """Import a Label Studio JSON export as human annotations (again: nothing new); bad ones in ``errors``."""
+        return import_export(self.store, self.spec, path, labeler=labeler)
+
+    def sync_labelstudio(self, url: str, token: str, project_title: str, *,
+                         labeler: str = labelers.LLM) -> SyncResult:
+        """Push the items waiting for review to a Label Studio project and pull its annotations (idempotent)."""
+        return sync(self.store, self.spec, url, token, project_title, labeler=labeler)
+
+    # -- accountability --------------------------------------------------------------------
 
     def audit(self, *, action: str | None = None, actor: str | None = None, item: str | None = None,
               limit: int = 50) -> list[dict[str, Any]]:
@@ -188,87 +252,11 @@ class Project:
         """Where PII was found in an item: type, offsets in the stored text, detector, action."""
         return [dict(row) for row in self.store.pii_entry(item_id)[1]]
 
-    def reveal_pii(self, item_id: str, *, actor: str = "cli") -> dict[str, Any]:
+    def reveal_pii(self, item_id: str, *, actor: str | None = None) -> dict[str, Any]:
         """The original text and placeholder values of one item, with the passphrase; logged in the audit log."""
-        if self.spec.pii is None:
-            raise ProjectError("this project has no pii block: nothing was masked")
-        return reveal(self.store, self.spec.pii, item_id, actor)
-
-    def disputes(self, *, labeler: str = "llm", limit: int = 50) -> list[Dispute]:
-        """Items waiting for an expert: answers that tie or agree too little, least agreed first."""
-        return adjudication_queue(self.store, self.spec, labeler, limit)
-
-    def plan(self, options: LabelOptions | None = None, **overrides: Any) -> Plan:
-        """What ``label`` would do: items, calls, a token estimate and the first prompt."""
-        return make_plan(self.store, self.spec, self.settings(**overrides), options or LabelOptions())
-
-    def label(self, options: LabelOptions | None = None, progress: ProgressSink | None = None,
-              **overrides: Any) -> RunResult:
-        """Label the pending items (resumable; cached answers cost no call). With ``dedup.group``, duplicates
-        are grouped first and, with ``dedup.label_one``, only one per group is sent; the rest inherit."""
-        dedup = self.spec.dedup
-        if dedup.group:
-            find_duplicates(self.store, near=dedup.near, threshold=dedup.threshold)
-        result = label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress)
-        if dedup.group and dedup.label_one:
-            result.inherited = inherit_labels(self.store, (options or LabelOptions()).labeler)
-        self.store.audit("cli", "label", detail=json.dumps(
-            {"run": result.run_id, "status": result.status, "labeled": result.counts.items_done,
-             "calls": result.counts.calls, "inherited": result.inherited, "settled_by_small": result.settled_by_small}))
-        return result
-
-    def export(self, out: str | Path, fmt: str = "jsonl", *, labeler: str = "llm",
-               keep_fields: list[str] | None = None, include_unreviewed: bool = False,
-               actor: str = "cli", tokenizer: str = "auto") -> ExportResult:
-        """Write the final labels (human answer, else accepted prediction); says what was left out."""
-        return export(self.store, self.spec, out, fmt, labeler=labeler, keep_fields=keep_fields,
-                      include_unreviewed=include_unreviewed, actor=actor, tokenizer=tokenizer)
-
-    def export_labelstudio(self, out: str | Path, *, labeler: str = "llm", actor: str = "cli") -> LabelStudioExport:
-        """Write every item as a Label Studio task (``out``, JSON) with the prediction of ``labeler``,
-        and the labeling config beside it (``out`` with the suffix ``.xml``)."""
-        return export_tasks(self.store, self.spec, out, labeler=labeler, actor=actor)
-
-    def import_labelstudio(self, path: str | Path, *, labeler: str = "llm") -> ImportResult:
-        """Import a Label Studio JSON export as human annotations (again: nothing new); bad ones in ``errors``."""
-        return import_export(self.store, self.spec, path, labeler=labeler)
-
-    def sync_labelstudio(self, url: str, token: str, project_title: str, *, labeler: str = "llm") -> SyncResult:
-        """Push the items waiting for review to a Label Studio project and pull its annotations (idempotent)."""
-        return sync(self.store, self.spec, url, token, project_title, labeler=labeler)
-
-    def logs(self, count: int = 10, *, full: bool = False) -> list[dict[str, Any]]:
-        """The most recent model calls, newest first; ``full`` adds request and raw response."""
-        hidden = () if full else ("request", "response")
-        return [{k: v for k, v in dict(row).items() if k not in hidden} for row in self.store.recent_calls(count)]
-
-    def review_in_terminal(self, reviewer: str, *, labeler: str = "llm", limit: int | None = None,
-                           console: Any = None, adjudicate: bool = False) -> ReviewSummary:
-        """Run the interactive terminal review (reads keys from stdin); ``adjudicate``: the expert's queue."""
-        return TerminalReview(self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console,
-                              adjudicating=adjudicate).run()
-
-    def add_reviewer(self, name: str, role: str = "annotator") -> str:
-        """Register a reviewer for the web app; returns their token (shown once, stored hashed)."""
-        return add_reviewer(self.store, name, role)
-
-    def web_app(self, labeler: str = "llm") -> Any:
-        """The review web app (FastAPI) for this project; needs the ``[web]`` extra."""
-        try:
-            from .review.web import create_app
-        except ImportError as exc:
-            raise ProjectError(f"the web app needs FastAPI: pip install 'labelloop[web]' ({exc})") from None
-        return create_app(self, labeler)
-
-    def status(self) -> StatusSummary:
-        """Counts by status, errors, tokens and the recent runs."""
-        return status_summary(self.store)
+        return reveal(self.store, self.spec, item_id, actor)
 
 
-def _learn(module: str) -> Any:
-    """A module of :mod:`labelloop.learn`, or a one-line error naming the extra it needs."""
-    try:
-        return importlib.import_module(f".learn.{module}", __package__)
-    except ImportError as exc:
-        raise ProjectError(f"this needs the embed extra: pip install torch==2.13.0 && pip install 'labelloop[embed]'"
-                           f" ({exc})") from None
+def _learn() -> Any:
+    """:mod:`labelloop.learn.loop`, or a one-line error naming the extra it needs."""
+    return require("labelloop.learn.loop", "embed", "the flywheel (embed, train, calibrate)")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .confidence import Confidence, score
+from .confidence import Confidence
 from .spec import TaskSpec
-from .store import Item
-from .validate import Validation, validate_answer
+from .validate import Validation
 
 ACCEPTED, NEEDS_REVIEW, FAILED = "accepted", "needs_review", "failed"
 STATES = (ACCEPTED, NEEDS_REVIEW, FAILED)
@@ -43,32 +42,3 @@ def _confidence_reasons(spec: TaskSpec, confidence: Confidence | None) -> list[s
     if not low and confidence.value < review.threshold:
         low.append("low_confidence")
     return low
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the quality gate concluded about one answer."""
-
-    validation: Validation
-    confidence: Confidence | None
-    route: Route
-
-
-def with_confidence(spec: TaskSpec, verdict: Verdict, confidence: Confidence) -> Verdict:
-    """The same answer routed again with a confidence found another way (self-consistency)."""
-    return Verdict(verdict.validation, confidence, route(spec, verdict.validation, confidence))
-
-
-def needs_samples(spec: TaskSpec, verdict: Verdict) -> bool:
-    """Whether self-consistency should score this answer: it is valid JSON and has no confidence."""
-    return (spec.review.self_consistency >= 2 and verdict.validation.output is not None
-            and (verdict.confidence is None or verdict.confidence.value is None))
-
-
-def judge(spec: TaskSpec, item: Item, text: str, token_logprobs: list[dict] | None) -> Verdict:
-    """Validate an answer, score its confidence and route it."""
-    validation = validate_answer(spec, text, item)
-    confidence = None
-    if validation.output is not None:
-        confidence = score(spec, validation.output, text, token_logprobs)
-    return Verdict(validation, confidence, route(spec, validation, confidence))

@@ -5,27 +5,20 @@ Every problem is recorded with its kind and field; a repaired answer is flagged,
 
 from __future__ import annotations
 
-import ast
-import importlib
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import Any
 
 import json_repair
 import jsonschema
 import simpleeval
 
+from .rules import ALLOWED_FUNCTIONS, load_validator
 from .spans import ground
 from .spec import ClassifySpec, TaskSpec
 from .store import Item
 
-VALIDATOR_GROUP = "labelloop.validators"
-Validator = Callable[[dict[str, Any], Item], "str | list[str] | None"]
-_ALLOWED_FUNCTIONS = {"len": len, "min": min, "max": max, "abs": abs, "str": str, "int": int, "float": float}
-_CONTEXT_NAMES = ("output", "item", "text")  # output["class"] reaches a field named like a keyword
 
 
 @dataclass(frozen=True)
@@ -139,7 +132,7 @@ def _schema_validator(schema_json: str) -> jsonschema.Draft202012Validator:
 def _rule_problems(spec: TaskSpec, output: dict[str, Any], item: Item) -> list[Problem]:
     names = {name: output.get(name) for name in spec.output_fields}
     names.update(output=output, item={"id": item.id, "text": item.text, **item.fields}, text=item.text)
-    evaluator = simpleeval.EvalWithCompoundTypes(names=names, functions=dict(_ALLOWED_FUNCTIONS))
+    evaluator = simpleeval.EvalWithCompoundTypes(names=names, functions=dict(ALLOWED_FUNCTIONS))
     problems = []
     for rule in spec.rules:
         try:
@@ -159,38 +152,6 @@ def _custom_problems(spec: TaskSpec, output: dict[str, Any], item: Item) -> list
         messages = [result] if isinstance(result, str) else list(result or [])
         problems.extend(Problem("custom", f"{name}: {message}") for message in messages)
     return problems
-
-
-def check_rule(expression: str, fields: list[str]) -> str | None:
-    """Why a rule cannot be used (syntax, unknown names), or None when it is fine."""
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError as exc:
-        return f"not a valid expression ({exc.msg})"
-    known = set(fields) | set(_CONTEXT_NAMES) | set(_ALLOWED_FUNCTIONS) | {"None", "True", "False"}
-    unknown = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - known)
-    if unknown:
-        return (f"unknown name {', '.join(unknown)}; use output fields, output, item, text"
-                f" or {', '.join(_ALLOWED_FUNCTIONS)}")
-    return None
-
-
-@lru_cache(maxsize=64)
-def load_validator(name: str) -> Validator:
-    """A custom validator by entry-point name (group ``labelloop.validators``) or ``module:function``."""
-    for entry in entry_points(group=VALIDATOR_GROUP):
-        if entry.name == name:
-            return entry.load()
-    module_name, _, attribute = name.partition(":")
-    if not attribute:
-        raise ValueError(f"validator {name!r}: not a registered name; use 'module:function'")
-    try:
-        function = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"validator {name!r} cannot be loaded ({exc})") from None
-    if not callable(function):
-        raise ValueError(f"validator {name!r} is not callable")
-    return function
 
 
 def _snippet(text: str, size: int = 80) -> str:

@@ -64,7 +64,7 @@ def test_a_batch_under_the_match_threshold_goes_back_for_rework(store):
     [batch] = report.batches
     assert (batch.items, batch.matching, batch.match_rate, batch.action) == (8, 4, 0.5, "rework")
     assert review_queue(store, SPEC, "dan") == []
-    assert rework(store, report) == 20
+    assert rework(store, report, "lead") == 20
     assert len(review_queue(store, SPEC, "dan", limit=100)) == 8  # every answer of the batch withdrawn
     assert [row["action"] for row in store.audit_log()].count("rework") == 20
     assert store.annotations() == []

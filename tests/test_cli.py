@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from labelloop.cli import app
@@ -16,17 +19,34 @@ def invoke(*args: str, cwd=None):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def test_every_command_has_help_text():
-    commands = app.registered_commands
-    names = {c.name or c.callback.__name__ for c in commands}
-    assert names == {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "import-labelstudio",
-                     "serve", "demo", "import-annotations", "aggregate", "agree", "embed", "train", "calibrate",
-                     "simulate", "dedup", "audit"}
-    for command in commands:
-        assert command.callback.__doc__, command.callback.__name__
-        result = invoke(command.name or command.callback.__name__, "--help")
-        assert result.exit_code == 0
-        assert command.callback.__doc__.split("\n")[0][:30] in " ".join(result.output.split())
+COMMANDS = {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "import-labelstudio", "serve",
+            "demo", "import-annotations", "aggregate", "agree", "embed", "train", "calibrate", "simulate", "dedup",
+            "audit", "reviewer add", "sync labelstudio", "pii show", "pii reveal"}
+
+
+def _leaf_commands(group: Any, prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every command and sub-command of the CLI by its full name ("pii show")."""
+    found: dict[str, Any] = {}
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group
+            found.update(_leaf_commands(command, (*prefix, name)))
+        else:
+            found[" ".join((*prefix, name))] = command
+    return found
+
+
+def test_every_command_and_sub_command_has_help_text():
+    root = typer.main.get_command(app)
+    commands = _leaf_commands(root)
+    assert set(commands) == COMMANDS
+    for name, command in commands.items():
+        assert command.help, name
+        result = invoke(*name.split(), "--help")
+        assert result.exit_code == 0, name
+        assert command.help.split("\n")[0][:30] in " ".join(result.output.split()), name
+    for group in ("reviewer", "sync", "pii"):
+        result = invoke(group, "--help")
+        assert result.exit_code == 0 and root.commands[group].help in " ".join(result.output.split())
 
 
 @pytest.mark.slow
@@ -52,7 +72,9 @@ def test_init_ingest_plan_label_status_logs_with_the_embedded_model(tmp_path, mo
     assert len(logs) == 2 and {entry["item_id"] for entry in logs} == {"r1", "r2"}
     assert "response" not in logs[0] and logs[0]["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert "response" in json.loads(invoke("logs", "-n", "1", "--full").output)[0]
-    assert "2 labeled" in invoke("status").output or "ok" in invoke("status").output
+    text = " ".join(invoke("status").output.split())
+    assert "3 items" in text and f"model calls: {summary['calls']['calls']:,} (" in text
+    assert summary["calls"]["calls"] >= 2 and "recent runs" in text and "finished" in text
 
 
 def test_outside_a_project_is_a_one_line_error(tmp_path, monkeypatch):
@@ -161,3 +183,63 @@ def test_reviewer_add_prints_a_token_that_logs_in(tmp_path):
 def test_sync_labelstudio_has_help_text():
     assert "Push the items waiting for review to Label Studio" in " ".join(
         invoke("sync", "labelstudio", "--help").output.split())
+
+
+@pytest.mark.slow
+def test_demo_labels_both_bundled_tasks_with_the_embedded_model(tmp_path):
+    result = invoke("demo", str(tmp_path / "demo"), "--limit", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for task in ("flight-booking", "sentiment"):
+        assert (tmp_path / "demo" / task / "labelloop.yaml").is_file()
+        assert (tmp_path / "demo" / task / "labels.jsonl").is_file()
+    assert text.count("run 1 finished: 2 labeled") == 2 and "40 items" in text
+    assert f"next: cd {tmp_path / 'demo' / 'flight-booking'} && labelloop review" in text
+
+
+def test_serve_runs_the_review_app_until_stopped(tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import free_port, wait_for
+
+    invoke("init", str(tmp_path / "p"))
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "labelloop", "serve", "--port", str(port), "--project",
+                                str(tmp_path / "p")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/login", 60, process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as response:
+            assert response.status == 200 and "token" in response.read().decode().lower()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/items", timeout=5)
+        assert refused.value.code == 401
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert f"review app on http://127.0.0.1:{port}/" in output
+
+
+def test_pii_show_and_reveal_through_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABELLOOP_PII_KEY", "correct horse battery staple")
+    invoke("init", str(tmp_path / "p"))
+    spec = tmp_path / "p" / "labelloop.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8") + "pii: {types: {phone: mask, email: placeholder}}\n",
+                    encoding="utf-8")
+    data = tmp_path / "items.jsonl"
+    text = "Call 13812345678 or write to li.si@example.com"
+    data.write_text(json.dumps({"id": "m1", "text": text}) + "\n", encoding="utf-8")
+    root = str(tmp_path / "p")
+    assert invoke("ingest", str(data), "--id-field", "id", "--project", root).exit_code == 0
+    shown = json.loads(invoke("pii", "show", "m1", "--project", root).output)
+    assert [(f["type"], f["action"]) for f in shown] == [("phone", "mask"), ("email", "placeholder")]
+    assert "13812345678" not in json.dumps(shown)
+    revealed = json.loads(invoke("pii", "reveal", "m1", "--actor", "dpo", "--project", root).output)
+    assert revealed["original"] == text and revealed["placeholders"] == {"<EMAIL_1>": "li.si@example.com"}
+    audit = json.loads(invoke("audit", "--action", "pii-reveal", "--json", "--project", root).output)
+    assert [(row["actor"], row["item_id"]) for row in audit] == [("dpo", "m1")]
+    monkeypatch.setenv("LABELLOOP_PII_KEY", "a wrong passphrase")
+    wrong = invoke("pii", "reveal", "m1", "--project", root)
+    assert wrong.exit_code == 1 and "not this project's passphrase" in wrong.output
+    assert len(wrong.output.strip().splitlines()) == 1

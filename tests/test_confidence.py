@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelloop.confidence import Confidence, _align, _top_level_spans, score
+from labelloop.confidence import Confidence, score
+from labelloop.confidence.tokens import align, top_level_spans
 from labelloop.spec import parse_spec, template_text
 
 DATA = Path(__file__).parent / "data" / "confidence"
@@ -133,7 +134,7 @@ def test_chinese_value_split_across_byte_tokens(exact):
 
 def test_lossy_tokens_keep_their_split_characters_inside_the_value():
     text = '{"departure_city": "北京", "arrival_city": null, "passenger_count": 2}'
-    spans = [(t.start, t.end) for t in _align(text.encode(), flight_tokens(exact=False))]
+    spans = [(t.start, t.end) for t in align(text.encode(), flight_tokens(exact=False))]
     value = text.encode().index(BEIJING)
     assert spans[5:8] == [(value, value + 6)] * 3  # the three text-less pieces share the bytes they wrote
     assert spans[4][1] == value and spans[8][0] == value + 6
@@ -167,7 +168,7 @@ def test_item_confidence_is_over_all_fields_when_none_is_required():
 @settings(max_examples=200, deadline=None)
 def test_scanner_finds_every_top_level_value(obj, ascii_only, separators):
     raw = json.dumps(obj, ensure_ascii=ascii_only, separators=separators).encode()
-    spans = _top_level_spans(raw)
+    spans = top_level_spans(raw)
     assert {key: json.loads(raw[start:end]) for key, (start, end) in spans.items()} == obj
 
 
@@ -227,7 +228,7 @@ def test_recorded_answers_score_every_field(name):
 def test_recorded_tokens_cover_the_answer_in_order(name):
     text, tokens = recorded(name)
     raw = text.encode()
-    placed = _align(raw, tokens)
+    placed = align(raw, tokens)
     covered = {byte for t in placed for byte in range(t.start, t.end)}
     assert covered == set(range(len(raw)))
     assert all(a.start <= b.start and a.end <= b.end for a, b in zip(placed, placed[1:]))

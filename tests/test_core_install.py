@@ -32,9 +32,19 @@ SCRIPT = textwrap.dedent(f"""
     project.import_annotations(root / "answers.jsonl")
     result = project.export(root / "out.jsonl")
     print("exported", result.written, sorted(json.loads(l)["method"] for l in open(root / "out.jsonl")))
-    for command in ("agree", "train", "dedup"):
+    for command in ("agree", "train", "dedup", "embed", "serve"):
         result = CliRunner().invoke(app, [command, "--project", str(root / "p")])
         print(command, "exit", result.exit_code, result.output.strip())
+    from labelloop import LabelloopError
+    try:
+        project.web_app()
+    except LabelloopError as exc:
+        print("web_app:", exc)
+    spec = root / "p" / "labelloop.yaml"
+    spec.write_text(spec.read_text() + "learn: {{fewshot: 2}}\\n")
+    result = CliRunner().invoke(app, ["label", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                                      "--model", "m", "--project", str(root / "p")])
+    print("fewshot exit", result.exit_code, result.output.strip())
 """)
 
 
@@ -45,3 +55,11 @@ def test_answers_aggregate_and_export_without_any_extra(tmp_path):
     assert "agree exit 1" in result.stdout and "pip install 'labelloop[agree]'" in result.stdout
     assert "train exit 1" in result.stdout and "pip install torch==2.13.0 && pip install 'labelloop[embed]'" in result.stdout
     assert "dedup exit 1" in result.stdout and "pip install 'labelloop[dedup]'" in result.stdout
+    lines = {line.split(" ", 1)[0]: line for line in result.stdout.splitlines()}
+    embed_hint = "needs the embed extra: pip install torch==2.13.0 && pip install 'labelloop[embed]'"
+    assert lines["embed"].startswith("embed exit 1 error: the flywheel") and embed_hint in lines["embed"]
+    assert lines["serve"].startswith("serve exit 1 error: the review web app needs the web extra: pip install"
+                                     " 'labelloop[web]'")
+    assert lines["web_app:"].startswith("web_app: the review web app needs the web extra")
+    assert lines["fewshot"].startswith("fewshot exit 1 error: learn.fewshot") and embed_hint in lines["fewshot"]
+    assert "Traceback" not in result.stdout + result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from labelloop.dedup import Group, exact_groups, group_duplicates, near_groups, normalize
-from labelloop.errors import InputError
+from labelloop.errors import InputError, MissingExtra
 
 pytest.importorskip("datasketch")
 
@@ -165,11 +165,11 @@ def test_a_repeated_id_is_an_input_error():
         group_duplicates([("a", "one"), ("b", "two"), ("a", "three")])
 
 
-def test_missing_datasketch_is_an_input_error_for_near_duplicates_only(monkeypatch):
+def test_missing_datasketch_is_a_missing_extra_for_near_duplicates_only(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasketch", None)  # makes `import datasketch` raise ImportError
     items = [("a", "Hello"), ("b", "hello"), ("c", CARD)]
     assert group_duplicates(items, near=False) == [Group("a", ["a", "b"], "exact", 1.0)]
-    with pytest.raises(InputError, match=r"pip install 'labelloop\[dedup\]'"):
+    with pytest.raises(MissingExtra, match=r"finding near duplicates needs the dedup extra: pip install 'labelloop\[dedup\]'"):
         near_groups(items)
 
 

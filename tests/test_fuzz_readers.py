@@ -21,9 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labelloop.errors import InputError
-from labelloop.ingest import IngestResult, ingest_file, read_records
+from labelloop.ingest import IngestResult, ingest_file
+from labelloop.readers import read_records
+from labelloop.spec import parse_spec, template_text
 from labelloop.store import Store
 
+SPEC = parse_spec(template_text("sentiment"))
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SUFFIXES = (".jsonl", ".csv", ".tsv")
 TEN_MB = 10 * 1024 * 1024
@@ -62,9 +65,9 @@ def check_ingest(path: Path, data: bytes, **options) -> IngestResult | InputErro
     try:
         seed = path.parent / "seed.jsonl"
         seed.write_text(json.dumps({"text": SEED_TEXT}) + "\n")
-        ingest_file(store, seed)
+        ingest_file(store, SPEC, seed)
         try:
-            result = ingest_file(store, path, **options)
+            result = ingest_file(store, SPEC, path, **options)
         except InputError as exc:
             _assert_names_place(exc, path, data)
             assert [item.source_file for item in store.iter_items()] == [str(seed)]

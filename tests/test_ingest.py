@@ -13,8 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from labelloop.errors import IdCollisionError, InputError
-from labelloop.ingest import BATCH, content_hash, ingest_file
+from labelloop.ingest import content_hash, ingest_file
+from labelloop.readers import BATCH
+from labelloop.spec import parse_spec, template_text
 from labelloop.store import Store
+
+
+SPEC = parse_spec(template_text("sentiment"))  # its input block: text_field text, no id_field
 
 
 def jsonl(*records: dict) -> str:
@@ -49,7 +54,7 @@ def store(tmp_path) -> Iterator[Store]:
 def test_jsonl_with_text_and_id_fields(store, tmp_path):
     path = write(tmp_path / "in.jsonl", jsonl({"key": "a", "body": "first", "lang": "en"},
                                               {"key": 7, "body": "second", "lang": "de", "score": 0.5}))
-    result = ingest_file(store, path, text_field="body", id_field="key")
+    result = ingest_file(store, SPEC, path, text_field="body", id_field="key")
     assert (result.added, result.duplicates, result.rejected, result.rejects_path) == (2, 0, 0, None)
     assert result.path == str(path)
     assert rows(store) == [("a", "first", {"lang": "en"}, 1), ("7", "second", {"lang": "de", "score": 0.5}, 2)]
@@ -58,13 +63,13 @@ def test_jsonl_with_text_and_id_fields(store, tmp_path):
 
 def test_jsonl_skips_blank_lines_and_keeps_physical_line_numbers(store, tmp_path):
     path = write(tmp_path / "in.jsonl", '{"text": "one"}\n\n   \n{"text": "two"}\n')
-    assert ingest_file(store, path).added == 2
+    assert ingest_file(store, SPEC, path).added == 2
     assert [(text, line) for _, text, _, line in rows(store)] == [("one", 1), ("two", 4)]
 
 
 def test_csv_with_text_and_id_fields(store, tmp_path):
     path = write(tmp_path / "in.csv", 'key,body,lang\nc1,"hello, world",en\nc2,"two\nlines",fr\n,,\nc3,third,de\n')
-    result = ingest_file(store, path, text_field="body", id_field="key")
+    result = ingest_file(store, SPEC, path, text_field="body", id_field="key")
     assert (result.added, result.duplicates) == (3, 0)
     assert rows(store) == [("c1", "hello, world", {"lang": "en"}, 2), ("c2", "two\nlines", {"lang": "fr"}, 3),
                            ("c3", "third", {"lang": "de"}, 6)]
@@ -72,7 +77,7 @@ def test_csv_with_text_and_id_fields(store, tmp_path):
 
 def test_tsv_with_text_and_id_fields(store, tmp_path):
     path = write(tmp_path / "in.tsv", "key\tbody\tlang\nt1\tcommas, are fine\ten\nt2\tsecond\tes\n")
-    result = ingest_file(store, path, text_field="body", id_field="key")
+    result = ingest_file(store, SPEC, path, text_field="body", id_field="key")
     assert result.added == 2
     assert rows(store) == [("t1", "commas, are fine", {"lang": "en"}, 2), ("t2", "second", {"lang": "es"}, 3)]
 
@@ -81,7 +86,7 @@ def test_parquet_with_text_and_id_fields(store, tmp_path):
     path = tmp_path / "in.parquet"
     pq.write_table(pa.table({"key": [10, 11, 12], "content": ["alpha", "beta", "伽马"],
                              "score": [0.25, None, 1.0]}), path)
-    result = ingest_file(store, path, text_field="content", id_field="key")
+    result = ingest_file(store, SPEC, path, text_field="content", id_field="key")
     assert (result.added, result.duplicates) == (3, 0)
     assert rows(store) == [("10", "alpha", {"score": 0.25}, 1), ("11", "beta", {"score": None}, 2),
                            ("12", "伽马", {"score": 1.0}, 3)]
@@ -91,7 +96,7 @@ def test_parquet_spanning_several_batches_keeps_row_numbers(store, tmp_path):
     path = tmp_path / "in.parquet"
     count = BATCH * 2 + 5
     pq.write_table(pa.table({"text": [f"row {n}" for n in range(1, count + 1)]}), path, row_group_size=700)
-    assert ingest_file(store, path).added == count
+    assert ingest_file(store, SPEC, path).added == count
     last = list(store.iter_items())[-1]
     assert (last.text, last.source_line) == (f"row {count}", count)
 
@@ -100,20 +105,20 @@ def test_parquet_with_a_date_column(store, tmp_path):
     path = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": ["a", "b"], "day": [datetime.date(2024, 1, 1), datetime.date(2024, 1, 2)]}),
                    path)
-    assert ingest_file(store, path).added == 2
+    assert ingest_file(store, SPEC, path).added == 2
     assert [fields for _, _, fields, _ in rows(store)] == [{"day": "2024-01-01"}, {"day": "2024-01-02"}]
 
 
 def test_format_can_be_named_for_any_suffix(store, tmp_path):
     path = write(tmp_path / "data.txt", "text,lang\nhi,en\n")
-    assert ingest_file(store, path, fmt="csv").added == 1
+    assert ingest_file(store, SPEC, path, fmt="csv").added == 1
     assert rows(store)[0][1:] == ("hi", {"lang": "en"}, 2)
 
 
 def test_unknown_format_name(store, tmp_path):
     path = write(tmp_path / "data.txt", "text\nhi\n")
     with pytest.raises(InputError) as info:
-        ingest_file(store, path, fmt="xml")
+        ingest_file(store, SPEC, path, fmt="xml")
     assert str(info.value) == f"{path}: unknown format 'xml'; use one of jsonl, csv, tsv, parquet"
 
 
@@ -126,7 +131,7 @@ def test_derived_ids_are_stable_across_runs_and_stores(tmp_path):
     for name in ("a.db", "b.db"):
         store = Store.open(tmp_path / name)
         try:
-            ingest_file(store, path)
+            ingest_file(store, SPEC, path)
             seen.append([item.id for item in store.iter_items()])
         finally:
             store.close()
@@ -138,8 +143,8 @@ def test_derived_ids_are_stable_across_runs_and_stores(tmp_path):
 
 def test_ingesting_the_same_file_twice_adds_nothing_the_second_time(store, tmp_path):
     path = write(tmp_path / "in.jsonl", jsonl(*({"text": f"item {n}"} for n in range(5))))
-    first = ingest_file(store, path)
-    second = ingest_file(store, path)
+    first = ingest_file(store, SPEC, path)
+    second = ingest_file(store, SPEC, path)
     assert (first.added, first.duplicates) == (5, 0)
     assert (second.added, second.duplicates) == (0, 5)
     assert store.count_items() == 5
@@ -148,20 +153,20 @@ def test_ingesting_the_same_file_twice_adds_nothing_the_second_time(store, tmp_p
 def test_same_content_twice_in_one_file_counts_a_duplicate(store, tmp_path):
     path = write(tmp_path / "in.jsonl", jsonl({"id": "x", "text": "a"}, {"id": "y", "text": "b"},
                                               {"id": "x", "text": "a"}))
-    result = ingest_file(store, path, id_field="id")
+    result = ingest_file(store, SPEC, path, id_field="id")
     assert (result.added, result.duplicates) == (2, 1)
     assert rows(store) == [("x", "a", {}, 1), ("y", "b", {}, 2)]
 
 
 def test_utf8_bom_in_jsonl(store, tmp_path):
     path = write(tmp_path / "in.jsonl", b"\xef\xbb\xbf" + jsonl({"id": "b1", "text": "bom"}).encode())
-    assert ingest_file(store, path, id_field="id").added == 1
+    assert ingest_file(store, SPEC, path, id_field="id").added == 1
     assert rows(store) == [("b1", "bom", {}, 1)]
 
 
 def test_utf8_bom_in_csv_header(store, tmp_path):
     path = write(tmp_path / "in.csv", b"\xef\xbb\xbfid,text\nb1,bom\n")
-    assert ingest_file(store, path, id_field="id").added == 1
+    assert ingest_file(store, SPEC, path, id_field="id").added == 1
     assert rows(store) == [("b1", "bom", {}, 2)]
 
 
@@ -175,7 +180,7 @@ def test_cjk_text_round_trips(store, tmp_path, suffix):
         write(path, "text,城市\n" + "".join(f"{t},北京\n" for t in texts))
     else:
         pq.write_table(pa.table({"text": texts, "城市": ["北京"] * 3}), path)
-    assert ingest_file(store, path).added == 3
+    assert ingest_file(store, SPEC, path).added == 3
     assert [(text, fields) for _, text, fields, _ in rows(store)] == [(t, {"城市": "北京"}) for t in texts]
     raw = store.db.execute("SELECT text, fields FROM items ORDER BY seq").fetchall()
     assert [tuple(r) for r in raw] == [(t, '{"城市":"北京"}') for t in texts]
@@ -227,11 +232,11 @@ def _bad_cases() -> list:
 def test_bad_record_names_file_line_and_field_and_writes_nothing(store, tmp_path, name, content, kwargs, line,
                                                                    field, message):
     earlier = write(tmp_path / "earlier.jsonl", jsonl({"id": "old", "text": "original"}))
-    ingest_file(store, earlier, id_field="id")
+    ingest_file(store, SPEC, earlier, id_field="id")
     before = rows(store)
     path = write(tmp_path / name, content)
     with pytest.raises(InputError) as info:
-        ingest_file(store, path, id_field="id", **kwargs)
+        ingest_file(store, SPEC, path, id_field="id", **kwargs)
     error = info.value
     assert (error.path, error.line, error.field) == (str(path), line, field)
     assert str(error).startswith(f"{path}:{line}: {message}")
@@ -241,10 +246,10 @@ def test_bad_record_names_file_line_and_field_and_writes_nothing(store, tmp_path
 
 
 def test_collision_with_an_earlier_file_is_an_id_collision_error(store, tmp_path):
-    ingest_file(store, write(tmp_path / "a.jsonl", jsonl({"id": "k", "text": "one"})), id_field="id")
+    ingest_file(store, SPEC, write(tmp_path / "a.jsonl", jsonl({"id": "k", "text": "one"})), id_field="id")
     path = write(tmp_path / "b.jsonl", jsonl({"id": "k", "text": "two"}))
     with pytest.raises(IdCollisionError):
-        ingest_file(store, path, id_field="id")
+        ingest_file(store, SPEC, path, id_field="id")
     assert rows(store) == [("k", "one", {}, 1)]
 
 
@@ -252,7 +257,7 @@ def test_bad_record_after_several_batches_writes_nothing(store, tmp_path):
     good = [{"text": f"line {n}"} for n in range(BATCH * 2 + 10)]
     path = write(tmp_path / "in.jsonl", jsonl(*good) + "{oops\n")
     with pytest.raises(InputError) as info:
-        ingest_file(store, path)
+        ingest_file(store, SPEC, path)
     assert info.value.line == len(good) + 1
     assert store.count_items() == 0
 
@@ -260,7 +265,7 @@ def test_bad_record_after_several_batches_writes_nothing(store, tmp_path):
 def test_unknown_suffix(store, tmp_path):
     path = write(tmp_path / "data.xml", "<items/>")
     with pytest.raises(InputError) as info:
-        ingest_file(store, path)
+        ingest_file(store, SPEC, path)
     assert info.value.line is None
     assert str(info.value) == f"{path}: cannot tell the format from '.xml'; pass --format"
     assert store.count_items() == 0
@@ -269,7 +274,7 @@ def test_unknown_suffix(store, tmp_path):
 def test_missing_file(store, tmp_path):
     path = tmp_path / "absent.jsonl"
     with pytest.raises(InputError) as info:
-        ingest_file(store, path)
+        ingest_file(store, SPEC, path)
     assert str(info.value) == f"{path}: file not found"
 
 
@@ -277,13 +282,13 @@ def test_directory_is_not_a_file(store, tmp_path):
     path = tmp_path / "dir.jsonl"
     path.mkdir()
     with pytest.raises(InputError, match="file not found"):
-        ingest_file(store, path)
+        ingest_file(store, SPEC, path)
 
 
 # -- skip_bad --------------------------------------------------------------------------
 
 def test_skip_bad_adds_good_lines_and_writes_one_reject_per_bad_record(store, tmp_path):
-    ingest_file(store, write(tmp_path / "earlier.jsonl", jsonl({"id": "old", "text": "original"})), id_field="id")
+    ingest_file(store, SPEC, write(tmp_path / "earlier.jsonl", jsonl({"id": "old", "text": "original"})), id_field="id")
     path = write(tmp_path / "in.jsonl",
                  jsonl({"id": "a", "text": "alpha"}) +                      # 1 good
                  "{broken\n" +                                             # 2 invalid JSON
@@ -295,7 +300,7 @@ def test_skip_bad_adds_good_lines_and_writes_one_reject_per_bad_record(store, tm
                        {"id": "e", "text": "epsilon"},                      # 8 good
                        {"id": "a", "text": "alpha"}))                       # 9 duplicate of line 1
     rejects = tmp_path / "rejects.jsonl"
-    result = ingest_file(store, path, id_field="id", skip_bad=rejects)
+    result = ingest_file(store, SPEC, path, id_field="id", skip_bad=rejects)
     assert (result.added, result.duplicates, result.rejected) == (3, 1, 5)
     assert result.rejects_path == str(rejects)
     assert [item_id for item_id, *_ in rows(store)] == ["old", "a", "b", "e"]
@@ -317,7 +322,7 @@ def test_skip_bad_adds_good_lines_and_writes_one_reject_per_bad_record(store, tm
 def test_skip_bad_with_invalid_utf8_in_csv(store, tmp_path):
     path = write(tmp_path / "in.csv", b"id,text\nx1,fine\nx2,caf\xe9\nx3,also fine\n")
     rejects = tmp_path / "rejects.jsonl"
-    result = ingest_file(store, path, id_field="id", skip_bad=rejects)
+    result = ingest_file(store, SPEC, path, id_field="id", skip_bad=rejects)
     assert (result.added, result.duplicates, result.rejected) == (2, 0, 1)
     assert rows(store) == [("x1", "fine", {}, 2), ("x3", "also fine", {}, 4)]
     [record] = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
@@ -328,7 +333,7 @@ def test_skip_bad_with_invalid_utf8_in_csv(store, tmp_path):
 def test_skip_bad_with_nothing_bad_leaves_an_empty_rejects_file(store, tmp_path):
     path = write(tmp_path / "in.jsonl", jsonl({"text": "fine"}))
     rejects = tmp_path / "rejects.jsonl"
-    result = ingest_file(store, path, skip_bad=rejects)
+    result = ingest_file(store, SPEC, path, skip_bad=rejects)
     assert (result.added, result.rejected, result.rejects_path) == (1, 0, str(rejects))
     assert rejects.read_text(encoding="utf-8") == ""
 
@@ -337,7 +342,7 @@ def test_skip_bad_rejects_a_collision_within_the_same_file(store, tmp_path):
     path = write(tmp_path / "in.jsonl", jsonl({"id": "a", "text": "one"}, {"id": "b", "text": "two"},
                                               {"id": "a", "text": "changed"}))
     rejects = tmp_path / "rejects.jsonl"
-    result = ingest_file(store, path, id_field="id", skip_bad=rejects)
+    result = ingest_file(store, SPEC, path, id_field="id", skip_bad=rejects)
     assert (result.added, result.duplicates, result.rejected) == (2, 0, 1)
     [record] = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
     assert (record["line"], record["field"]) == (3, "id")
@@ -348,7 +353,7 @@ def test_skip_bad_rejects_a_collision_with_an_earlier_batch_of_the_same_file(sto
     records.append({"id": "n0", "text": "changed"})
     path = write(tmp_path / "in.jsonl", jsonl(*records))
     rejects = tmp_path / "rejects.jsonl"
-    result = ingest_file(store, path, id_field="id", skip_bad=rejects)
+    result = ingest_file(store, SPEC, path, id_field="id", skip_bad=rejects)
     assert (result.added, result.duplicates, result.rejected) == (BATCH + 5, 0, 1)
     [record] = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
     assert (record["line"], record["field"], record["error"]) == (
@@ -364,7 +369,7 @@ def test_skip_bad_leaves_no_rejects_file_when_ingest_fails_otherwise(store, tmp_
     path = write(tmp_path / name, content)
     rejects = tmp_path / "rejects.jsonl"
     with pytest.raises(InputError) as info:
-        ingest_file(store, path, id_field="id", skip_bad=rejects)
+        ingest_file(store, SPEC, path, id_field="id", skip_bad=rejects)
     assert info.value.path == str(path)
     assert not rejects.exists()
     assert not (tmp_path / "rejects.jsonl.tmp").exists()
@@ -375,7 +380,7 @@ def test_skip_bad_leaves_no_rejects_file_for_an_unknown_suffix(store, tmp_path):
     path = write(tmp_path / "data.xml", "<x/>")
     rejects = tmp_path / "rejects.jsonl"
     with pytest.raises(InputError):
-        ingest_file(store, path, skip_bad=rejects)
+        ingest_file(store, SPEC, path, skip_bad=rejects)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("rejects")) == []
 
 
@@ -388,7 +393,7 @@ def test_large_jsonl_streams_in(store, tmp_path):
         for n in range(count):
             handle.write(f'{{"id": "r{n}", "text": "record number {n}"}}\n')
     started = time.monotonic()
-    result = ingest_file(store, path, id_field="id")
+    result = ingest_file(store, SPEC, path, id_field="id")
     elapsed = time.monotonic() - started
     assert (result.added, result.duplicates) == (count, 0)
     assert store.count_items() == count

@@ -89,7 +89,7 @@ def test_a_labeling_run_and_an_export_for_each_kind(tmp_path, kind):
 
 
 def test_mentions_are_grounded_to_offsets_and_missing_ones_go_to_review(tmp_path):
-    from labelloop.route import judge
+    from labelloop.gate import judge
     from labelloop.store import Item
 
     spec = parse_spec(SPECS["spans"][0] + "review: {accept_without_confidence: true}\n")
@@ -143,7 +143,7 @@ def test_generated_outputs_are_rated_by_a_judge_and_the_rating_is_the_confidence
 
 
 def test_a_mention_outside_its_labels_vocabulary_goes_to_review(tmp_path):
-    from labelloop.route import judge
+    from labelloop.gate import judge
     from labelloop.spec import load_spec
     from labelloop.store import Item
 
@@ -164,7 +164,7 @@ def test_a_mention_outside_its_labels_vocabulary_goes_to_review(tmp_path):
 
 
 def test_one_text_with_two_labels_goes_to_review_nested_spans_follow_the_policy():
-    from labelloop.route import judge
+    from labelloop.gate import judge
     from labelloop.store import Item
 
     spec = parse_spec(SPECS["spans"][0] + "review: {accept_without_confidence: true}\n")

@@ -306,3 +306,28 @@ def test_simulate_cli_outside_a_project(tmp_path, embedder):
     assert float(line.split(": ")[1].split("%")[0]) < 100
     assert {p.name for p in (tmp_path / "sim").iterdir()} == {"curves.png", "report.html", "simulation.json"}
     assert (tmp_path / "sim" / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_embed_train_with_a_plot_and_calibrate_through_the_cli(tmp_path, embedder):
+    from typer.testing import CliRunner
+
+    from labelloop.cli import app
+
+    runner = CliRunner()
+    with make(tmp_path, banking(per_label=8), gold=30) as project:
+        root = str(project.root)
+    first = runner.invoke(app, ["embed", "--project", root])
+    assert first.exit_code == 0 and "40 items embedded with all-MiniLM-L6-v2" in first.output
+    assert "0 items embedded" in runner.invoke(app, ["embed", "--project", root]).output
+    plot = tmp_path / "reliability.png"
+    trained = runner.invoke(app, ["train", "--plot", str(plot), "--project", root])
+    assert trained.exit_code == 0, trained.output
+    assert "small model: 30 people-labeled items, 5 labels" in trained.output
+    assert f"reliability diagram: {plot}" in " ".join(trained.output.split())
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    calibrated = runner.invoke(app, ["calibrate", "--as", "small", "--json", "--project", root])
+    assert calibrated.exit_code == 0, calibrated.output
+    result = json.loads(calibrated.output)
+    assert (result["labeler"], result["items"]) == ("small", 30) and 0 <= result["ece_after"] <= 1
+    missing = runner.invoke(app, ["calibrate", "--as", "nobody", "--project", root])
+    assert missing.exit_code == 1 and "calibrating nobody needs its answers" in missing.output

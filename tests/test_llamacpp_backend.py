@@ -44,6 +44,9 @@ def test_logprobs_match_llama_cpp_pythons_own_computation(backend):
         async with backend:
             ours = await backend.complete(CompletionRequest(MESSAGES, json_schema=SCHEMA, max_tokens=20,
                                                             top_logprobs=3))
+            # evaluate the prompt afresh, as ours did: reusing the cached prefix takes another kernel path,
+            # whose float results differ by up to ~0.2 in logprob on some CPU builds
+            backend._llama.reset()
             reference = backend._llama.create_chat_completion(
                 messages=MESSAGES, response_format={"type": "json_object", "schema": SCHEMA}, temperature=0,
                 max_tokens=20, logprobs=True, top_logprobs=3)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelloop import pii
-from labelloop.errors import InputError
+from labelloop.errors import MissingExtra
+from labelloop.pii import finders
 from labelloop.pii import TYPES, Finding, PseudonymVault, detect, mask, unmask
 
 ID = "11010519491231002X"  # the standard valid example of a Chinese resident ID
@@ -164,9 +164,9 @@ def test_unknown_type_or_mode_is_rejected():
 
 @pytest.fixture
 def fresh_analyzer():
-    pii._analyzer.cache_clear()
+    finders._analyzer.cache_clear()
     yield
-    pii._analyzer.cache_clear()
+    finders._analyzer.cache_clear()
 
 
 def test_ner_without_presidio_finds_nothing(monkeypatch, fresh_analyzer):
@@ -267,7 +267,7 @@ def test_vault_damaged_blob(blob):
 
 def test_vault_without_cryptography(monkeypatch):
     monkeypatch.setitem(sys.modules, "cryptography.fernet", None)
-    with pytest.raises(InputError, match=r"needs cryptography: pip install 'labelloop\[pii\]'"):
+    with pytest.raises(MissingExtra, match=r"the pseudonym vault needs the pii extra: pip install 'labelloop\[pii\]'"):
         PseudonymVault.seal({"<PHONE_1>": "13812345678"}, "pw")
 
 

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelloop.confidence import Confidence
-from labelloop.route import ACCEPTED, FAILED, NEEDS_REVIEW, judge, route
+from labelloop.gate import judge
+from labelloop.route import ACCEPTED, FAILED, NEEDS_REVIEW, route
 from labelloop.spec import parse_spec, template_text
 from labelloop.store import Item
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from ..errors import InputError
-from .report import AgreementReport
+from .agreement import AgreementReport
 
 _HTML = Environment(autoescape=True).from_string("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>labelloop agreement</title>

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import labelers
+
 
 def k_center_greedy(vectors: np.ndarray, candidates: np.ndarray, anchors: np.ndarray, k: int) -> list[int]:
     """Pick ``k`` of ``candidates`` (row indices), each farthest (cosine) from ``anchors`` and earlier picks."""
@@ -58,7 +60,7 @@ def active_order(store: Any, spec: Any, rows: list[Any], limit: int) -> list[Any
     known = [r for r in rows if r["item_id"] in index]
     if not known:
         return rows[:limit]
-    small = {r["item_id"]: json.loads(r["output"] or "null") for r in store.current_predictions("small")}
+    small = {r["item_id"]: json.loads(r["output"] or "null") for r in store.current_predictions(labelers.SMALL)}
     confidence = np.array([r["confidence"] if r["confidence"] is not None else np.nan for r in known], dtype=float)
     disagree = np.array([bool(small.get(r["item_id"])) and small[r["item_id"]] != json.loads(r["output"] or "null")
                          for r in known])

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import DEFAULT_LABELER
+from .. import labelers
 from ..errors import ProjectError
 from ..spec import TaskSpec
 from ..store import Store
@@ -54,10 +54,11 @@ class TrainResult:
     routes: dict[str, int]
     disagreements: int
     crossover: Crossover
+    plot: str | None = None  # the small model's reliability diagram, when asked for
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": self.report.to_dict(), "routes": self.routes, "disagreements": self.disagreements,
-                "crossover": asdict(self.crossover)}
+                "crossover": asdict(self.crossover), "plot": self.plot}
 
 
 def embed_items(store: Store, spec: TaskSpec, progress: Callable[[int, int], None] | None = None) -> tuple[str, int]:
@@ -72,16 +73,21 @@ def current_embeddings(store: Store, spec: TaskSpec) -> Embeddings:
     return load_embeddings(store, name)
 
 
-def train(store: Store, spec: TaskSpec, models_dir: Path, labeler: str = DEFAULT_LABELER) -> TrainResult:
-    """Train the small model, label every item with it, cross-check it against ``labeler``."""
+def train(store: Store, spec: TaskSpec, models_dir: Path, labeler: str = labelers.LLM, *,
+          plot: str | Path | None = None) -> TrainResult:
+    """Train the small model, label every item with it, cross-check it against ``labeler``; ``plot``
+    writes the small model's reliability diagram (before and after calibration) as a PNG."""
     embeddings = current_embeddings(store, spec)
     report = small.train(store, spec, embeddings, models_dir)
     routes = small.predict(store, spec, small.load(store), embeddings)
     disagreements = cross_check(store, labeler) if spec.learn.policy.cross_check else 0
-    return TrainResult(report, routes, disagreements, crossover(store, spec, report, labeler))
+    result = TrainResult(report, routes, disagreements, crossover(store, spec, report, labeler))
+    if plot:
+        result.plot = calibrate(store, spec, labelers.SMALL, plot).plot
+    return result
 
 
-def cross_check(store: Store, labeler: str = DEFAULT_LABELER) -> int:
+def cross_check(store: Store, labeler: str = labelers.LLM) -> int:
     """Send ``labeler``'s accepted answers that the small model contradicts to review; how many."""
     theirs = {row["item_id"]: json.loads(row["output"] or "null") for row in store.current_predictions(small.LABELER)}
     flagged = []
@@ -94,7 +100,7 @@ def cross_check(store: Store, labeler: str = DEFAULT_LABELER) -> int:
     return len(flagged)
 
 
-def calibrate(store: Store, spec: TaskSpec, labeler: str = DEFAULT_LABELER, plot: str | Path | None = None) -> Calibration:
+def calibrate(store: Store, spec: TaskSpec, labeler: str = labelers.LLM, plot: str | Path | None = None) -> Calibration:
     """Fit ``labeler``'s calibration on the gold items (was its label right?) and choose its threshold."""
     gold = small.gold_labels(store, spec)
     rows = [r for r in store.current_predictions(labeler) if r["confidence"] is not None]

@@ -1,8 +1,10 @@
 """``labelloop simulate``: load a gold file, label it like a project would, replay the loop, write the report.
 
-The gold items go into a work project (a directory; kept with ``workdir`` so a rerun reuses its
-embeddings and the LLM's cached answers): they are embedded, labeled by the task's model unless
-``use_llm`` is off, and handed to :func:`~labelloop.learn.simulate.simulate` with their gold labels.
+The gold items go into a work store (``labelloop.db`` in ``workdir``, kept so that a rerun reuses its
+embeddings and the LLM's cached answers; a temporary directory otherwise) through the same stages as a
+project's (:func:`~labelloop.ingest.ingest_file`, :func:`~labelloop.engine.label`): they are embedded,
+labeled by the task's model unless ``use_llm`` is off, and handed to
+:func:`~labelloop.learn.simulate.simulate` with their gold labels.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .. import labelers
+from ..engine import label
 from ..errors import InputError, ProjectError
-from ..ingest import read_records
-from ..project import Project
-from ..spec import ClassifySpec, TaskSpec
+from ..ingest import ingest_file
+from ..readers import read_records
+from ..spec import ClassifySpec, TaskSpec, parse_spec
+from ..store import Store
 from .embed import create_embedder, ensure_embeddings, load_embeddings
-from .report import write_simulation_report
+from .simulation_report import write_simulation_report
 from .simulate import Labels, SimulationConfig, SimulationResult, simulate
 
 
@@ -90,32 +95,39 @@ def throwaway_spec(labels: list[str]) -> str:
                           allow_unicode=True, sort_keys=False)
 
 
-def run_simulation(gold: str | Path, *, project: Project | None = None, workdir: str | Path | None = None,
-                   out: str | Path = "simulation", config: SimulationConfig | None = None, use_llm: bool = True,
-                   limit: int | None = None, progress: Callable[[str], None] | None = None,
-                   **model_overrides: Any) -> Replay:
-    """Replay the loop on a gold file (see the module docstring); writes the PNG and HTML report to ``out``."""
+def run_simulation(gold: str | Path, *, spec: TaskSpec | None = None, kind: str | None = None,
+                   workdir: str | Path | None = None, out: str | Path = "simulation",
+                   config: SimulationConfig | None = None, use_llm: bool = True, limit: int | None = None,
+                   progress: Callable[[str], None] | None = None, **model_overrides: Any) -> Replay:
+    """Replay the loop on a gold file (see the module docstring); writes the PNG and HTML report to ``out``.
+
+    ``spec`` is the task (a project's); without one, ``kind`` (``classify``, the default) builds a task
+    whose labels are the gold file's. ``model_overrides`` change the task's model settings.
+    """
     config = config or SimulationConfig()
-    spec = project.spec if project is not None else None
     if spec is not None and not isinstance(spec, ClassifySpec):
         raise ProjectError(f"simulate needs a classify task; this project's task is {spec.kind}")
+    if spec is None and kind not in (None, "classify"):
+        raise ProjectError(f"--kind {kind}: simulate knows classify tasks")
     rows = read_labeled_texts(Path(gold), spec, limit, config.seed)
-    if len({r["label"] for r in rows}) < 2:
+    labels = sorted({r["label"] for r in rows})
+    if len(labels) < 2:
         raise InputError(str(gold), None, "the gold labels need at least two classes")
+    spec = spec or parse_spec(throwaway_spec(labels))
     say = progress or (lambda message: None)
-    with _work_project(workdir, project, sorted({r["label"] for r in rows})) as work:
-        _ingest(work, rows)
+    with _work_store(workdir) as store:
+        _ingest(store, spec, rows)
         say(f"embedding {len(rows)} items")
-        embedder = create_embedder(work.spec.learn.embeddings)
-        ensure_embeddings(work.store, embedder)
-        vectors = load_embeddings(work.store, embedder.name).rows([r["id"] for r in rows])
+        embedder = create_embedder(spec.learn.embeddings)
+        ensure_embeddings(store, embedder)
+        vectors = load_embeddings(store, embedder.name).rows([r["id"] for r in rows])
         data = Labels(np.array([r["label"] for r in rows]), vectors)
         replay_llm_calls = 0
         if use_llm:
             say(f"labeling {len(rows)} items with the task's model")
-            result = work.label(**model_overrides)
+            result = label(store, spec, spec.model.with_overrides(model_overrides), actor="simulate")
             replay_llm_calls = result.counts.calls
-            data.llm_label, data.llm_confidence = _llm_answers(work, [r["id"] for r in rows])
+            data.llm_label, data.llm_confidence = _llm_answers(store, [r["id"] for r in rows])
     say("replaying the loop")
     flywheel = simulate(data, config, "flywheel")
     llm_only = simulate(data, config, "llm_only") if use_llm else None
@@ -127,27 +139,28 @@ def run_simulation(gold: str | Path, *, project: Project | None = None, workdir:
 
 
 @contextmanager
-def _work_project(workdir: str | Path | None, project: Project | None, labels: list[str]) -> Iterator[Project]:
-    """The work project: ``workdir`` (created or reused) or a temporary directory, with the task's spec."""
+def _work_store(workdir: str | Path | None) -> Iterator[Store]:
+    """The work store: ``labelloop.db`` in ``workdir`` (created or reused) or in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="labelloop-simulate-") as tmp:
         root = Path(workdir) if workdir is not None else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        spec_text = project.spec_path.read_text(encoding="utf-8") if project is not None else throwaway_spec(labels)
-        (root / "labelloop.yaml").write_text(spec_text, encoding="utf-8")
-        with Project(root) as work:
-            yield work
+        store = Store.open(root / "labelloop.db")
+        try:
+            yield store
+        finally:
+            store.close()
 
 
-def _ingest(work: Project, rows: list[dict[str, Any]]) -> None:
-    path = work.root / "gold-items.jsonl"
+def _ingest(store: Store, spec: TaskSpec, rows: list[dict[str, Any]]) -> None:
+    path = Path(store.path).parent / "gold-items.jsonl"
     path.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n" for r in rows),
                     encoding="utf-8")
-    work.ingest(path, id_field="id")
+    ingest_file(store, spec, path, id_field="id", actor="simulate")
 
 
-def _llm_answers(work: Project, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _llm_answers(store: Store, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The LLM's current label and confidence per item ("" and 0 where it gave none)."""
-    found = {row["item_id"]: row for row in work.store.current_predictions("llm")}
+    found = {row["item_id"]: row for row in store.current_predictions(labelers.LLM)}
     labels, confidence = [], []
     for item_id in ids:
         row = found.get(item_id)

@@ -23,14 +23,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ..engine import SMALL_LABELER
+from .. import labelers
 from ..errors import ProjectError
 from ..spec import ClassifySpec, TaskSpec
 from ..store import PredictionRecord, Store
 from .calibrate import Calibrator, Threshold, expected_calibration_error, fit_calibrator, guaranteed_threshold
 from .embed import Embeddings
 
-LABELER = SMALL_LABELER
+LABELER = labelers.SMALL
 
 
 @dataclass

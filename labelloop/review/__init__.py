@@ -13,6 +13,8 @@ from typing import Any
 
 import jsonschema
 
+from .. import labelers
+from .._actor import actor_or_default
 from ..aggregate import aggregate
 from ..assign import draw_sample, need
 from ..errors import InputError
@@ -34,14 +36,15 @@ class Reviewer:
     role: str
 
 
-def add_reviewer(store: Store, name: str, role: str = "annotator") -> str:
-    """Register (or re-issue) a reviewer; returns their new token, which is stored only as a hash."""
+def add_reviewer(store: Store, name: str, role: str = "annotator", *, actor: str | None = None) -> str:
+    """Register (or re-issue) a reviewer; returns their new token, which is stored only as a hash. The change
+    is recorded in the audit log as ``actor`` (default: the OS user)."""
     if role not in ROLES:
         raise ReviewError(f"role must be one of {', '.join(ROLES)}", "role")
     if not name.strip():
         raise ReviewError("a reviewer needs a name", "name")
     token = secrets.token_urlsafe(24)
-    store.add_reviewer(name.strip(), role, _token_hash(token))
+    store.add_reviewer(name.strip(), role, _token_hash(token), actor_or_default(actor))
     return token
 
 
@@ -77,7 +80,7 @@ class QueueItem:
     version: int = 0
 
 
-def review_queue(store: Store, spec: TaskSpec, reviewer: str, labeler: str = "llm", limit: int = 50,
+def review_queue(store: Store, spec: TaskSpec, reviewer: str, labeler: str = labelers.LLM, limit: int = 50,
                  order: str = "confidence") -> list[QueueItem]:
     """Items that still need answers under the overlap policy and that ``reviewer`` has not answered,
     lowest confidence first; the model's answer is hidden when the policy is blind."""
@@ -92,7 +95,7 @@ def review_queue(store: Store, spec: TaskSpec, reviewer: str, labeler: str = "ll
     return [_queue_item(row, blind) for row in rows]
 
 
-def queue_item(store: Store, spec: TaskSpec, item_id: str, labeler: str = "llm",
+def queue_item(store: Store, spec: TaskSpec, item_id: str, labeler: str = labelers.LLM,
                reviewer: Reviewer | None = None) -> QueueItem | None:
     """One item as ``reviewer`` sees it (any item, answered or not): blind annotators see no pre-label."""
     row = store.review_item(labeler, item_id)
@@ -109,7 +112,7 @@ def _queue_item(row: Any, blind: bool = False) -> QueueItem:
 
 
 def submit(store: Store, spec: TaskSpec, item: QueueItem, reviewer: str, output: dict[str, Any],
-           action: str, expected_version: int | None = None, labeler: str = "llm") -> int:
+           action: str, expected_version: int | None = None, labeler: str = labelers.LLM) -> int:
     """Store a reviewer's answer (it must satisfy the task schema) with an audit-log row.
 
     With ``expected_version``, an answer to an item that meanwhile got all the answers it needs
@@ -140,7 +143,7 @@ class Dispute:
     agreement: float | None
 
 
-def adjudication_queue(store: Store, spec: TaskSpec, labeler: str = "llm", limit: int = 50) -> list[Dispute]:
+def adjudication_queue(store: Store, spec: TaskSpec, labeler: str = labelers.LLM, limit: int = 50) -> list[Dispute]:
     """Items whose answers tie or agree too little, least agreed first (aggregating first if needed)."""
     aggregate(store, spec)
     model_votes = {name: dict(store.model_answers(name)) for name in spec.annotation.model_votes}

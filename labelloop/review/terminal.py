@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .. import labelers
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
 from . import (Dispute, QueueItem, ReviewError, adjudicate, adjudication_queue, field_choices, parse_field_value,
@@ -30,7 +31,7 @@ class ReviewSummary:
 class TerminalReview:
     """The review loop; ``ask`` reads one line (``input`` by default), so tests drive it through stdin."""
 
-    def __init__(self, store: Store, spec: TaskSpec, reviewer: str, *, labeler: str = "llm",
+    def __init__(self, store: Store, spec: TaskSpec, reviewer: str, *, labeler: str = labelers.LLM,
                  ask: Callable[[str], str] = input, console: Console | None = None, limit: int | None = None,
                  adjudicating: bool = False):
         self.store, self.spec, self.reviewer, self.labeler = store, spec, reviewer, labeler

@@ -23,8 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from ..project import Project
-from ..spec import ClassifySpec
+from .. import labelers
+from .._extras import require
+from ..spec import ClassifySpec, TaskSpec
+from ..store import Store
 from ..store import Conflict
 from . import (Dispute, QueueItem, Reviewer, ReviewError, adjudicate, adjudication_queue, authenticate, queue_item,
                review_queue, skip, submit, undo)
@@ -58,7 +60,7 @@ async def current_reviewer(request: Request) -> Reviewer:
     found = request.app.state.sessions.get(request.cookies.get(COOKIE, ""))
     bearer = request.headers.get("authorization", "")
     if found is None and bearer.lower().startswith("bearer "):
-        found = authenticate(request.app.state.project.store, bearer[7:].strip())
+        found = authenticate(request.app.state.store, bearer[7:].strip())
     if found is None:
         raise _NotLoggedIn
     return found
@@ -67,15 +69,16 @@ async def current_reviewer(request: Request) -> Reviewer:
 Who = Annotated[Reviewer, Depends(current_reviewer)]
 
 
-def create_app(project: Project, labeler: str = "llm") -> FastAPI:
-    """The app for one project; sessions live in memory (a restart asks reviewers to log in again)."""
+def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> FastAPI:
+    """The app over one project's store and task; sessions live in memory (a restart asks reviewers to log
+    in again)."""
     app = FastAPI(title="labelloop review", summary="Review doubtful labels; read-only JSON API under /api")
     templates = Jinja2Templates(directory=str(_HERE / "templates"))  # autoescape is on for .html
     templates.env.filters["as_json"] = lambda value: json.dumps(value, ensure_ascii=False)  # escaped on output
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     sessions: dict[str, Reviewer] = {}
     skipped: dict[str, set[str]] = {}
-    app.state.project, app.state.sessions = project, sessions
+    app.state.store, app.state.sessions = store, sessions
 
     @app.exception_handler(_NotLoggedIn)
     async def _login_first(request: Request, exc: _NotLoggedIn) -> Response:
@@ -89,12 +92,12 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
 
     @app.post("/login", include_in_schema=False)
     async def login(token: Annotated[str, Form()]) -> Response:
-        found = authenticate(project.store, token.strip())
+        found = authenticate(store, token.strip())
         if found is None:
             return RedirectResponse("/login?error=unknown+token", status_code=303)
         session = secrets.token_urlsafe(32)
         sessions[session] = found
-        project.store.audit(found.name, "login", detail="review web app")
+        store.audit(found.name, "login", detail="review web app")
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
         return response
@@ -122,7 +125,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
     @app.get("/adjudicate/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     async def dispute_page(request: Request, item_id: str, who: Who) -> Response:
         _expert(who)
-        dispute = next((d for d in adjudication_queue(project.store, project.spec, labeler, limit=100_000)
+        dispute = next((d for d in adjudication_queue(store, spec, labeler, limit=100_000)
                         if d.item.item_id == item_id), None)
         if dispute is None:
             raise HTTPException(404, f"{item_id!r} is not disputed")
@@ -138,8 +141,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
         return _item_page(request, who, _item(item_id, who), None)
 
     def _item_page(request: Request, who: Reviewer, item: QueueItem, dispute: Dispute | None) -> Response:
-        spec = project.spec
-        latest = project.store.latest_annotation(item.item_id)
+        latest = store.latest_annotation(item.item_id)
         blind = not spec.annotation.show_prelabel
         answers = [{"by": by, "output": output} for by, output in dispute.answers.items()] if dispute else []
         return templates.TemplateResponse(request, "item.html", {
@@ -157,14 +159,14 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
     async def decide(item_id: str, decision: Decision, who: Who) -> dict[str, Any]:
         item = _item(item_id, who)
         if decision.action == "skip":
-            skip(project.store, item, who.name)
+            skip(store, item, who.name)
             skipped.setdefault(who.name, set()).add(item_id)
             return {"saved": False, "next": _next_url(who)}
         output = item.output if decision.action == "accept" else decision.output
         if output is None:
             raise HTTPException(422, "this item has no model answer to accept: edit or pick a label")
         try:
-            submit(project.store, project.spec, item, who.name, output, decision.action, decision.version,
+            submit(store, spec, item, who.name, output, decision.action, decision.version,
                    labeler=labeler)
         except ReviewError as exc:
             raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
@@ -184,7 +186,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
             raise HTTPException(422, "an adjudication needs an answer")
         else:
             try:
-                adjudicate(project.store, project.spec, item, who.name, decision.output)
+                adjudicate(store, spec, item, who.name, decision.output)
             except ReviewError as exc:
                 raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
         disputes = _disputes(who, limit=1)
@@ -199,7 +201,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
 
     @app.post("/api/undo", summary="Withdraw your last decision")
     async def undo_last(who: Who) -> dict[str, Any]:
-        item_id = undo(project.store, who.name)
+        item_id = undo(store, who.name)
         if item_id is None:
             raise HTTPException(404, "nothing to undo")
         skipped.get(who.name, set()).discard(item_id)
@@ -216,12 +218,12 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
     @app.get("/api/items/{item_id}", summary="One item with the model's answer and its annotations")
     async def item(item_id: str, who: Who) -> dict[str, Any]:
         found = _item(item_id, who)
-        rows = project.store.annotations(item_id, annotator=_visible_to(who))
+        rows = store.annotations(item_id, annotator=_visible_to(who))
         return {**vars(found), "annotations": [_annotation(row) for row in rows]}
 
     @app.get("/api/annotations", summary="Current human annotations (annotators see their own)")
     async def annotations(who: Who, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = project.store.annotations(limit=min(limit, 10_000), annotator=_visible_to(who))
+        rows = store.annotations(limit=min(limit, 10_000), annotator=_visible_to(who))
         return [_annotation(row) for row in rows]
 
     def _visible_to(who: Reviewer) -> str | None:
@@ -233,16 +235,16 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
             raise HTTPException(403, "only reviewers with the expert role adjudicate")
 
     def _progress() -> dict[str, Any]:
-        return project.store.review_progress(labeler, need(project.spec))
+        return store.review_progress(labeler, need(spec))
 
     def _queue(who: Reviewer, limit: int) -> list[QueueItem]:
         passed = skipped.get(who.name, set())
-        items = review_queue(project.store, project.spec, who.name, labeler, limit=limit + len(passed))
+        items = review_queue(store, spec, who.name, labeler, limit=limit + len(passed))
         return _passed_last(items, passed, limit, key=lambda i: i.item_id)
 
     def _disputes(who: Reviewer, limit: int) -> list[Dispute]:
         passed = skipped.get(who.name, set())
-        found = adjudication_queue(project.store, project.spec, labeler, limit=limit + len(passed))
+        found = adjudication_queue(store, spec, labeler, limit=limit + len(passed))
         return _passed_last(found, passed, limit, key=lambda d: d.item.item_id)
 
     def _next_url(who: Reviewer) -> str:
@@ -250,7 +252,7 @@ def create_app(project: Project, labeler: str = "llm") -> FastAPI:
         return f"/items/{items[0].item_id}" if items else "/"
 
     def _item(item_id: str, who: Reviewer) -> QueueItem:
-        found = queue_item(project.store, project.spec, item_id, labeler, who)
+        found = queue_item(store, spec, item_id, labeler, who)
         if found is None:
             raise HTTPException(404, f"no item {item_id!r}")
         return found
@@ -288,3 +290,13 @@ def _annotation(row: Any) -> dict[str, Any]:
     return {"id": row["id"], "item_id": row["item_id"], "annotator": row["annotator"],
             "output": json.loads(row["output"]), "action": row["action"], "current": bool(row["is_current"]),
             "at": row["created_at"]}
+
+
+def serve(store: Store, spec: TaskSpec, host: str = "127.0.0.1", port: int = 8400, *,
+          labeler: str = labelers.LLM, starting: Callable[[str], None] | None = None) -> None:
+    """Serve :func:`create_app` with uvicorn until interrupted; ``starting`` is told the address first."""
+    uvicorn = require("uvicorn", "web", "the review web server")
+    app = create_app(store, spec, labeler)
+    if starting is not None:
+        starting(f"http://{host}:{port}/")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 from pydantic import Field, field_validator, model_validator
 
+from ..rules import check_rule, load_validator
 from .settings import (AnnotationSettings, CleanSettings, DedupSettings, Example, InputSettings, LearnSettings,
                        ModelSettings, PiiSettings, PromptSettings, ReviewSettings, Rule, _Strict)
 
@@ -74,8 +75,6 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _rules_and_validators_load(self) -> "TaskSpec":
-        from ..validate import check_rule, load_validator  # validate depends on spec, not the reverse
-
         for index, rule in enumerate(self.rules):
             problem = check_rule(rule.rule, self.output_fields)
             if problem:

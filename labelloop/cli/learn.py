@@ -1,4 +1,4 @@
-"""The flywheel's commands (embed, train, calibrate, simulate, dedup), registered on the main CLI app."""
+"""The flywheel's commands: embed, train, calibrate, simulate, dedup."""
 
 from __future__ import annotations
 
@@ -7,46 +7,44 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import _console as out
-from .cli import BackendOpt, BaseUrlOpt, JsonOpt, LabelerOpt, ModelOpt, ProjectOpt, _project, app
-from .errors import ProjectError
+from .._extras import require
+from . import _print as out
+from ._common import LLM, BackendOpt, BaseUrlOpt, JsonOpt, LabelerOpt, ModelOpt, ProjectOpt, open_project
+
+commands = typer.Typer()
 
 
-
-@app.command()
+@commands.command()
 def embed(project: ProjectOpt = None) -> None:
     """Embed every item once (bundled all-MiniLM-L6-v2 unless learn.embeddings says otherwise)."""
-    with _project(project) as proj:
+    with open_project(project) as proj:
         name, added = proj.embed()
     out.console.print(f"{added} items embedded with {name}")
 
 
-@app.command()
+@commands.command()
 def train(
-    labeler: LabelerOpt = "llm", plot: Annotated[Optional[Path], typer.Option(
+    labeler: LabelerOpt = LLM, plot: Annotated[Optional[Path], typer.Option(
         help="Write the small model's reliability diagram (before/after calibration) to this PNG")] = None,
     as_json: JsonOpt = False, project: ProjectOpt = None,
 ) -> None:
     """Train the small model on people's labels, label every item with it, cross-check the LLM."""
-    with _project(project) as proj:
-        result = proj.train(labeler=labeler)
-        calibration = proj.calibrate(labeler="small", plot=plot) if plot else None
+    with open_project(project) as proj:
+        result = proj.train(labeler=labeler, plot=plot)
     if as_json:
         out.print_json(result.to_dict())
-        return
-    out.print_training(result)
-    if calibration is not None:
-        out.console.print(f"reliability diagram: {calibration.plot}")
+    else:
+        out.print_training(result)
 
 
-@app.command()
+@commands.command()
 def calibrate(
-    labeler: LabelerOpt = "llm",
+    labeler: LabelerOpt = LLM,
     plot: Annotated[Optional[Path], typer.Option(help="Write a reliability diagram (before/after) to this PNG")] = None,
     as_json: JsonOpt = False, project: ProjectOpt = None,
 ) -> None:
     """Calibrate a labeler on people's labels: ECE before/after and the threshold with a precision guarantee."""
-    with _project(project) as proj:
+    with open_project(project) as proj:
         result = proj.calibrate(labeler=labeler, plot=plot)
     if as_json:
         out.print_json(result.__dict__)
@@ -54,51 +52,46 @@ def calibrate(
         out.print_calibration(result)
 
 
-@app.command()
+@commands.command()
 def simulate(
     gold: Annotated[Path, typer.Option(help="JSONL/CSV/Parquet with text and label (the task's output fields)")],
     target: Annotated[Optional[list[float]], typer.Option(help="Dataset accuracy to reach (repeatable)")] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="The small model alone, no LLM")] = False,
     batch: Annotated[int, typer.Option(help="Items people review per round")] = 100,
-    kind: Annotated[Optional[str], typer.Option(help="Outside a project: 'classify' (labels from the gold file)")] = None,
+    kind: Annotated[Optional[str], typer.Option(
+        help="Outside a project: 'classify' (labels from the gold file)")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use a random sample of N gold items")] = None,
-    workdir: Annotated[Optional[Path], typer.Option(help="Keep the work project here (reused: embeddings, LLM cache)")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write curves.png, report.html, simulation.json")] = Path("simulation"),
+    workdir: Annotated[Optional[Path], typer.Option(
+        help="Keep the work store here (reused: embeddings, LLM cache)")] = None,
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Where to write curves.png, report.html, simulation.json")] = Path("simulation"),
     seed: Annotated[int, typer.Option(help="Seed of the random choices")] = 0,
     backend: BackendOpt = None, base_url: BaseUrlOpt = None, model: ModelOpt = None,
     as_json: JsonOpt = False, project: ProjectOpt = None,
 ) -> None:
     """Replay the loop with gold labels as the reviewer: human effort to reach each target accuracy."""
-    from .learn.replay import run_simulation
-    from .learn.simulate import SimulationConfig
-
-    config = SimulationConfig(targets=target or [0.95, 0.98], batch=batch, seed=seed)
+    replay_module = require("labelloop.learn.replay", "embed", "simulate")
+    config = replay_module.SimulationConfig(targets=target or [0.95, 0.98], batch=batch, seed=seed)
     options = dict(workdir=workdir, out=out_dir, config=config, use_llm=not no_llm, limit=limit,
-                   progress=lambda message: out.err_console.print(message),
-                   backend=backend, base_url=base_url, model=model)
+                   progress=out.err_console.print, backend=backend, base_url=base_url, model=model)
     if kind is None:
-        with _project(project) as proj:
-            replay = run_simulation(gold, project=proj, **options)
-    elif kind == "classify":
-        replay = run_simulation(gold, **options)
+        with open_project(project) as proj:
+            replay = proj.simulate(gold, **options)
     else:
-        raise ProjectError(f"--kind {kind}: simulate knows classify tasks")
+        replay = replay_module.run_simulation(gold, kind=kind, **options)
     if as_json:
         out.print_json(replay.to_dict())
     else:
-        for line in replay.effort_lines():
-            out.console.print(line)
         out.print_replay(replay)
 
 
-@app.command()
+@commands.command()
 def dedup(
     near: Annotated[bool, typer.Option(help="Near duplicates too (MinHash), not only exact ones")] = True,
     threshold: Annotated[Optional[float], typer.Option(help="Jaccard threshold (default: dedup.threshold)")] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Group exact and near-duplicate items; propose a group's decided label to its other members."""
-    with _project(project) as proj:
+    with open_project(project) as proj:
         report = proj.find_duplicates(near=near, threshold=threshold)
     out.print_duplicates(report)
-

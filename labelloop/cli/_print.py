@@ -1,4 +1,4 @@
-"""Terminal output for the CLI: progress bars and tables (presentation only)."""
+"""Terminal output of the CLI: progress bars and tables (presentation only)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,22 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .aggregate import AggregateResult
-from .engine import RunResult
-from .export import ExportResult
-from .ingest import IngestResult
-from .labelstudio import ImportResult, LabelStudioExport, SyncResult
-from .plan import Plan
-from .report import StatusSummary
+from ..aggregate import AggregateResult
+from ..annotations import AnnotationImport
+from ..demo import DemoResult
+from ..engine import RunResult
+from ..export import ExportResult
+from ..ingest import IngestResult
+from ..labelstudio import ImportResult, LabelStudioExport, SyncResult
+from ..plan import Plan
+from ..review.terminal import ReviewSummary
+from ..status import StatusSummary
 
 if TYPE_CHECKING:
-    from .agree import AgreementReport
-    from .dedup import DuplicateReport
-    from .learn.loop import Calibration, TrainResult
-    from .learn.replay import Replay
+    from ..agree import AgreementReport
+    from ..dedup import DuplicateReport
+    from ..learn.loop import Calibration, TrainResult
+    from ..learn.replay import Replay
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -156,11 +159,37 @@ def print_routes(summary: StatusSummary) -> None:
                           highlight=False)
 
 
+def print_demo(results: list[DemoResult]) -> None:
+    for result in results:
+        console.print(f"[bold]{result.root}[/bold]")
+        print_run(result.run)
+        print_status(result.status)
+        print_export(result.exported)
+    if results:
+        console.print(f"next: cd {results[0].root} && labelloop review --reviewer YOU"
+                      "   (then: labelloop export labels.jsonl)")
+
+
 def print_export(result: ExportResult) -> None:
     sources = ", ".join(f"{count} {source}" for source, count in result.by_source.items())
     left_out = ", ".join(f"{count} {reason}" for reason, count in result.excluded.items() if count)
     console.print(f"wrote {result.written} records to {result.path} ({result.format}; {sources})"
                   + (f"; left out: {left_out}" if left_out else ""))
+
+
+def print_review(summary: ReviewSummary, adjudicating: bool) -> None:
+    console.print(f"{summary.reviewed} {'decided' if adjudicating else 'reviewed'}, {summary.skipped} skipped,"
+                  f" {summary.left} left in the queue")
+
+
+def print_annotation_import(result: AnnotationImport) -> None:
+    fixed = f"; {result.fixed_labels} labels fixed" if result.fixed_labels else ""
+    console.print(f"{result.path}: {result.added} answers added ({result.records - result.added} already there)"
+                  f" from {result.annotators} annotators on {result.items} items{fixed}")
+
+
+def print_serving(url: str) -> None:
+    console.print(f"review app on {url} — add reviewers with: labelloop reviewer add NAME")
 
 
 def print_json(value: object) -> None:
@@ -204,7 +233,7 @@ def print_aggregate(result: AggregateResult) -> None:
         console.print(f"least reliable annotators (Dawid-Skene, mean of the confusion diagonal): {shown}")
 
 
-def print_agreement(report: "AgreementReport", heatmap: object = None) -> None:
+def print_agreement(report: AgreementReport, heatmap: object = None) -> None:
     """The agreement report as tables: facets, annotators, batches, confusions and actions."""
     facets = Table(title="Agreement among people, per facet")
     for column in ("facet", "level", "items", "% agree", "Fleiss κ", "Krippendorff α", "span F1"):
@@ -249,7 +278,7 @@ def print_agreement(report: "AgreementReport", heatmap: object = None) -> None:
         console.print(f"heatmap: {heatmap}")
 
 
-def print_training(result: "TrainResult") -> None:
+def print_training(result: TrainResult) -> None:
     r = result.report
     console.print(f"small model: {r.examples} people-labeled items, {r.labels} labels, {r.folds}-fold cross-validation:"
                   f" accuracy {r.accuracy:.3f}, macro F1 {r.macro_f1:.3f}; ECE {r.ece_before:.3f} → {r.ece_after:.3f}"
@@ -267,6 +296,8 @@ def print_training(result: "TrainResult") -> None:
                   f" {result.disagreements} LLM answers sent to review where the small model disagrees")
     for note in r.notes:
         console.print(f"note: {escape(note)}")
+    if result.plot:
+        console.print(f"reliability diagram: {escape(result.plot)}")
     table = Table(title=f"crossover at {result.crossover.gold_items} people-labeled items")
     for column in ("labeler", "accuracy", "auto-accept share", "calls/item", "tokens/item", "measured on"):
         table.add_column(column)
@@ -279,7 +310,7 @@ def print_training(result: "TrainResult") -> None:
     console.print(table)
 
 
-def print_calibration(c: "Calibration") -> None:
+def print_calibration(c: Calibration) -> None:
     t = c.threshold
     line = (f"{escape(c.labeler)}: {c.items} people-labeled items, accuracy {c.accuracy:.3f}; ECE {c.ece_before:.3f}"
             f" → {c.ece_after:.3f} ({c.calibrator['method']})")
@@ -294,7 +325,9 @@ def print_calibration(c: "Calibration") -> None:
         console.print(f"reliability diagram: {escape(c.plot)}")
 
 
-def print_replay(replay: "Replay") -> None:
+def print_replay(replay: Replay) -> None:
+    for line in replay.effort_lines():
+        console.print(line)
     baseline = replay.llm_only
     for target in replay.targets:
         parts = ["by hand 100%"]
@@ -307,7 +340,7 @@ def print_replay(replay: "Replay") -> None:
     console.print("report: " + ", ".join(escape(f) for f in replay.files))
 
 
-def print_duplicates(report: "DuplicateReport") -> None:
+def print_duplicates(report: DuplicateReport) -> None:
     console.print(f"{report.items} items: {report.exact_groups} exact and {report.near_groups} near-duplicate groups"
                   f" ({report.grouped_items} items); {report.proposed} labels proposed from decided members")
     for texts in report.examples or []:

@@ -1,4 +1,4 @@
-"""Reports on a project: status counts now; quality and agreement reports later."""
+"""Where a project stands: items, predictions by status and route, reasons, confidences, calls and runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Confidence that costs extra calls: self-consistency samples, and a judge for generated outputs.
+"""Confidence that costs extra model calls: self-consistency samples, and a judge for generated outputs.
 
 Each answer that needs them gets an :class:`ExtraCalls`: the requests (with their own cache keys,
 so a rerun re-judges from the cache) and how their answers combine into a confidence.
@@ -10,13 +10,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
-from .backends import CompletionRequest
-from .confidence import Confidence, agreement
-from .route import Verdict, needs_samples
-from .spec import GenerateSpec, TaskSpec
-from .store import Item
-from .validate import validate_answer
+from ..backends import CompletionRequest
+from ..spec import GenerateSpec, TaskSpec
+from ..store import Item
+from ..validate import Validation, validate_answer
+from .result import NO_CONFIDENCE, Confidence
 
 JUDGE_SCALE = (1, 2, 3, 4, 5)
 _JUDGE_SCHEMA = {"type": "object", "properties": {"rating": {"type": "integer", "enum": list(JUDGE_SCALE)}},
@@ -31,14 +31,22 @@ class ExtraCalls:
     combine: Callable[[list[str | None]], Confidence | None]
 
 
-def extra_calls(spec: TaskSpec, item: Item, request: CompletionRequest, verdict: Verdict,
-                cache_key: str) -> ExtraCalls | None:
-    """The extra calls this answer needs for its confidence, if any."""
-    if isinstance(spec, GenerateSpec) and verdict.validation.valid:
-        return _judge_calls(spec, item, request, verdict, cache_key)
-    if needs_samples(spec, verdict):
-        return _sample_calls(spec, item, request, verdict, cache_key)
+def extra_calls(spec: TaskSpec, item: Item, request: CompletionRequest, validation: Validation,
+                confidence: Confidence | None, cache_key: str) -> ExtraCalls | None:
+    """The extra calls an answer (validated as ``validation``, scored ``confidence`` from its tokens)
+    needs for its confidence, if any: a judge's rating for a generated output, or, with
+    ``review.self_consistency``, samples for a valid answer that has no confidence of its own."""
+    if isinstance(spec, GenerateSpec) and validation.valid:
+        return _judge_calls(spec, item, request, validation.output, cache_key)
+    if needs_samples(spec, validation, confidence):
+        return _sample_calls(spec, item, request, validation.output, cache_key)
     return None
+
+
+def needs_samples(spec: TaskSpec, validation: Validation, confidence: Confidence | None) -> bool:
+    """Whether self-consistency should score this answer: it is valid JSON and has no confidence."""
+    return (spec.review.self_consistency >= 2 and validation.output is not None
+            and (confidence is None or confidence.value is None))
 
 
 def extra_key(cache_key: str, purpose: str) -> str:
@@ -46,7 +54,7 @@ def extra_key(cache_key: str, purpose: str) -> str:
     return hashlib.sha256(f"{cache_key}:{purpose}".encode()).hexdigest()[:32]
 
 
-def _sample_calls(spec: TaskSpec, item: Item, request: CompletionRequest, verdict: Verdict,
+def _sample_calls(spec: TaskSpec, item: Item, request: CompletionRequest, answer: dict[str, Any],
                   cache_key: str) -> ExtraCalls:
     review = spec.review
     requests = [(extra_key(cache_key, f"sample:{index}:{review.sample_temperature}"),
@@ -57,14 +65,14 @@ def _sample_calls(spec: TaskSpec, item: Item, request: CompletionRequest, verdic
         if any(text is None for text in texts):
             return None  # too few samples to judge: the answer keeps its missing confidence
         samples = [validate_answer(spec, text, item).output for text in texts]
-        return agreement(spec, verdict.validation.output, samples)
+        return agreement(spec, answer, samples)
 
     return ExtraCalls(requests, combine)
 
 
-def _judge_calls(spec: GenerateSpec, item: Item, request: CompletionRequest, verdict: Verdict,
+def _judge_calls(spec: GenerateSpec, item: Item, request: CompletionRequest, answer: dict[str, Any],
                  cache_key: str) -> ExtraCalls:
-    judge_request = replace(request, messages=judge_messages(spec, item, verdict.validation.output["output"]),
+    judge_request = replace(request, messages=judge_messages(spec, item, answer["output"]),
                             json_schema=_JUDGE_SCHEMA, temperature=0.0, top_logprobs=0, max_tokens=16)
 
     def combine(texts: list[str | None]) -> Confidence | None:
@@ -93,3 +101,15 @@ def judge_rating(text: str) -> int | None:
     except (ValueError, AttributeError):
         return None
     return rating if rating in JUDGE_SCALE else None
+
+
+def agreement(spec: TaskSpec, answer: dict, samples: list[dict | None]) -> Confidence:
+    """Self-consistency: for each field, the share of all answers (``answer`` + ``samples``) that agree
+    with ``answer``; an invalid sample (None) agrees with nothing. Item value: min over required fields."""
+    answers = [answer, *samples]
+    fields = {name: sum(1 for other in answers if other is not None and other.get(name) == value) / len(answers)
+              for name, value in answer.items()}
+    required = [name for name in spec.output_schema().get("required", []) if name in fields] or list(fields)
+    if not required:
+        return NO_CONFIDENCE
+    return Confidence(min(fields[name] for name in required), "self_consistency", fields)

@@ -114,7 +114,7 @@ def agreement_report(store: Store, spec: TaskSpec, *, models: bool = True, gold:
     return report
 
 
-def rework(store: Store, report: AgreementReport, actor: str = "agree") -> int:
+def rework(store: Store, report: AgreementReport, actor: str) -> int:
     """Send every batch marked ``rework`` back: its multiply-answered items' answers stop counting."""
     humans, batches = _human_answers(store)
     failing = {b.batch for b in report.batches if b.action == "rework"}

@@ -1,0 +1,34 @@
+"""The call log as a cache: a cached answer costs no call, and today's quality gate judges it again.
+
+A cached answer's extra calls (self-consistency samples, a judge) have cache keys of their own; an
+answer is served from the cache only when all of them are cached too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .backends.base import response_from_body
+from .confidence.extra_calls import extra_calls
+from .gate import Verdict, judge, with_confidence
+from .job import Job
+from .store import Item, Store
+
+
+def cached_verdict(store: Store, job: Job, item: Item, key: str, row: Mapping[str, Any]) -> Verdict | None:
+    """Judge the cached answer ``row`` (a call-log row of cache key ``key``), with its cached extra calls;
+    None when one of those is not cached."""
+    text = row["output_text"] or ""
+    logprobs = response_from_body(row["response"], json.loads(row["response"])).token_logprobs
+    verdict = judge(job.spec, item, text, logprobs)
+    extra = extra_calls(job.spec, item, job.request(item), verdict.validation, verdict.confidence, key)
+    if extra is None:
+        return verdict
+    found = store.cached_calls(extra_key for extra_key, _ in extra.requests)
+    rows = [found.get(extra_key) for extra_key, _ in extra.requests]
+    if any(r is None for r in rows):
+        return None
+    confidence = extra.combine([r["output_text"] or "" for r in rows])
+    return verdict if confidence is None else with_confidence(job.spec, verdict, confidence)
