@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LabelloopError(Exception):
     """Base class of every error labelloop raises on purpose."""
@@ -59,3 +61,11 @@ class BackendUnavailable(BackendError):
 
 class BudgetExhausted(LabelloopError):
     """A call or token budget was reached; the run stops dispatching new items."""
+
+
+class Conflict(LabelloopError):
+    """Someone answered the item since the reviewer loaded it (optimistic concurrency)."""
+
+    def __init__(self, item_id: str, annotator: str | None, output: Any, at: str | None):
+        self.item_id, self.annotator, self.output, self.at = item_id, annotator, output, at
+        super().__init__(f"{item_id}: {annotator} answered first")

@@ -23,9 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
+from ..errors import Conflict
 from ..project import Project
 from ..spec import ClassifySpec
-from ..store import Conflict
 from . import (Dispute, QueueItem, Reviewer, ReviewError, adjudicate, adjudication_queue, authenticate, queue_item,
                review_queue, skip, submit, undo)
 from ..assign import need

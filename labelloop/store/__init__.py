@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import IdCollisionError, ProjectError
+from ..errors import Conflict, IdCollisionError, ProjectError
 from ._common import chunks as _chunks
 from ._common import dumps as _dumps
 from ._common import utc_now
 from .gold import GoldStore
 from .learn import LearnStore
 from .migrations import MIGRATIONS, apply_migrations
-from .reviews import Conflict, Need, ReviewStore
+from .reviews import Need, ReviewStore
 
 __all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "Conflict", "Need", "MIGRATIONS", "utc_now"]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import Conflict
 from ._common import dumps, utc_now
 
 # Queue orders by name; later issues add active-learning and disagreement orders.
@@ -35,14 +36,6 @@ class Need:
         if self.sampling:
             return f"(CASE WHEN s.qc = 1 THEN {k} WHEN {_ROUTED} THEN 1 ELSE 0 END)"
         return f"(CASE WHEN {_ROUTED} THEN {k} ELSE 0 END)"
-
-
-class Conflict(Exception):
-    """Someone answered the item since the reviewer loaded it (optimistic concurrency)."""
-
-    def __init__(self, item_id: str, annotator: str | None, output: Any, at: str | None):
-        self.item_id, self.annotator, self.output, self.at = item_id, annotator, output, at
-        super().__init__(f"{item_id}: {annotator} answered first")
 
 
 class ReviewStore:
@@ -80,7 +73,8 @@ class ReviewStore:
         """Record a person's answer (or an expert's adjudication) and its audit-log row, atomically.
 
         With ``expected_version``: if the item changed since that version was read and others already
-        gave ``capacity`` answers, nothing is saved and :class:`Conflict` names who answered last.
+        gave ``capacity`` answers, nothing is saved and :class:`~labelloop.errors.Conflict` names who
+        answered last.
         """
         now = utc_now()
         with self.transaction() as db:
