@@ -25,7 +25,6 @@ from .errors import LabelloopError
 from .export import atomic_output
 from .spec import ClassifySpec, IntentSlotsSpec, MultilabelSpec, RateSpec, SpansSpec, TaskSpec
 from .store import Store
-from .store import labelstudio as sql
 
 __all__ = ["ImportResult", "LabelStudioError", "LabelStudioExport", "SyncResult", "export_tasks",
            "import_export", "labeling_config", "sync", "token_from_env"]
@@ -285,7 +284,7 @@ def export_tasks(store: Store, spec: TaskSpec, out: str | Path, labeler: str = "
     if out.suffix == ".xml":
         raise LabelStudioError(f"{out}: the tasks file must not end in .xml (the labeling config goes there)")
     config_path, fields = out.with_suffix(".xml"), _fields(spec)
-    tasks = [_task(row, fields) for row in sql.items_with_predictions(store, labeler)]
+    tasks = [_task(row, fields) for row in store.labelstudio_items(labeler)]
     for path, text in ((config_path, labeling_config(spec)), (out, json.dumps(tasks, ensure_ascii=False, indent=1))):
         with atomic_output(path) as tmp:  # written beside, moved into place when complete
             tmp.write_text(text + "\n", encoding="utf-8")
@@ -346,8 +345,8 @@ def _import_tasks(store: Store, spec: TaskSpec, tasks: list[dict[str, Any]], lab
             except ValueError as exc:
                 result.errors.append(f"{where}, annotation {annotation['id']}: {exc}")
                 continue
-            added = sql.add_imported_annotation(
-                store, item_id=item_id, annotator=_annotator(annotation.get("completed_by"), emails), output=output,
+            added = store.add_labelstudio_annotation(
+                item_id=item_id, annotator=_annotator(annotation.get("completed_by"), emails), output=output,
                 external_id=str(annotation["id"]), labeler=labeler, action=ACTION)
             result.imported += added
             result.skipped_existing += not added
@@ -391,19 +390,19 @@ def sync(store: Store, spec: TaskSpec, url: str, token: str, project_title: str,
         client = client_class(base_url=url, api_key=token)
         project_id = _project(client, project_title, labeling_config(spec))
         tasks = [task.model_dump(mode="json") for task in client.tasks.list(project=project_id, fields="all")]
-        known = sql.pushed_items(store, url, project_id)
+        known = store.pushed_items(url, project_id)
         # tasks of our items the store does not know: pushed by a sync that died before recording them
         ours = store.existing_ids((i for i in map(_item_id, tasks) if isinstance(i, str)))
         adopted = [(_item_id(t), t["id"]) for t in tasks if _item_id(t) in ours and _item_id(t) not in known]
-        sql.record_pushed(store, url, project_id, adopted)
-        rows = sql.unpushed_review_items(store, labeler, url, project_id)
+        store.record_pushed(url, project_id, adopted)
+        rows = store.unpushed_review_items(labeler, url, project_id)
         for start in range(0, len(rows), _PUSH_BATCH):
             batch = rows[start:start + _PUSH_BATCH]
             created = client.projects.import_tasks(project_id, request=[_task(r, fields) for r in batch],
                                                    return_task_ids=True).task_ids or []
             if len(created) != len(batch):
                 raise LabelStudioError(f"{url}: Label Studio created {len(created)} tasks for {len(batch)} items")
-            sql.record_pushed(store, url, project_id, zip((r["id"] for r in batch), created, strict=True))
+            store.record_pushed(url, project_id, zip((r["id"] for r in batch), created, strict=True))
         emails = _emails(client, tasks, api_error)
     pulled = _import_tasks(store, spec, tasks, labeler, emails)
     return SyncResult(len(rows), len(known) + len(adopted), pulled.imported, pulled.errors)

@@ -1,7 +1,7 @@
 """The project store: one SQLite file (WAL). Every read and write of project data lives here.
 
 :class:`Store` is the one facade; each concern is a class of its own module (items and ingest, runs and
-predictions, reviews, the audit log, gold, learning, PII), all deriving from
+predictions, reviews, the audit log, gold, learning, PII, Label Studio), all deriving from
 :class:`~labelloop.store._base.StoreBase`, which holds the connection and opens transactions.
 """
 
@@ -15,6 +15,7 @@ from ._common import utc_now
 from .audit import AuditStore
 from .gold import GoldStore
 from .items import ItemStore
+from .labelstudio import LabelStudioStore
 from .learn import LearnStore
 from .migrations import MIGRATIONS, apply_migrations
 from .pii import PiiStore
@@ -26,7 +27,7 @@ __all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "Conf
            "process_alive"]
 
 
-class Store(RunStore, ItemStore, PiiStore, ReviewStore, AuditStore, GoldStore, LearnStore):
+class Store(RunStore, ItemStore, PiiStore, LabelStudioStore, ReviewStore, AuditStore, GoldStore, LearnStore):
     """A project's SQLite database. Open with :meth:`open`; close with :meth:`close`."""
 
     @classmethod
