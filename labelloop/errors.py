@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LabelloopError(Exception):
     """Base class of every error labelloop raises on purpose."""
@@ -67,3 +69,11 @@ class MissingExtra(LabelloopError):
     def __init__(self, what: str, extra: str, hint: str, detail: str = ""):
         self.what, self.extra, self.hint = what, extra, hint
         super().__init__(f"{what} needs the {extra} extra: {hint}" + (f" ({detail})" if detail else ""))
+
+
+class Conflict(LabelloopError):
+    """Someone answered the item since the reviewer loaded it (optimistic concurrency)."""
+
+    def __init__(self, item_id: str, annotator: str | None, output: Any, at: str | None):
+        self.item_id, self.annotator, self.output, self.at = item_id, annotator, output, at
+        super().__init__(f"{item_id}: {annotator} answered first")

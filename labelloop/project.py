@@ -23,7 +23,7 @@ from .errors import ProjectError
 from .export import ExportResult, export
 from .ingest import IngestResult, ingest_file
 from .job import LabelOptions
-from .labelstudio import ImportResult, LabelStudioExport, SyncResult, export_tasks, import_export, sync
+from .labelstudio import ImportResult, SyncResult, import_export, sync
 from .plan import Plan, make_plan
 from .prepare import reveal
 from .review import Dispute, add_reviewer, adjudication_queue
@@ -222,15 +222,10 @@ class Project:
     def export(self, out: str | Path, fmt: str = "jsonl", *, labeler: str = labelers.LLM,
                keep_fields: list[str] | None = None, include_unreviewed: bool = False,
                actor: str | None = None, tokenizer: str = "auto") -> ExportResult:
-        """Write the final labels (human answer, else accepted prediction); says what was left out."""
+        """Write the final labels (human answer, else accepted prediction) in format ``fmt`` (see
+        :func:`labelloop.export.export`; ``labelstudio``: every item as a task, and the labeling config)."""
         return export(self.store, self.spec, out, fmt, labeler=labeler, keep_fields=keep_fields,
                       include_unreviewed=include_unreviewed, actor=actor, tokenizer=tokenizer)
-
-    def export_labelstudio(self, out: str | Path, *, labeler: str = labelers.LLM,
-                           actor: str | None = None) -> LabelStudioExport:
-        """Write every item as a Label Studio task (``out``, JSON) with the prediction of ``labeler``,
-        and the labeling config beside it (``out`` with the suffix ``.xml``)."""
-        return export_tasks(self.store, self.spec, out, labeler=labeler, actor=actor)
 
     def import_labelstudio(self, path: str | Path, *, labeler: str = labelers.LLM) -> ImportResult:
         """Import a Label Studio JSON export as human annotations (again: nothing new); bad ones in ``errors``."""

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from conftest import MODEL, Case, build_store
-from labelloop.errors import InputError
+from labelloop.errors import InputError, MissingExtra
 from labelloop.export import FORMATS, export
 from labelloop.prompt import build_prompt
 from labelloop.spec import TaskSpec, parse_spec, template_text
@@ -381,6 +381,6 @@ def test_an_export_appends_one_audit_row(sentiment, tmp_path):
 def test_a_missing_optional_package_says_what_to_install(sentiment, tmp_path, monkeypatch, fmt, modules, extra):
     for module in modules:
         monkeypatch.setitem(sys.modules, module, None)  # makes the import fail, as if not installed
-    with pytest.raises(InputError, match=rf"pip install 'labelloop\[{extra}\]'"):
+    with pytest.raises(MissingExtra, match=rf"the {fmt} format needs the {extra} extra: pip install 'labelloop\[{extra}\]'"):
         export(sentiment, SENTIMENT, tmp_path / "out", fmt)
     assert not (tmp_path / "out").exists()

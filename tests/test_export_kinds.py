@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from labelloop.errors import InputError
+from labelloop.errors import InputError, MissingExtra
 from labelloop.export import FORMATS, export, formats_for
 from labelloop.labelstudio import export_tasks, import_export, labeling_config
 from labelloop.prompt import build_prompt
@@ -256,8 +256,7 @@ def test_spacy_keeps_runs_of_whitespace_and_overlapping_mentions(tmp_path):
 
 def test_spacy_missing_says_how_to_install_it(spans, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "spacy", None)  # makes the import fail, as if not installed
-    with pytest.raises(InputError, match=r"the spacy format needs spacy: pip install 'labelloop\[spacy\]'"
-                                         r" \(or pip install spacy\)"):
+    with pytest.raises(MissingExtra, match=r"the spacy format needs the spacy extra: pip install 'labelloop\[spacy\]'"):
         export(spans, SPANS, tmp_path / "out.spacy", "spacy")
     assert not (tmp_path / "out.spacy").exists()
 

@@ -139,7 +139,7 @@ def test_config_refuses_fields_without_a_control(prop, kind):
 
 
 def test_export_writes_tasks_with_predictions_and_the_config_beside_them(sentiment_store, tmp_path):
-    result = export_tasks(sentiment_store, SENTIMENT, tmp_path / "out" / "tasks.json")
+    result = export_tasks(sentiment_store, SENTIMENT, tmp_path / "out" / "tasks.json", actor="lead")
     assert (result.tasks, result.predictions) == (6, 4)
     assert Path(result.config_path) == tmp_path / "out" / "tasks.xml"
     assert Path(result.config_path).read_text(encoding="utf-8") == labeling_config(SENTIMENT) + "\n"
@@ -152,7 +152,7 @@ def test_export_writes_tasks_with_predictions_and_the_config_beside_them(sentime
     assert tasks[3]["predictions"][0]["score"] == 0.97
     assert [t["data"]["labelloop_id"] for t in tasks if "predictions" not in t] == ["t004", "t005"]  # failed, unlabeled
     [audit] = rows(sentiment_store, "SELECT actor, action, detail FROM audit_log")
-    assert (audit["actor"], audit["action"], json.loads(audit["detail"])["format"]) == ("cli", "export", "labelstudio")
+    assert (audit["actor"], audit["action"], json.loads(audit["detail"])["format"]) == ("lead", "export", "labelstudio")
 
 
 def test_export_maps_each_field_type_and_leaves_nulls_empty(flight_store, tmp_path):
@@ -433,11 +433,13 @@ def test_cli_export_and_import(sentiment_project, tmp_path):
     exported = cli("export", str(tmp_path / "ls" / "tasks.json"), "--format", "labelstudio",
                    "--project", str(sentiment_project))
     assert exported.exit_code == 0
-    assert "wrote 6 tasks (4 with predictions)" in exported.output
+    text = " ".join(exported.output.split())
+    assert "wrote 6 records to" in text and "(labelstudio; 4 model, 2 unlabeled); and" in text
+    assert text.endswith(f"{tmp_path / 'ls' / 'tasks.xml'}")
     assert (tmp_path / "ls" / "tasks.xml").read_text("utf-8") == labeling_config(SENTIMENT) + "\n"
     refused = cli("export", str(tmp_path / "t.json"), "--format", "labelstudio", "--include-unreviewed",
                   "--project", str(sentiment_project))
-    assert refused.exit_code == 1 and "do not apply to --format labelstudio" in refused.output
+    assert refused.exit_code == 1 and "do not apply to the labelstudio format" in " ".join(refused.output.split())
     for _ in range(2):  # the bad annotations stay bad: both runs exit 1; the second imports nothing
         imported = cli("import-labelstudio", str(DATA / "sentiment_export.json"), "--project", str(sentiment_project))
         assert imported.exit_code == 1

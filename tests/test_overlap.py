@@ -8,9 +8,9 @@ import pytest
 
 from conftest import Case, build_store
 from labelloop.assign import need
+from labelloop.errors import Conflict
 from labelloop.review import ReviewError, Reviewer, add_reviewer, adjudicate, queue_item, review_queue, submit
 from labelloop.spec import parse_spec
-from labelloop.store import Conflict
 
 LABELS = ["positive", "negative", "neutral"]
 

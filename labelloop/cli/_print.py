@@ -17,7 +17,7 @@ from ..demo import DemoResult
 from ..engine import RunResult
 from ..export import ExportResult
 from ..ingest import IngestResult
-from ..labelstudio import ImportResult, LabelStudioExport, SyncResult
+from ..labelstudio import ImportResult, SyncResult
 from ..plan import Plan
 from ..review.terminal import ReviewSummary
 from ..status import StatusSummary
@@ -174,7 +174,8 @@ def print_export(result: ExportResult) -> None:
     sources = ", ".join(f"{count} {source}" for source, count in result.by_source.items())
     left_out = ", ".join(f"{count} {reason}" for reason, count in result.excluded.items() if count)
     console.print(f"wrote {result.written} records to {result.path} ({result.format}; {sources})"
-                  + (f"; left out: {left_out}" if left_out else ""))
+                  + (f"; left out: {left_out}" if left_out else "")
+                  + "".join(f"; and {escape(path)}" for path in result.files))
 
 
 def print_review(summary: ReviewSummary, adjudicating: bool) -> None:
@@ -194,11 +195,6 @@ def print_serving(url: str) -> None:
 
 def print_json(value: object) -> None:
     console.print_json(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def print_labelstudio_export(result: LabelStudioExport) -> None:
-    console.print(f"wrote {result.tasks} tasks ({result.predictions} with predictions) to {result.tasks_path}"
-                  f" and the labeling config to {result.config_path}")
 
 
 def print_labelstudio_import(result: ImportResult) -> None:

@@ -116,7 +116,7 @@ def submit(store: Store, spec: TaskSpec, item: QueueItem, reviewer: str, output:
     """Store a reviewer's answer (it must satisfy the task schema) with an audit-log row.
 
     With ``expected_version``, an answer to an item that meanwhile got all the answers it needs
-    raises :class:`~labelloop.store.Conflict`.
+    raises :class:`~labelloop.errors.Conflict`.
     """
     output = _checked(spec, item, output)
     capacity = store.answers_needed(labeler, item.item_id, need(spec))

@@ -25,9 +25,9 @@ from pydantic import BaseModel
 
 from .. import labelers
 from .._extras import require
+from ..errors import Conflict
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
-from ..store import Conflict
 from . import (Dispute, QueueItem, Reviewer, ReviewError, adjudicate, adjudication_queue, authenticate, queue_item,
                review_queue, skip, submit, undo)
 from ..assign import need

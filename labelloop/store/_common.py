@@ -1,4 +1,5 @@
-"""Small helpers shared by the store's modules."""
+"""Pure helpers shared by the store's modules (no connection needed): the UTC timestamp every row
+carries, the compact JSON the store writes, and splitting long id lists into chunks for ``IN (...)``."""
 
 from __future__ import annotations
 

@@ -1,22 +1,20 @@
-"""The store's gold side: model answers as votes, the aggregated gold table and its watermark."""
+"""The store's gold side: model answers as votes, the labelers with current predictions, the aggregated gold
+table (swapped whole by each aggregation, with its log row) and the watermark that says whether answers or
+predictions changed since, and the disputed items an expert adjudicates."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
 from typing import Any
 
+from ._base import StoreBase
 from ._common import dumps, utc_now
 
 
-class GoldStore:
+class GoldStore(StoreBase):
     """Mixed into :class:`~labelloop.store.Store`; SQL of aggregation and adjudication."""
-
-    db: sqlite3.Connection
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...  # provided by Store
 
     def model_answers(self, labeler: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(item id, output) of every valid current prediction of ``labeler``."""

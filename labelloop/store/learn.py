@@ -1,22 +1,20 @@
-"""The store's learning side: item embeddings, trained small models, duplicate groups."""
+"""The store's learning side: item embeddings (float32 bytes per item and embedding model), people's decided
+gold labels as training data, trained small models and their reports, predictions a policy sends back to
+review, the cost per item of a labeler, and near-duplicate groups with their representatives."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any
 
+from ._base import StoreBase
 from ._common import dumps, utc_now
 
 
-class LearnStore:
+class LearnStore(StoreBase):
     """Mixed into :class:`~labelloop.store.Store`; vectors are stored as float32 bytes."""
-
-    db: sqlite3.Connection
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...  # provided by Store
 
     # -- embeddings --------------------------------------------------------------------------
 
@@ -66,9 +64,6 @@ class LearnStore:
                 db.execute("UPDATE predictions SET route = 'needs_review', reasons = ? WHERE id = ?",
                            (dumps(reasons), prediction_id))
 
-    def count_items(self) -> int:
-        return self.db.execute("SELECT count(*) FROM items").fetchone()[0]
-
     def cost_per_item(self, labeler: str) -> dict[str, float]:
         """Mean model calls and tokens per item ``labeler`` labeled (cache hits cost nothing)."""
         calls, tokens, items = self.db.execute(
@@ -92,12 +87,7 @@ class LearnStore:
         return [tuple(row) for row in self.db.execute(
             "SELECT item_id, representative, kind, similarity FROM duplicates ORDER BY representative, item_id")]
 
-    def all_texts(self) -> list[tuple[str, str]]:
-        """(id, text) of every item, in ingest order."""
-        return [(row[0], row[1]) for row in self.db.execute("SELECT id, text FROM items ORDER BY seq")]
-
     def duplicate_members(self, representative: str) -> list[str]:
         return [row[0] for row in self.db.execute(
             "SELECT item_id FROM duplicates WHERE representative = ? AND item_id != ?",
             (representative, representative))]
-

@@ -1,14 +1,18 @@
-"""The store's human side: reviewers, annotations, the review queue, undo and the audit log."""
+"""The store's human side: reviewers and their tokens, people's annotations (answers and experts'
+adjudications, made here or imported from elsewhere) with undo and rework, the review queue with its
+progress, and the overlap assignments of the QC sample. :class:`Need` says how many answers an item needs;
+a stale answer raises :class:`~labelloop.errors.Conflict`. Every change writes its audit-log row."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from ..errors import Conflict
+from ._base import StoreBase
 from ._common import dumps, utc_now
 
 # Queue orders by name; later issues add active-learning and disagreement orders.
@@ -37,29 +41,19 @@ class Need:
         return f"(CASE WHEN {_ROUTED} THEN {k} ELSE 0 END)"
 
 
-class Conflict(Exception):
-    """Someone answered the item since the reviewer loaded it (optimistic concurrency)."""
-
-    def __init__(self, item_id: str, annotator: str | None, output: Any, at: str | None):
-        self.item_id, self.annotator, self.output, self.at = item_id, annotator, output, at
-        super().__init__(f"{item_id}: {annotator} answered first")
-
-
-class ReviewStore:
-    """Mixed into :class:`~labelloop.store.Store`; all SQL about people lives here."""
-
-    db: sqlite3.Connection
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...  # provided by Store
+class ReviewStore(StoreBase):
+    """Mixed into :class:`~labelloop.store.Store`; all SQL about people lives here (the audit log's own
+    queries are in :class:`~labelloop.store.audit.AuditStore`)."""
 
     # -- reviewers -------------------------------------------------------------------------
 
-    def add_reviewer(self, name: str, role: str, token_hash: str) -> None:
+    def add_reviewer(self, name: str, role: str, token_hash: str, actor: str) -> None:
+        """Add a reviewer (or re-issue their token and role), with an audit-log row naming ``actor``."""
         with self.transaction() as db:
             db.execute("INSERT INTO reviewers (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)"
                        " ON CONFLICT(name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash,"
                        " disabled = 0", (name, role, token_hash, utc_now()))
-            self._audit(db, utc_now(), "admin", "reviewer-add", None, None, {"name": name, "role": role})
+            self._audit(db, utc_now(), actor, "reviewer-add", None, None, {"name": name, "role": role})
 
     def reviewer_by_token_hash(self, token_hash: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT name, role FROM reviewers WHERE token_hash = ? AND disabled = 0",
@@ -80,7 +74,8 @@ class ReviewStore:
         """Record a person's answer (or an expert's adjudication) and its audit-log row, atomically.
 
         With ``expected_version``: if the item changed since that version was read and others already
-        gave ``capacity`` answers, nothing is saved and :class:`Conflict` names who answered last.
+        gave ``capacity`` answers, nothing is saved and :class:`~labelloop.errors.Conflict` names who
+        answered last.
         """
         now = utc_now()
         with self.transaction() as db:
@@ -273,35 +268,3 @@ class ReviewStore:
         with self.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO assignments (item_id, qc, stratum, assigned_at) VALUES (?, ?, ?, ?)",
                            [(item_id, int(qc), stratum, now) for item_id, qc, stratum in rows])
-
-    # -- the audit log ---------------------------------------------------------------------
-
-    def audit(self, actor: str, action: str, item_id: str | None = None, before: Any = None, after: Any = None,
-              detail: str | None = None) -> None:
-        """Append one row to the audit log."""
-        with self.transaction() as db:
-            self._audit(db, utc_now(), actor, action, item_id, before, after, detail)
-
-    @staticmethod
-    def _audit(db: sqlite3.Connection, at: str, actor: str, action: str, item_id: str | None, before: Any,
-               after: Any, detail: str | None = None) -> None:
-        db.execute("INSERT INTO audit_log (at, actor, action, item_id, before, after, detail)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (at, actor, action, item_id, None if before is None else dumps(before),
-                    None if after is None else dumps(after), detail))
-
-    def audit_rows(self, *, action: str | None = None, actor: str | None = None, item_id: str | None = None,
-                   limit: int = 50) -> list[sqlite3.Row]:
-        """The newest audit-log rows matching every filter given."""
-        where, params = [], []
-        for column, value in (("action", action), ("actor", actor), ("item_id", item_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return self.db.execute(f"SELECT * FROM audit_log{clause} ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
-
-    def audit_log(self, item_id: str | None = None) -> list[sqlite3.Row]:
-        if item_id is None:
-            return self.db.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
-        return self.db.execute("SELECT * FROM audit_log WHERE item_id = ? ORDER BY id", (item_id,)).fetchall()

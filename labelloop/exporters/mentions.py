@@ -1,31 +1,23 @@
-"""Exports of mention tasks (spans, intent_slots): offsets for every mention, CoNLL, ATIS and spaCy.
+"""Formats of mention tasks (spans, intent_slots): ``conll`` (BIO), ``atis`` and a spaCy ``DocBin``.
 
-Each writer takes the exported ``(record, item)`` pairs and a tokenizer of :func:`labelloop.spans.tokenize`
-("auto": one token per character for CJK text, words otherwise; "char"; "whitespace"). The spaCy
-DocBin uses the same tokens as CoNLL, so both formats agree on every entity's extent.
+Each writer tokenizes the text with :func:`labelloop.spans.tokenize` ("auto": one token per character
+for CJK text, words otherwise; "char"; "whitespace"). The spaCy DocBin uses the same tokens as CoNLL,
+so both formats agree on every entity's extent. :func:`place_mentions` gives every exported mention
+its offsets, whatever the format.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from .errors import InputError
-from .spans import Span, atis_line, conll, ground, tokenize
-from .spec import TaskSpec
-from .store import Item
+from .._extras import require
+from ..spans import Span, atis_line, conll, ground, tokenize
+from ..spec import TaskSpec
+from . import ExportOptions, Exporter, Records
 
 MENTION_KINDS = ("spans", "intent_slots")
-TEXT_FORMATS: dict[str, tuple[str, ...]] = {"conll": MENTION_KINDS, "atis": ("intent_slots",),
-                                            "spacy": MENTION_KINDS}  # format -> the kinds it fits
-SPACY_HINT = "pip install 'labelloop[spacy]' (or pip install spacy)"
 SPACY_SPAN_KEY = "sc"  # spaCy's default span group: every mention, overlapping ones included
-
-Rows = Iterable[tuple[dict[str, Any], Item]]
-
 
 def place_mentions(spec: TaskSpec, output: dict[str, Any], text: str) -> dict[str, Any] | None:
     """``output`` with start and end on every mention, or None when a mention cannot be placed.
@@ -71,12 +63,12 @@ def mention_spans(spec: TaskSpec, output: dict[str, Any]) -> list[Span]:
     return [Span(m["start"], m["end"], m["label"], m["text"]) for m in output[spec.mentions_field]]
 
 
-def write_conll(rows: Rows, path: Path, spec: TaskSpec, tokenizer: str) -> None:
+def write_conll(rows: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
     """CoNLL: ``token<TAB>BIO-tag`` lines, a blank line between items (items without tokens skipped)."""
     with path.open("w", encoding="utf-8") as handle:
         first = True
         for record, item in rows:
-            block = conll([(item.text, mention_spans(spec, record["output"]))], tokenizer)
+            block = conll([(item.text, mention_spans(spec, record["output"]))], options.tokenizer)
             if block != "\n":
                 handle.write(block if first else "\n" + block)
                 first = False
@@ -84,33 +76,25 @@ def write_conll(rows: Rows, path: Path, spec: TaskSpec, tokenizer: str) -> None:
             handle.write("\n")  # as spans.conll writes no items
 
 
-def write_atis(rows: Rows, path: Path, spec: TaskSpec, tokenizer: str) -> None:
+def write_atis(rows: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
     """ATIS/SNIPS style: ``tokens<TAB>BIO-tags<TAB>intent``, one line per item."""
     with path.open("w", encoding="utf-8") as handle:
         for record, item in rows:
             output = record["output"]
-            handle.write(atis_line(item.text, mention_spans(spec, output), output["intent"], tokenizer) + "\n")
+            handle.write(atis_line(item.text, mention_spans(spec, output), output["intent"], options.tokenizer) + "\n")
 
 
-def require_spacy() -> ModuleType:
-    """spaCy, or an InputError saying how to install it."""
-    try:
-        return importlib.import_module("spacy")
-    except ImportError:
-        raise InputError("export", None, f"the spacy format needs spacy: {SPACY_HINT}") from None
-
-
-def write_spacy(rows: Rows, path: Path, spec: TaskSpec, tokenizer: str) -> None:
+def write_spacy(rows: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
     """A spaCy DocBin: per item a Doc (labelloop's tokens) with ``ents`` (as in BIO), every mention in
     ``spans["sc"]``, the intent in ``cats`` (intent_slots) and the item id in ``user_data["id"]``."""
-    spacy = require_spacy()
+    spacy = require("spacy", "spacy", "the spacy format")
     from spacy.tokens import DocBin
 
     vocab = spacy.blank("xx").vocab  # multi-language; needs no download
     intents = [label.name for label in spec.intents] if hasattr(spec, "intents") else None
     docs = DocBin(store_user_data=True)
     for record, item in rows:
-        doc = _doc(vocab, item.text, tokenizer)
+        doc = _doc(vocab, item.text, options.tokenizer)
         spans = _doc_spans(doc, mention_spans(spec, record["output"]))
         doc.ents = _without_overlaps(spans)
         doc.spans[SPACY_SPAN_KEY] = sorted({(s.start, s.end, s.label_): s for s in spans}.values(),
@@ -168,4 +152,6 @@ def _without_overlaps(spans: list[Any]) -> list[Any]:
     return sorted(kept, key=lambda s: s.start)
 
 
-TEXT_WRITERS = {"conll": write_conll, "atis": write_atis, "spacy": write_spacy}
+CONLL = Exporter("conll", write_conll, kinds=MENTION_KINDS, layout="tokens")
+ATIS = Exporter("atis", write_atis, kinds=("intent_slots",), layout="tokens")
+SPACY = Exporter("spacy", write_spacy, kinds=MENTION_KINDS, layout="tokens", requires=("spacy", "spacy"))

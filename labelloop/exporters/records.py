@@ -1,0 +1,59 @@
+"""Record formats: ``jsonl`` (the export record itself), ``alpaca`` and ``chat`` (training examples)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..prompt import build_prompt
+from ..spec import GenerateSpec, TaskSpec
+from ..store import Item
+from . import ExportOptions, Exporter, Records, spec_columns
+
+Line = Callable[[dict[str, Any], Item], dict[str, Any]]
+
+
+def write_json_lines(records: Records, path: Path, line: Line) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record, item in records:
+            handle.write(json.dumps(line(record, item), ensure_ascii=False) + "\n")
+
+
+def _write_jsonl(records: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
+    write_json_lines(records, path, lambda record, item: record)
+
+
+def _write_alpaca(records: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
+    extra, answer = spec_columns(spec), answer_text(spec)
+    write_json_lines(records, path, lambda record, item: {"instruction": spec.instruction, "input": item.text,
+                                                          "output": answer(record["output"]), **extra})
+
+
+def _write_chat(records: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
+    """OpenAI chat messages: the task's system message, the item as the model saw it, the answer."""
+    extra, answer = spec_columns(spec), answer_text(spec)
+    prompt = build_prompt(spec)
+    system = _generate_system(spec) if isinstance(spec, GenerateSpec) else prompt.shared[0]["content"]
+    write_json_lines(records, path, lambda record, item: {"messages": [
+        {"role": "system", "content": system},
+        {"role": "user", "content": prompt.item_messages(item)[0]["content"]},
+        {"role": "assistant", "content": answer(record["output"])}], **extra})
+
+
+def answer_text(spec: TaskSpec) -> Callable[[dict[str, Any]], str]:
+    """The answer of a training example: the generated text (generate), else the output as JSON."""
+    if isinstance(spec, GenerateSpec):
+        return lambda output: output["output"]
+    return lambda output: json.dumps(output, ensure_ascii=False)
+
+
+def _generate_system(spec: GenerateSpec) -> str:
+    """The system message of a generate example: the task, without labelloop's JSON answer format."""
+    return "\n\n".join(part.strip() for part in (spec.instruction, spec.guidelines) if part.strip())
+
+
+JSONL = Exporter("jsonl", _write_jsonl, layout="record")
+ALPACA = Exporter("alpaca", _write_alpaca)
+CHAT = Exporter("chat", _write_chat)

@@ -1,0 +1,47 @@
+"""The base of every part of the store: :class:`StoreBase` holds the SQLite connection and the database's
+path, opens write transactions, and carries the private helpers more than one part uses (the audit-log
+insert and the lookup of one column of items by id). Each concern's class derives from it, and
+:class:`~labelloop.store.Store` brings them together."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ._common import chunks, dumps
+
+
+class StoreBase:
+    """A project's SQLite connection (``db``) and its file (``path``)."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self.db, self.path = db, path
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything inside commits together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @staticmethod
+    def _audit(db: sqlite3.Connection, at: str, actor: str, action: str, item_id: str | None, before: Any,
+               after: Any, detail: str | None = None) -> None:
+        db.execute("INSERT INTO audit_log (at, actor, action, item_id, before, after, detail)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (at, actor, action, item_id, None if before is None else dumps(before),
+                    None if after is None else dumps(after), detail))
+
+    def _item_column(self, ids: Iterable[str], column: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for chunk in chunks(list(dict.fromkeys(ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT id, {column} FROM items WHERE id IN ({marks})", chunk).fetchall())
+        return found
