@@ -132,7 +132,7 @@ class GoldBackend:
     def __init__(self, answers: dict[str, dict]):
         self.answers = answers
 
-    async def __aenter__(self) -> "GoldBackend":
+    async def __aenter__(self) -> GoldBackend:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -99,7 +99,7 @@ class SimServer:
         self._models_body = json.dumps({"object": "list", "data": [
             {"id": model, "object": "model", "created": 0, "owned_by": "simserver"}]}).encode()
 
-    def handle(self, conn: "HttpConnection", request: Request) -> None:
+    def handle(self, conn: HttpConnection, request: Request) -> None:
         """Route one request; a chat completion answers when its slot time is over."""
         if request.method == "POST" and request.path == "/v1/chat/completions":
             self._schedule_completion(conn, request)
@@ -110,7 +110,7 @@ class SimServer:
         else:
             conn.respond(404, b'{"error": {"message": "not found"}}', request.keep_alive)
 
-    def _schedule_completion(self, conn: "HttpConnection", request: Request) -> None:
+    def _schedule_completion(self, conn: HttpConnection, request: Request) -> None:
         if self.stats.first_arrival is None:
             self.stats.first_arrival = time.time()
         if self.latency_s <= 0:  # zero latency: take and give back a slot at once
@@ -123,7 +123,7 @@ class SimServer:
         self._track(+1)
         loop.call_at(finish, self._complete, conn, request)
 
-    def _complete(self, conn: "HttpConnection", request: Request) -> None:
+    def _complete(self, conn: HttpConnection, request: Request) -> None:
         self._track(-1)
         conn.respond(200, self.completion_body(request.body), request.keep_alive)
 
@@ -260,7 +260,7 @@ async def serve(port: int, slots: int, latency_ms: float, model: str, answers: S
     print(f"LISTENING {bound_port}", flush=True)
     try:
         await asyncio.wait_for(stop, timeout=max_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         print(f"simserver: stopping after --max-seconds {max_seconds:g}", file=sys.stderr)
     server.close()
 
@@ -319,7 +319,7 @@ class SimServerProcess:
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}/v1"
 
-    def __enter__(self) -> "SimServerProcess":
+    def __enter__(self) -> SimServerProcess:
         self.start()
         return self
 

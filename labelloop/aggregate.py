@@ -61,9 +61,15 @@ class AggregateResult:
     annotator_errors: Errors = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "items": self.items, "by_method": dict(self.by_method),
-                "disputed": self.disputed, "skipped": self.skipped, "reliability": self.reliability(),
-                "annotator_errors": self.annotator_errors}
+        return {
+            "method": self.method,
+            "items": self.items,
+            "by_method": dict(self.by_method),
+            "disputed": self.disputed,
+            "skipped": self.skipped,
+            "reliability": self.reliability(),
+            "annotator_errors": self.annotator_errors,
+        }
 
     def reliability(self) -> dict[str, float]:
         """Per annotator, the mean of the diagonals of their confusion matrices (Dawid-Skene only)."""
@@ -96,7 +102,9 @@ def dawid_skene(spec: TaskSpec, items: Mapping[str, Votes]) -> tuple[dict[str, t
         import pandas as pd
         from crowdkit.aggregation import DawidSkene
     except ImportError:
-        raise ProjectError("annotation.aggregate: dawid_skene needs crowd-kit: pip install 'labelloop[agree]'") from None
+        raise ProjectError(
+            "annotation.aggregate: dawid_skene needs crowd-kit: pip install 'labelloop[agree]'"
+        ) from None
 
     asked = {item: _questions(spec, votes) for item, votes in items.items() if len(votes) >= 2}
     rows: dict[str, list[tuple[str, str, Hashable]]] = {}
@@ -105,7 +113,7 @@ def dawid_skene(spec: TaskSpec, items: Mapping[str, Votes]) -> tuple[dict[str, t
             task = json.dumps([item, question], ensure_ascii=False)
             rows.setdefault(family(question), []).extend((task, a, v) for a, v in values.items())
     decided: dict[str, dict[str, Hashable]] = {item: {} for item in asked}
-    posterior: dict[str, float] = {item: 1.0 for item in asked}
+    posterior: dict[str, float] = dict.fromkeys(asked, 1.0)
     errors: Errors = {}
     for name, fam_rows in rows.items():
         frame = pd.DataFrame(fam_rows, columns=["task", "worker", "label"])
@@ -132,7 +140,9 @@ def _confusion_matrices(frame: Any) -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (worker, answered), row in frame.iterrows():
         for true, probability in row.items():
-            out.setdefault(str(worker), {}).setdefault(_plain(true), {})[_plain(answered)] = round(float(probability), 4)
+            out.setdefault(str(worker), {}).setdefault(_plain(true), {})[_plain(answered)] = round(
+                float(probability), 4
+            )
     return out
 
 
@@ -170,23 +180,34 @@ def decide(spec: TaskSpec, items: Mapping[str, Votes], experts: Mapping[str, Any
             decisions[item] = Decision(next(iter(votes.values())), "single", voters, None, 1)
         elif item in fitted:
             output, posterior = fitted[item]
-            decisions[item] = Decision(output, "dawid_skene", voters, posterior, len(votes),
-                                       disputed=posterior < settings.min_agreement)
+            decisions[item] = Decision(
+                output, "dawid_skene", voters, posterior, len(votes), disputed=posterior < settings.min_agreement
+            )
         else:
             output, share, tie = majority_vote(spec, votes)
-            decisions[item] = Decision(output, "majority", voters, share, len(votes),
-                                       disputed=tie or share < settings.min_agreement)
+            decisions[item] = Decision(
+                output, "majority", voters, share, len(votes), disputed=tie or share < settings.min_agreement
+            )
     for item, row in experts.items():
-        decisions[item] = Decision(json.loads(row["output"]), "expert", [row["annotator"]], 1.0,
-                                   len(items.get(item, {})))
+        decisions[item] = Decision(
+            json.loads(row["output"]), "expert", [row["annotator"]], 1.0, len(items.get(item, {}))
+        )
     return Aggregation(decisions, errors)
 
 
 def aggregate(store: Store, spec: TaskSpec, *, force: bool = False) -> AggregateResult:
     """Recompute the gold table from the current answers (skipped when nothing changed, unless ``force``)."""
     settings = spec.annotation
-    watermark = json.dumps([store.change_watermark(), settings.aggregate, settings.sets, settings.min_agreement,
-                            settings.model_votes, spec.output_schema()])
+    watermark = json.dumps(
+        [
+            store.change_watermark(),
+            settings.aggregate,
+            settings.sets,
+            settings.min_agreement,
+            settings.model_votes,
+            spec.output_schema(),
+        ]
+    )
     result = AggregateResult(settings.aggregate)
     if not force and store.last_aggregation_watermark() == watermark:
         result.skipped = True
@@ -199,4 +220,3 @@ def aggregate(store: Store, spec: TaskSpec, *, force: bool = False) -> Aggregate
     result.disputed = sum(d.disputed for d in decisions.values())
     result.annotator_errors = aggregation.annotator_errors
     return result
-

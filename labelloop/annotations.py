@@ -32,9 +32,18 @@ class AnnotationImport:
     fixed_labels: int = 0  # labels matched to an allowed one by ``fix_labels``
 
 
-def ingest_annotations(store: Store, spec: TaskSpec, path: str | Path, *, item_field: str = "item",
-                       annotator_field: str = "annotator", value_field: str | None = "labels",
-                       fmt: str | None = None, labeler: str = labelers.LLM, fix_labels: bool = False) -> AnnotationImport:
+def ingest_annotations(
+    store: Store,
+    spec: TaskSpec,
+    path: str | Path,
+    *,
+    item_field: str = "item",
+    annotator_field: str = "annotator",
+    value_field: str | None = "labels",
+    fmt: str | None = None,
+    labeler: str = labelers.LLM,
+    fix_labels: bool = False,
+) -> AnnotationImport:
     """Import people's answers made elsewhere, one row per (item, annotator), all of a file or nothing.
 
     The answer is the row's ``value_field``: an object of output fields, or the value of the task's only
@@ -50,18 +59,29 @@ def ingest_annotations(store: Store, spec: TaskSpec, path: str | Path, *, item_f
     for record in read_records(path, fmt):
         if record.error is not None:
             raise record.error
-        rows.append(_annotation_row(spec, validator, str(path), record, item_field, annotator_field, value_field,
-                                    fixer))
+        rows.append(
+            _annotation_row(spec, validator, str(path), record, item_field, annotator_field, value_field, fixer)
+        )
     missing = {r["item_id"] for r in rows} - store.existing_ids(r["item_id"] for r in rows)
     if missing:
         first = next(r for r in rows if r["item_id"] in missing)
-        raise InputError(str(path), first.pop("line"), f"no item {first['item_id']!r} in the project "
-                         f"({len(missing)} unknown; ingest the items first)", field=item_field)
+        raise InputError(
+            str(path),
+            first.pop("line"),
+            f"no item {first['item_id']!r} in the project ({len(missing)} unknown; ingest the items first)",
+            field=item_field,
+        )
     for row in rows:
         row.pop("line")
     added = store.add_imported_annotations(rows, source="import", labeler=labeler)
-    return AnnotationImport(str(path), len(rows), added, len({r["annotator"] for r in rows}),
-                            len({r["item_id"] for r in rows}), fixer.fixed if fixer else 0)
+    return AnnotationImport(
+        str(path),
+        len(rows),
+        added,
+        len({r["annotator"] for r in rows}),
+        len({r["item_id"] for r in rows}),
+        fixer.fixed if fixer else 0,
+    )
 
 
 class _LabelFixer:
@@ -104,15 +124,23 @@ def read_gold(spec: TaskSpec, path: str | Path, fmt: str | None = None) -> dict[
             raise record.error
         data = record.data or {}
         item_field = "item" if "item" in data else "id"
-        row = _annotation_row(spec, validator, str(path), record, item_field, item_field,
-                              "output" if "output" in data else None)
+        row = _annotation_row(
+            spec, validator, str(path), record, item_field, item_field, "output" if "output" in data else None
+        )
         gold[row["item_id"]] = row["output"]
     return gold
 
 
-def _annotation_row(spec: TaskSpec, validator: jsonschema.Draft202012Validator, path: str, record: Record,
-                    item_field: str, annotator_field: str, value_field: str | None,
-                    fixer: "_LabelFixer | None" = None) -> dict[str, Any]:
+def _annotation_row(
+    spec: TaskSpec,
+    validator: jsonschema.Draft202012Validator,
+    path: str,
+    record: Record,
+    item_field: str,
+    annotator_field: str,
+    value_field: str | None,
+    fixer: _LabelFixer | None = None,
+) -> dict[str, Any]:
     data = record.data or {}
     for name in (item_field, annotator_field, *([value_field] if value_field else [])):
         if data.get(name) in (None, ""):
@@ -123,11 +151,18 @@ def _annotation_row(spec: TaskSpec, validator: jsonschema.Draft202012Validator, 
     error = jsonschema.exceptions.best_match(validator.iter_errors(output))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path)
-        raise InputError(path, record.line, f"does not fit the task: {error.message}",
-                         field=value_field or where or None)
+        raise InputError(
+            path, record.line, f"does not fit the task: {error.message}", field=value_field or where or None
+        )
     item_id, annotator = str(data[item_field]), str(data[annotator_field])
-    return {"item_id": item_id, "annotator": annotator, "output": output, "action": "import",
-            "external_id": f"{Path(path).name}:{item_id}:{annotator}", "line": record.line}
+    return {
+        "item_id": item_id,
+        "annotator": annotator,
+        "output": output,
+        "action": "import",
+        "external_id": f"{Path(path).name}:{item_id}:{annotator}",
+        "line": record.line,
+    }
 
 
 def _annotation_output(spec: TaskSpec, data: dict[str, Any], value_field: str | None) -> Any:

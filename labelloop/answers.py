@@ -30,8 +30,11 @@ def canonical(output: Any) -> str:
 def set_fields(spec: TaskSpec) -> dict[str, list[Any] | None]:
     """Array fields of the output, with their allowed elements when the schema enumerates them."""
     props = spec.output_schema()["properties"]
-    return {name: (prop.get("items") or {}).get("enum") for name, prop in props.items()
-            if "array" in (prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")])}
+    return {
+        name: (prop.get("items") or {}).get("enum")
+        for name, prop in props.items()
+        if "array" in (prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")])
+    }
 
 
 def _element_key(element: Any) -> str:
@@ -47,11 +50,16 @@ def questions(spec: TaskSpec, votes: Votes, whole_sets: bool = False) -> dict[st
     out: dict[str, dict[str, Hashable]] = {}
     for name in spec.output_fields:
         if name in sets and whole_sets:
-            out[name] = {annotator: canonical(sorted(output.get(name) or [], key=_element_key))
-                         for annotator, output in votes.items()}
+            out[name] = {
+                annotator: canonical(sorted(output.get(name) or [], key=_element_key))
+                for annotator, output in votes.items()
+            }
         elif name in sets:
-            keys = ([_element_key(e) for e in sets[name]] if sets[name] is not None else
-                    sorted({_element_key(e) for output in votes.values() for e in output.get(name) or []}))
+            keys = (
+                [_element_key(e) for e in sets[name]]
+                if sets[name] is not None
+                else sorted({_element_key(e) for output in votes.values() for e in output.get(name) or []})
+            )
             for key in keys:
                 out[f"{name}={key}"] = {}
             for annotator, output in votes.items():
@@ -59,8 +67,7 @@ def questions(spec: TaskSpec, votes: Votes, whole_sets: bool = False) -> dict[st
                 for key in keys:
                     out[f"{name}={key}"][annotator] = key in chosen
         else:
-            out[name] = {annotator: canonical(output.get(name))
-                         for annotator, output in votes.items()}
+            out[name] = {annotator: canonical(output.get(name)) for annotator, output in votes.items()}
     return out
 
 
@@ -76,13 +83,15 @@ def family(question: str) -> str:
 def compose(spec: TaskSpec, votes: Votes, answers: Mapping[str, Hashable]) -> dict[str, Any]:
     """An output from decided questions; set elements keep the form an annotator wrote them in."""
     sets = {name: enum for name, enum in set_fields(spec).items() if name not in answers}
-    written = {(name, _element_key(e)): e for output in votes.values() for name in sets
-               for e in output.get(name) or []}
+    written = {(name, _element_key(e)): e for output in votes.values() for name in sets for e in output.get(name) or []}
     output: dict[str, Any] = {}
     for name in spec.output_fields:
         if name in sets:
-            output[name] = [written.get((name, q.partition("=")[2]), json.loads(q.partition("=")[2]))
-                            for q, value in answers.items() if q.partition("=")[0] == name and value is True]
+            output[name] = [
+                written.get((name, q.partition("=")[2]), json.loads(q.partition("=")[2]))
+                for q, value in answers.items()
+                if q.partition("=")[0] == name and value is True
+            ]
         else:
             output[name] = json.loads(answers[name])
     return output

@@ -55,8 +55,14 @@ def draw_sample(store: Store, spec: TaskSpec, labeler: str) -> int:
     pool = store.unassigned_pool(labeler, overlap.include_accepted)
     if not pool:
         return 0
-    keyed = sorted((stratum(spec, json.loads(row["output"]) if row["output"] else None, row["confidence"]),
-                    _hash(overlap.seed, row["item_id"]), row["item_id"]) for row in pool)
+    keyed = sorted(
+        (
+            stratum(spec, json.loads(row["output"]) if row["output"] else None, row["confidence"]),
+            _hash(overlap.seed, row["item_id"]),
+            row["item_id"],
+        )
+        for row in pool
+    )
     start = store.count_assignments()
     offset = _hash(overlap.seed, "start")
     rows = []
@@ -68,5 +74,5 @@ def draw_sample(store: Store, spec: TaskSpec, labeler: str) -> int:
 
 
 def _hash(seed: int, key: str) -> float:
-    digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64

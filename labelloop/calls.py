@@ -29,29 +29,39 @@ class Caller:
     def budget_spent(self) -> bool:
         return self.max_calls is not None and self.reserved >= self.max_calls
 
-    async def call(self, item: Item, cache_key: str, request: CompletionRequest,
-                   calls: list[CallRecord]) -> CompletionResponse:
+    async def call(
+        self, item: Item, cache_key: str, request: CompletionRequest, calls: list[CallRecord]
+    ) -> CompletionResponse:
         """The backend's answer, retried as the settings allow; every attempt is appended to ``calls``."""
         settings = self.job.settings
         retrying = AsyncRetrying(
             stop=stop_after_attempt(settings.retries + 1),
             wait=_RetryAfterWait(settings.backoff),
             retry=retry_if_exception(lambda exc: isinstance(exc, BackendError) and exc.retryable),
-            reraise=True)
+            reraise=True,
+        )
         async for attempt in retrying:
             with attempt:
                 return await self._attempt(item, cache_key, request, calls, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _attempt(self, item: Item, cache_key: str, request: CompletionRequest, calls: list[CallRecord],
-                       number: int) -> CompletionResponse:
+    async def _attempt(
+        self, item: Item, cache_key: str, request: CompletionRequest, calls: list[CallRecord], number: int
+    ) -> CompletionResponse:
         if self.budget_spent:
             raise BudgetExhausted(f"call budget of {self.max_calls} reached")
         self.reserved += 1
         started = time.perf_counter()
-        record = CallRecord(item_id=item.id, cache_key=cache_key, backend=self.backend.name,
-                            model=self.job.model_id, prompt_version=self.job.prompt.version,
-                            request=self.job.logged_request(request), attempt=number, latency_ms=0.0)
+        record = CallRecord(
+            item_id=item.id,
+            cache_key=cache_key,
+            backend=self.backend.name,
+            model=self.job.model_id,
+            prompt_version=self.job.prompt.version,
+            request=self.job.logged_request(request),
+            attempt=number,
+            latency_ms=0.0,
+        )
         calls.append(record)
         try:
             response = await self.backend.complete(request)

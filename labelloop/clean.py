@@ -27,11 +27,29 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["STEPS", "PROFILES", "WEB_BOILERPLATE", "CleanConfig", "Cleaned", "CleaningReport", "clean",
-           "config_from_profile", "detect_language"]
+__all__ = [
+    "STEPS",
+    "PROFILES",
+    "WEB_BOILERPLATE",
+    "CleanConfig",
+    "Cleaned",
+    "CleaningReport",
+    "clean",
+    "config_from_profile",
+    "detect_language",
+]
 
-STEPS = ("nfkc", "fullwidth", "traditional_to_simplified", "control_chars", "html", "urls", "emails",
-         "boilerplate", "whitespace")
+STEPS = (
+    "nfkc",
+    "fullwidth",
+    "traditional_to_simplified",
+    "control_chars",
+    "html",
+    "urls",
+    "emails",
+    "boilerplate",
+    "whitespace",
+)
 _MAX_ROUNDS = 8  # passes over the steps; real text is stable after the second
 _EXAMPLES, _EXAMPLE_CHARS, _EXAMPLE_LEAD = 3, 80, 20
 
@@ -55,8 +73,12 @@ class CleanConfig:
 
     def __post_init__(self) -> None:
         if self.min_length < 0 or (self.max_length is not None and self.max_length < self.min_length):
-            raise InputError("clean", None, f"need 0 <= min_length <= max_length, got {self.min_length}"
-                             f" and {self.max_length}", field="min_length")
+            raise InputError(
+                "clean",
+                None,
+                f"need 0 <= min_length <= max_length, got {self.min_length} and {self.max_length}",
+                field="min_length",
+            )
         for pattern in self.boilerplate:
             try:
                 re.compile(pattern)
@@ -92,9 +114,15 @@ def clean(text: str, config: CleanConfig) -> Cleaned:
 @functools.lru_cache(maxsize=64)
 def _active_steps(config: CleanConfig) -> list[tuple[str, Callable[[str], str]]]:
     table: dict[str, Callable[[str], str]] = {
-        "nfkc": _nfkc, "fullwidth": _fullwidth, "traditional_to_simplified": _to_simplified,
-        "control_chars": _control_chars, "html": _html, "urls": _urls, "emails": _emails,
-        "boilerplate": functools.partial(_boilerplate, config.boilerplate), "whitespace": _whitespace,
+        "nfkc": _nfkc,
+        "fullwidth": _fullwidth,
+        "traditional_to_simplified": _to_simplified,
+        "control_chars": _control_chars,
+        "html": _html,
+        "urls": _urls,
+        "emails": _emails,
+        "boilerplate": functools.partial(_boilerplate, config.boilerplate),
+        "whitespace": _whitespace,
     }
     return [(name, table[name]) for name in STEPS if getattr(config, name)]
 
@@ -115,18 +143,23 @@ def _rejection(text: str, config: CleanConfig) -> str | None:
 
 _CJK_PUNCTUATION = "，！？：；（）"  # full-width forms kept as they are (NFKC would make them ASCII)
 _KEEP_CJK = re.compile(f"([{_CJK_PUNCTUATION}])")
-_FULLWIDTH = str.maketrans({0x3000: 0x20} | {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)
-                                               if chr(code) not in _CJK_PUNCTUATION})
+_FULLWIDTH = str.maketrans(
+    {0x3000: 0x20} | {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F) if chr(code) not in _CJK_PUNCTUATION}
+)
 _NEWLINE = re.compile(r"\r\n?")
 # C0/C1 controls but \t and \n, zero-width and BOM, bidi controls, and lone surrogates (not encodable)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2060\ufeff\u061c\u202a-\u202e\u2066-\u2069"
-                      r"\ud800-\udfff]")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2060\ufeff\u061c\u202a-\u202e\u2066-\u2069"
+    r"\ud800-\udfff]"
+)
 _COMMENT = re.compile(r"<!--(?:(?!<!--)[\s\S])*?-->")
-_BLOCK_TAG = re.compile(r"</?(?:br|p|div|li|tr|h[1-6]|ul|ol|table|blockquote|pre|hr|section|article|header"
-                        r"|footer)\b[^<>]*>", re.IGNORECASE)
+_BLOCK_TAG = re.compile(
+    r"</?(?:br|p|div|li|tr|h[1-6]|ul|ol|table|blockquote|pre|hr|section|article|header"
+    r"|footer)\b[^<>]*>",
+    re.IGNORECASE,
+)
 _TAG = re.compile(r"<(?:/?[A-Za-z]|[!?])[^<>]*>")
-_URL = re.compile(r"(?<![@.\w])(?:https?://|www\.)[\w\-.~:/?#\[\]@!$&'()*+,;=%]*[\w/#=&~+%-]",
-                  re.IGNORECASE | re.ASCII)
+_URL = re.compile(r"(?<![@.\w])(?:https?://|www\.)[\w\-.~:/?#\[\]@!$&'()*+,;=%]*[\w/#=&~+%-]", re.IGNORECASE | re.ASCII)
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?![\w-])", re.IGNORECASE | re.ASCII)
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -152,8 +185,12 @@ def _opencc_t2s() -> Callable[[str], str]:
     try:
         from opencc import OpenCC
     except ImportError:
-        raise InputError("clean", None, "traditional_to_simplified needs OpenCC:"
-                         " pip install opencc-python-reimplemented", field="traditional_to_simplified") from None
+        raise InputError(
+            "clean",
+            None,
+            "traditional_to_simplified needs OpenCC: pip install opencc-python-reimplemented",
+            field="traditional_to_simplified",
+        ) from None
     return OpenCC("t2s").convert
 
 
@@ -196,14 +233,20 @@ def _whitespace(text: str) -> str:
 _HAN = "\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _KANA = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9d"
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
-_TOKEN = re.compile(f"(?P<han>[{_HAN}])|(?P<kana>[{_KANA}])|(?P<hangul>[{_HANGUL}]+)"
-                    f"|(?P<word>(?:(?![{_HAN}{_KANA}{_HANGUL}])[^\\W\\d_])+)")
-_ENGLISH = frozenset("i the of and to is are was were be been it its you your that this these for with at by from"
-                     " or but not no what which who my we our they their he she his her have has had do does"
-                     " will would can could there if so than".split())
-_FOREIGN = frozenset("le les des du une est je nous vous pas dans avec sont mais qui que der das und ist nicht"
-                     " ein eine ich wir auch sie el los las una del por pero muy il di che della sono gli het"
-                     " een niet zijn ook uma muito".split())
+_TOKEN = re.compile(
+    f"(?P<han>[{_HAN}])|(?P<kana>[{_KANA}])|(?P<hangul>[{_HANGUL}]+)"
+    f"|(?P<word>(?:(?![{_HAN}{_KANA}{_HANGUL}])[^\\W\\d_])+)"
+)
+_ENGLISH = frozenset(
+    "i the of and to is are was were be been it its you your that this these for with at by from"
+    " or but not no what which who my we our they their he she his her have has had do does"
+    " will would can could there if so than".split()
+)
+_FOREIGN = frozenset(
+    "le les des du une est je nous vous pas dans avec sont mais qui que der das und ist nicht"
+    " ein eine ich wir auch sie el los las una del por pero muy il di che della sono gli het"
+    " een niet zijn ook uma muito".split()
+)
 
 
 def detect_language(text: str) -> str:
@@ -219,8 +262,12 @@ def detect_language(text: str) -> str:
             foreign += word in _FOREIGN or script == "accented"
         scripts[script] += 1
     cjk = scripts["han"] + scripts["kana"]
-    scores = {"en": scripts["ascii"], "ja" if scripts["kana"] * 5 >= cjk > 0 else "zh": cjk,
-              "ko": scripts["hangul"], "other": scripts["accented"]}
+    scores = {
+        "en": scripts["ascii"],
+        "ja" if scripts["kana"] * 5 >= cjk > 0 else "zh": cjk,
+        "ko": scripts["hangul"],
+        "other": scripts["accented"],
+    }
     best = max(scores, key=lambda code: scores[code])
     if not scores[best]:
         return "und"
@@ -228,6 +275,7 @@ def detect_language(text: str) -> str:
 
 
 # -- report ----------------------------------------------------------------------------------
+
 
 @dataclass
 class CleaningReport:

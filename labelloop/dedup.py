@@ -206,13 +206,18 @@ def find_duplicates(store: Store, *, near: bool = True, threshold: float = 0.8, 
         return (EXACT, 1.0) if same else (group.kind, group.similarity)
 
     store.replace_duplicates([(member, g.representative, *kind(member, g)) for g in groups for member in g.members])
-    return DuplicateReport(len(items), sum(g.kind == EXACT for g in groups), sum(g.kind == NEAR for g in groups),
-                           sum(len(g.members) for g in groups),
-                           examples=[[texts[m] for m in g.members[:3]] for g in groups[:5]])
+    return DuplicateReport(
+        len(items),
+        sum(g.kind == EXACT for g in groups),
+        sum(g.kind == NEAR for g in groups),
+        sum(len(g.members) for g in groups),
+        examples=[[texts[m] for m in g.members[:3]] for g in groups[:5]],
+    )
 
 
-def group_and_propose(store: Store, spec: TaskSpec, *, near: bool = True,
-                      threshold: float | None = None) -> DuplicateReport:
+def group_and_propose(
+    store: Store, spec: TaskSpec, *, near: bool = True, threshold: float | None = None
+) -> DuplicateReport:
     """Group the items (``threshold`` defaults to ``dedup.threshold``) and propose each group's decided label
     to the rest (what ``labelloop dedup`` does)."""
     report = find_duplicates(store, near=near, threshold=threshold or spec.dedup.threshold)
@@ -237,11 +242,23 @@ def propose_labels(store: Store, spec: TaskSpec) -> int:
     hashes = store.content_hashes(p[0] for p in proposals)
     version = "duplicates"
     store.save_prompt(version, [{"role": "system", "content": "label of a duplicate item"}], "", spec.output_schema())
-    records = [PredictionRecord(item_id, labelers.DUPLICATES, version, hashes[item_id], version, version, "ok",
-                                output=gold[source], confidence=similarity, confidence_method=f"{kind} duplicate",
-                                route="accepted" if kind == EXACT else "needs_review",
-                                reasons=[] if kind == EXACT else [f"near_duplicate_of:{source}"])
-               for item_id, source, kind, similarity in proposals]
+    records = [
+        PredictionRecord(
+            item_id,
+            labelers.DUPLICATES,
+            version,
+            hashes[item_id],
+            version,
+            version,
+            "ok",
+            output=gold[source],
+            confidence=similarity,
+            confidence_method=f"{kind} duplicate",
+            route="accepted" if kind == EXACT else "needs_review",
+            reasons=[] if kind == EXACT else [f"near_duplicate_of:{source}"],
+        )
+        for item_id, source, kind, similarity in proposals
+    ]
     store.record_run(records, backend="duplicates")
     return len(records)
 
@@ -261,12 +278,28 @@ def inherit_labels(store: Store, labeler: str) -> int:
     if not copies:
         return 0
     hashes = store.content_hashes(item_id for item_id, _ in copies)
-    records = [PredictionRecord(
-        item_id, labeler, src["job_key"], hashes[item_id], src["prompt_version"], src["model"], src["status"],
-        output=json.loads(src["output"]) if src["output"] else None, raw_text=src["raw_text"], error=src["error"],
-        problems=json.loads(src["problems"] or "[]"), repaired=bool(src["repaired"]), confidence=src["confidence"],
-        confidence_method=src["confidence_method"], field_confidence=json.loads(src["field_confidence"] or "{}"),
-        route=src["route"], reasons=json.loads(src["reasons"] or "[]"), duplicate_of=src["item_id"])
-        for item_id, src in copies]
+    records = [
+        PredictionRecord(
+            item_id,
+            labeler,
+            src["job_key"],
+            hashes[item_id],
+            src["prompt_version"],
+            src["model"],
+            src["status"],
+            output=json.loads(src["output"]) if src["output"] else None,
+            raw_text=src["raw_text"],
+            error=src["error"],
+            problems=json.loads(src["problems"] or "[]"),
+            repaired=bool(src["repaired"]),
+            confidence=src["confidence"],
+            confidence_method=src["confidence_method"],
+            field_confidence=json.loads(src["field_confidence"] or "{}"),
+            route=src["route"],
+            reasons=json.loads(src["reasons"] or "[]"),
+            duplicate_of=src["item_id"],
+        )
+        for item_id, src in copies
+    ]
     store.record_run(records, backend="duplicates")
     return len(records)

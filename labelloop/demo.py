@@ -33,8 +33,13 @@ def demo_data_path(filename: str) -> Path:
     return Path(str(resources.files("labelloop") / "demo_data" / filename))
 
 
-def run_demo(directory: str | Path, progress: Callable[[str], ProgressSink | None] = lambda name: None, *,
-             limit: int | None = None, **overrides: Any) -> list[DemoResult]:
+def run_demo(
+    directory: str | Path,
+    progress: Callable[[str], ProgressSink | None] = lambda name: None,
+    *,
+    limit: int | None = None,
+    **overrides: Any,
+) -> list[DemoResult]:
     """The whole loop for each demo task under ``directory``: init, ingest, label (validated and routed,
     at most ``limit`` items each), export. Reruns resume where they stopped."""
     results = []

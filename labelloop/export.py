@@ -23,7 +23,7 @@ from ._actor import actor_or_default
 from ._files import atomic_output
 from .aggregate import aggregate
 from .errors import InputError
-from .exporters import ExportOptions, Exporter, available_exporters, exporter_for, formats_for, spec_columns
+from .exporters import Exporter, ExportOptions, available_exporters, exporter_for, formats_for, spec_columns
 from .exporters.mentions import place_mentions
 from .exporters.tables import BASE_COLUMNS, output_columns
 from .labelstudio import export_tasks
@@ -55,9 +55,18 @@ class ExportResult:
     files: list[str] = field(default_factory=list)
 
 
-def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *, labeler: str = labelers.LLM,
-           keep_fields: list[str] | None = None, include_unreviewed: bool = False,
-           actor: str | None = None, tokenizer: str = "auto") -> ExportResult:
+def export(
+    store: Store,
+    spec: TaskSpec,
+    out: str | Path,
+    fmt: str = "jsonl",
+    *,
+    labeler: str = labelers.LLM,
+    keep_fields: list[str] | None = None,
+    include_unreviewed: bool = False,
+    actor: str | None = None,
+    tokenizer: str = "auto",
+) -> ExportResult:
     """Write the final label of every item to ``out`` in format ``fmt`` and log it in the audit log.
 
     ``keep_fields`` carries item fields into the record and table formats; ``include_unreviewed``
@@ -76,23 +85,45 @@ def export(store: Store, spec: TaskSpec, out: str | Path, fmt: str = "jsonl", *,
     records = _final_rows(store, spec, labeler, keep, include_unreviewed, excluded, by_source)
     with atomic_output(out) as tmp:
         exporter.write(records, tmp, spec, ExportOptions(tokenizer=tokenizer, keep_fields=tuple(keep)))
-    result = ExportResult(str(out), fmt, sum(by_source.values()), {r: excluded[r] for r in REASONS},
-                          {s: by_source[s] for s in SOURCES})
-    store.audit(actor_or_default(actor), "export", detail=json.dumps(
-        {"path": result.path, "format": fmt, "written": result.written, "excluded": result.excluded}))
+    result = ExportResult(
+        str(out), fmt, sum(by_source.values()), {r: excluded[r] for r in REASONS}, {s: by_source[s] for s in SOURCES}
+    )
+    store.audit(
+        actor_or_default(actor),
+        "export",
+        detail=json.dumps({"path": result.path, "format": fmt, "written": result.written, "excluded": result.excluded}),
+    )
     return result
 
 
-def _label_studio(store: Store, spec: TaskSpec, out: Path, labeler: str, keep: list[str], include_unreviewed: bool,
-                  tokenizer: str, actor: str | None) -> ExportResult:
+def _label_studio(
+    store: Store,
+    spec: TaskSpec,
+    out: Path,
+    labeler: str,
+    keep: list[str],
+    include_unreviewed: bool,
+    tokenizer: str,
+    actor: str | None,
+) -> ExportResult:
     """Every item as a Label Studio task with ``labeler``'s answer as its pre-annotation (``by_source``: tasks
     with a model answer, and ``unlabeled`` ones), and the labeling config beside it (in ``files``)."""
     if keep or include_unreviewed or tokenizer != "auto":
-        raise InputError("export", None, "keep_fields, include_unreviewed and tokenizer do not apply to the"
-                                         " labelstudio format (every item is a task)")
+        raise InputError(
+            "export",
+            None,
+            "keep_fields, include_unreviewed and tokenizer do not apply to the"
+            " labelstudio format (every item is a task)",
+        )
     tasks = export_tasks(store, spec, out, labeler=labeler, actor=actor)
-    return ExportResult(tasks.tasks_path, LABEL_STUDIO, tasks.tasks, dict.fromkeys(REASONS, 0),
-                        {"model": tasks.predictions, "unlabeled": tasks.tasks - tasks.predictions}, [tasks.config_path])
+    return ExportResult(
+        tasks.tasks_path,
+        LABEL_STUDIO,
+        tasks.tasks,
+        dict.fromkeys(REASONS, 0),
+        {"model": tasks.predictions, "unlabeled": tasks.tasks - tasks.predictions},
+        [tasks.config_path],
+    )
 
 
 def _checked(store: Store, spec: TaskSpec, fmt: str, keep: list[str], tokenizer: str) -> Exporter:
@@ -107,16 +138,27 @@ def _checked(store: Store, spec: TaskSpec, fmt: str, keep: list[str], tokenizer:
         raise InputError("export", None, f"unknown tokenizer {tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
     if tokenizer != "auto" and exporter.layout != "tokens":
         tokenized = [name for name in formats_for(spec) if _layout(spec, name) == "tokens"]
-        raise InputError("export", None, f"the {fmt} format has no tokens: a tokenizer applies to"
-                                         f" {', '.join(tokenized) or 'token formats'} only")
+        raise InputError(
+            "export",
+            None,
+            f"the {fmt} format has no tokens: a tokenizer applies to {', '.join(tokenized) or 'token formats'} only",
+        )
     if keep and exporter.layout not in ("record", "table"):
         raise InputError("export", None, f"the {fmt} format has a fixed shape: keep_fields are not supported")
-    names = [*(output_columns(spec) if exporter.layout == "table" else ["output"]), *BASE_COLUMNS,
-             *spec_columns(spec), *keep]
+    names = [
+        *(output_columns(spec) if exporter.layout == "table" else ["output"]),
+        *BASE_COLUMNS,
+        *spec_columns(spec),
+        *keep,
+    ]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
-        raise InputError("export", None, "names two columns of the export at once (drop it from keep_fields,"
-                                         " or export as jsonl)", field=", ".join(clashes))
+        raise InputError(
+            "export",
+            None,
+            "names two columns of the export at once (drop it from keep_fields, or export as jsonl)",
+            field=", ".join(clashes),
+        )
     present = store.fields_present(keep) if keep else set()
     missing = [name for name in keep if name not in present]
     if missing:
@@ -129,8 +171,15 @@ def _layout(spec: TaskSpec, name: str) -> str:
     return exporter_for(spec, name).layout
 
 
-def _final_rows(store: Store, spec: TaskSpec, labeler: str, keep: list[str], include_unreviewed: bool,
-                excluded: Counter[str], by_source: Counter[str]) -> Iterator[tuple[dict[str, Any], Item]]:
+def _final_rows(
+    store: Store,
+    spec: TaskSpec,
+    labeler: str,
+    keep: list[str],
+    include_unreviewed: bool,
+    excluded: Counter[str],
+    by_source: Counter[str],
+) -> Iterator[tuple[dict[str, Any], Item]]:
     """Stream each exported record with its item; count the items left out by reason."""
     validator = jsonschema.Draft202012Validator(spec.output_schema())
     extra = spec_columns(spec)
@@ -165,16 +214,19 @@ def _outcome(row: Any, include_unreviewed: bool) -> str:
     return "model" if include_unreviewed else "needs_review"  # needs_review, or not routed yet
 
 
-def _record(row: Any, source: str, output: Any, item: Item, keep: list[str],
-            extra: dict[str, Any]) -> dict[str, Any]:
+def _record(row: Any, source: str, output: Any, item: Item, keep: list[str], extra: dict[str, Any]) -> dict[str, Any]:
     """The JSONL record: answer, provenance, what the spec adds (``extra``) and the kept item fields."""
     record: dict[str, Any] = {"id": item.id, "text": item.text, "output": output, "source": source}
     if source == "human":
         record.update(method=row["method"], decided_by=",".join(json.loads(row["decided_by"])))
     if source == "model" and row["duplicate_of"]:
         record["duplicate_of"] = row["duplicate_of"]
-    record.update(confidence=_human_confidence(row) if source == "human" else row["confidence"], model=row["model"],
-                  prompt_version=row["prompt_version"], **extra)
+    record.update(
+        confidence=_human_confidence(row) if source == "human" else row["confidence"],
+        model=row["model"],
+        prompt_version=row["prompt_version"],
+        **extra,
+    )
     record.update({name: item.fields.get(name) for name in keep})
     return record
 
@@ -184,16 +236,19 @@ def _human_confidence(row: Any) -> float:
     return 1.0 if row["gold_confidence"] is None else row["gold_confidence"]
 
 
-def _record(row: Any, source: str, output: Any, item: Item, keep: list[str],
-            extra: dict[str, Any]) -> dict[str, Any]:
+def _record(row: Any, source: str, output: Any, item: Item, keep: list[str], extra: dict[str, Any]) -> dict[str, Any]:
     """The JSONL record: answer, provenance, what the spec adds (``extra``) and the kept item fields."""
     record: dict[str, Any] = {"id": item.id, "text": item.text, "output": output, "source": source}
     if source == "human":
         record.update(method=row["method"], decided_by=",".join(json.loads(row["decided_by"])))
     if source == "model" and row["duplicate_of"]:
         record["duplicate_of"] = row["duplicate_of"]
-    record.update(confidence=_human_confidence(row) if source == "human" else row["confidence"], model=row["model"],
-                  prompt_version=row["prompt_version"], **extra)
+    record.update(
+        confidence=_human_confidence(row) if source == "human" else row["confidence"],
+        model=row["model"],
+        prompt_version=row["prompt_version"],
+        **extra,
+    )
     record.update({name: item.fields.get(name) for name in keep})
     return record
 

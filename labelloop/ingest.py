@@ -45,9 +45,18 @@ def content_hash(text: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
-def ingest_file(store: Store, spec: TaskSpec, path: str | Path, *, text_field: str | None = None,
-                id_field: str | None = None, fmt: str | None = None, skip_bad: str | Path | None = None,
-                clean: str | None = None, actor: str | None = None) -> IngestResult:
+def ingest_file(
+    store: Store,
+    spec: TaskSpec,
+    path: str | Path,
+    *,
+    text_field: str | None = None,
+    id_field: str | None = None,
+    fmt: str | None = None,
+    skip_bad: str | Path | None = None,
+    clean: str | None = None,
+    actor: str | None = None,
+) -> IngestResult:
     """Add the records of ``path`` to ``store`` as items of ``spec``'s task, in one transaction.
 
     ``text_field`` and ``id_field`` default to the spec's ``input`` block. Texts are cleaned and
@@ -89,13 +98,24 @@ def ingest_file(store: Store, spec: TaskSpec, path: str | Path, *, text_field: s
         result.rejects_path = rejects.commit()
     if preparer is not None:
         result.hygiene = preparer.finish().to_dict()
-    store.audit(actor_or_default(actor), "ingest", detail=json.dumps(
-        {"path": str(path), "added": result.added, "rejected": result.rejected, "filtered": result.filtered,
-         "pii": (result.hygiene or {}).get("pii", {})}, ensure_ascii=False))
+    store.audit(
+        actor_or_default(actor),
+        "ingest",
+        detail=json.dumps(
+            {
+                "path": str(path),
+                "added": result.added,
+                "rejected": result.rejected,
+                "filtered": result.filtered,
+                "pii": (result.hygiene or {}).get("pii", {}),
+            },
+            ensure_ascii=False,
+        ),
+    )
     return result
 
 
-def _add_batch(store: Store, batch: list[Item], rejects: "_RejectsWriter | None", result: IngestResult) -> None:
+def _add_batch(store: Store, batch: list[Item], rejects: _RejectsWriter | None, result: IngestResult) -> None:
     if rejects:
         bad = {id(item): reason for item, reason in store.check_collisions(batch)}
         first_seen: dict[str, str] = {}
@@ -113,15 +133,16 @@ def _add_batch(store: Store, batch: list[Item], rejects: "_RejectsWriter | None"
     result.duplicates += len(repeats)
 
 
-def _reject(rejects: "_RejectsWriter | None", error: InputError, raw: str, result: IngestResult) -> None:
+def _reject(rejects: _RejectsWriter | None, error: InputError, raw: str, result: IngestResult) -> None:
     if rejects is None:
         raise error
     rejects.write(error, raw)
     result.rejected += 1
 
 
-def _to_item(record: Record, source: str, text_field: str, id_field: str | None,
-             prepare: Callable[[str], Any] | None = None) -> Item | InputError | str:
+def _to_item(
+    record: Record, source: str, text_field: str, id_field: str | None, prepare: Callable[[str], Any] | None = None
+) -> Item | InputError | str:
     if record.error is not None:
         return record.error
     data = record.data

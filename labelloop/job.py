@@ -54,15 +54,20 @@ class Job:
     @cached_property
     def answer_key(self) -> str:
         """What determines the model's answer: model, prompt version, decoding parameters."""
-        payload = json.dumps({"model": self.model_id, "prompt": self.prompt.version,
-                              "params": self.settings.decoding_params()}, sort_keys=True)
+        payload = json.dumps(
+            {"model": self.model_id, "prompt": self.prompt.version, "params": self.settings.decoding_params()},
+            sort_keys=True,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
     @cached_property
     def key(self) -> str:
         """The answer key plus the quality gate: a new rule or threshold re-judges (from the cache)."""
-        gate = {"rules": [r.model_dump() for r in self.spec.rules], "validators": self.spec.validators,
-                "review": self.spec.review.model_dump()}
+        gate = {
+            "rules": [r.model_dump() for r in self.spec.rules],
+            "validators": self.spec.validators,
+            "review": self.spec.review.model_dump(),
+        }
         payload = json.dumps({"answer": self.answer_key, "gate": gate}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
@@ -92,24 +97,43 @@ class Job:
     def request(self, item: Item) -> CompletionRequest:
         s = self.settings
         max_tokens = min(s.max_tokens, BARE_LABEL_TOKENS) if self.prompt.output_schema is None else s.max_tokens
-        return CompletionRequest(messages=self.prompt.messages(item, self.examples(item)),
-                                 json_schema=self.prompt.output_schema,
-                                 temperature=s.temperature, max_tokens=max_tokens,
-                                 top_logprobs=s.top_logprobs, seed=s.seed)
+        return CompletionRequest(
+            messages=self.prompt.messages(item, self.examples(item)),
+            json_schema=self.prompt.output_schema,
+            temperature=s.temperature,
+            max_tokens=max_tokens,
+            top_logprobs=s.top_logprobs,
+            seed=s.seed,
+        )
 
     def logged_request(self, request: CompletionRequest) -> dict[str, Any]:
         """The request as logged: the shared prefix is stored once per prompt version, not per call."""
-        return {"prompt_version": self.prompt.version, "item_messages": request.messages[len(self.prompt.shared):],
-                "temperature": request.temperature, "max_tokens": request.max_tokens,
-                "top_logprobs": request.top_logprobs, "seed": request.seed}
+        return {
+            "prompt_version": self.prompt.version,
+            "item_messages": request.messages[len(self.prompt.shared) :],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "top_logprobs": request.top_logprobs,
+            "seed": request.seed,
+        }
 
-    def prediction(self, item: Item, text: str | None, verdict: Verdict | None,
-                   error: str | None = None) -> PredictionRecord:
+    def prediction(
+        self, item: Item, text: str | None, verdict: Verdict | None, error: str | None = None
+    ) -> PredictionRecord:
         """The stored record of the gate's verdict on an answer (``verdict`` None: the call failed)."""
         prediction = PredictionRecord(
-            item_id=item.id, labeler=self.labeler, job_key=self.key, item_hash=item.content_hash,
-            prompt_version=self.prompt.version, model=self.model_id, status="failed", raw_text=text,
-            error=error, route=FAILED, reasons=["failed_call"])
+            item_id=item.id,
+            labeler=self.labeler,
+            job_key=self.key,
+            item_hash=item.content_hash,
+            prompt_version=self.prompt.version,
+            model=self.model_id,
+            status="failed",
+            raw_text=text,
+            error=error,
+            route=FAILED,
+            reasons=["failed_call"],
+        )
         if verdict is None:
             return prediction
         validation, confidence = verdict.validation, verdict.confidence

@@ -48,15 +48,24 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
             if job.cache_key(item) in hits:
                 cached += 1
             else:
-                prompt_tokens += shared_tokens + sum(estimate_tokens(m["content"])
-                                                     for m in prompt.item_messages(item, job.examples(item)))
+                prompt_tokens += shared_tokens + sum(
+                    estimate_tokens(m["content"]) for m in prompt.item_messages(item, job.examples(item))
+                )
     calls = to_label - cached
     if options.max_calls is not None:
         calls = min(calls, options.max_calls)
-    return Plan(backend=backend.name, model=backend.model_id, prompt_version=prompt.version,
-                items_total=store.count_items(), to_label=to_label, cached=cached, calls=calls,
-                prompt_tokens_estimate=prompt_tokens, completion_tokens_max=calls * settings.max_tokens,
-                first_prompt=first)
+    return Plan(
+        backend=backend.name,
+        model=backend.model_id,
+        prompt_version=prompt.version,
+        items_total=store.count_items(),
+        to_label=to_label,
+        cached=cached,
+        calls=calls,
+        prompt_tokens_estimate=prompt_tokens,
+        completion_tokens_max=calls * settings.max_tokens,
+        first_prompt=first,
+    )
 
 
 async def _open_to_learn_model(backend: Backend) -> None:

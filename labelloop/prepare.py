@@ -50,8 +50,9 @@ class HygieneReport:
 class Preparer:
     """Applies a task's ``clean`` and ``pii`` settings (``profile`` overrides the spec's cleaning profile)."""
 
-    def __init__(self, spec: TaskSpec, store: Store, profile: str | None = None,
-                 environ: Mapping[str, str] | None = None):
+    def __init__(
+        self, spec: TaskSpec, store: Store, profile: str | None = None, environ: Mapping[str, str] | None = None
+    ):
         from . import clean
 
         settings = spec.clean or (CleanSettings(profile=profile) if profile else None)
@@ -87,8 +88,13 @@ class Preparer:
         masked = pii.mask(result.text, self.pii.types, region=self.pii.region, ner=self.pii.ner)
         self.report.pii.update(f.type for f in masked.findings)
         sealed = self.key.seal({"original": raw, **pii.PseudonymVault.mapping(masked)}) if masked.findings else None
-        return Prepared(masked.text, None, result.cleaning + (["pii"] if masked.findings else []),
-                        _shifted(masked, self.pii.types), sealed)
+        return Prepared(
+            masked.text,
+            None,
+            result.cleaning + (["pii"] if masked.findings else []),
+            _shifted(masked, self.pii.types),
+            sealed,
+        )
 
     def finish(self) -> HygieneReport:
         if self.cleaning is not None:
@@ -100,8 +106,11 @@ def _clean_config(settings: CleanSettings, profile: str | None) -> Any:
     from . import clean
 
     base = clean.config_from_profile(profile or settings.profile)
-    overrides = {k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.model_dump(exclude={"profile"}).items()
-                 if v is not None}
+    overrides = {
+        k: (tuple(v) if isinstance(v, list) else v)
+        for k, v in settings.model_dump(exclude={"profile"}).items()
+        if v is not None
+    }
     return dataclasses.replace(base, **overrides)
 
 
@@ -113,9 +122,13 @@ def vault_key(store: Store, settings: PiiSettings, environ: Mapping[str, str] | 
     environ = os.environ if environ is None else environ
     passphrase = environ.get(settings.key_env, "")
     if not passphrase:
-        raise SpecError("labelloop.yaml", None, "pii.key_env",
-                        f"set {settings.key_env} to a passphrase: with PII on, the original text and the placeholders"
-                        " are stored encrypted with it")
+        raise SpecError(
+            "labelloop.yaml",
+            None,
+            "pii.key_env",
+            f"set {settings.key_env} to a passphrase: with PII on, the original text and the placeholders"
+            " are stored encrypted with it",
+        )
     stored = store.pii_key()
     if stored is None:
         salt = os.urandom(16)
@@ -126,7 +139,6 @@ def vault_key(store: Store, settings: PiiSettings, environ: Mapping[str, str] | 
     if not key.verify(stored["check_token"]):
         raise SpecError("labelloop.yaml", None, "pii.key_env", f"{settings.key_env} is not this project's passphrase")
     return key
-
 
 
 def _shifted(masked: Any, modes: Mapping[str, str]) -> list[tuple[Any, str]]:
@@ -155,5 +167,4 @@ def reveal(store: Store, spec: TaskSpec, item_id: str, actor: str | None = None)
     except ValueError:
         raise InputError("pii", None, f"item {item_id!r}: damaged vault entry") from None
     store.audit(actor_or_default(actor), "pii-reveal", item_id, detail=json.dumps([dict(f) for f in findings]))
-    return {"original": opened.pop("original"), "placeholders": opened,
-            "findings": [dict(f) for f in findings]}
+    return {"original": opened.pop("original"), "placeholders": opened, "findings": [dict(f) for f in findings]}

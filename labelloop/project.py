@@ -120,22 +120,44 @@ class Project:
 
     # -- the pipeline, in order ------------------------------------------------------------
 
-    def ingest(self, path: str | Path, *, text_field: str | None = None, id_field: str | None = None,
-               fmt: str | None = None, skip_bad: str | Path | None = None, clean: str | None = None,
-               actor: str | None = None) -> IngestResult:
+    def ingest(
+        self,
+        path: str | Path,
+        *,
+        text_field: str | None = None,
+        id_field: str | None = None,
+        fmt: str | None = None,
+        skip_bad: str | Path | None = None,
+        clean: str | None = None,
+        actor: str | None = None,
+    ) -> IngestResult:
         """Add a file's records as items, cleaned and masked as the spec says (see :func:`~labelloop.ingest_file`)."""
-        return ingest_file(self.store, self.spec, path, text_field=text_field, id_field=id_field, fmt=fmt,
-                           skip_bad=skip_bad, clean=clean, actor=actor)
+        return ingest_file(
+            self.store,
+            self.spec,
+            path,
+            text_field=text_field,
+            id_field=id_field,
+            fmt=fmt,
+            skip_bad=skip_bad,
+            clean=clean,
+            actor=actor,
+        )
 
     def plan(self, options: LabelOptions | None = None, **overrides: Any) -> Plan:
         """What ``label`` would do: items, calls, a token estimate and the first prompt."""
         return make_plan(self.store, self.spec, self.settings(**overrides), options or LabelOptions())
 
-    def label(self, options: LabelOptions | None = None, progress: ProgressSink | None = None, *,
-              actor: str | None = None, **overrides: Any) -> RunResult:
+    def label(
+        self,
+        options: LabelOptions | None = None,
+        progress: ProgressSink | None = None,
+        *,
+        actor: str | None = None,
+        **overrides: Any,
+    ) -> RunResult:
         """Label the pending items (see :func:`~labelloop.label`); ``overrides`` change model settings."""
-        return label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress,
-                     actor=actor)
+        return label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress, actor=actor)
 
     def status(self) -> StatusSummary:
         """Counts by status, errors, tokens and the recent runs."""
@@ -152,38 +174,84 @@ class Project:
         """Register a reviewer for the web app; returns their token (shown once, stored hashed)."""
         return add_reviewer(self.store, name, role, actor=actor)
 
-    def review_in_terminal(self, reviewer: str, *, labeler: str = labelers.LLM, limit: int | None = None,
-                           console: Any = None, adjudicate: bool = False) -> ReviewSummary:
+    def review_in_terminal(
+        self,
+        reviewer: str,
+        *,
+        labeler: str = labelers.LLM,
+        limit: int | None = None,
+        console: Any = None,
+        adjudicate: bool = False,
+    ) -> ReviewSummary:
         """Run the interactive terminal review (reads keys from stdin); ``adjudicate``: the expert's queue."""
-        return TerminalReview(self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console,
-                              adjudicating=adjudicate).run()
+        return TerminalReview(
+            self.store, self.spec, reviewer, labeler=labeler, limit=limit, console=console, adjudicating=adjudicate
+        ).run()
 
     def web_app(self, labeler: str = labelers.LLM) -> Any:
         """The review web app (FastAPI) for this project; needs the ``[web]`` extra."""
         web = require("labelloop.review.web", "web", "the review web app")
         return web.create_app(self.store, self.spec, labeler)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 8400, *, labeler: str = labelers.LLM,
-              starting: Callable[[str], None] | None = None) -> None:
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8400,
+        *,
+        labeler: str = labelers.LLM,
+        starting: Callable[[str], None] | None = None,
+    ) -> None:
         """Run the review web app until interrupted (``starting`` is told its address); needs the ``[web]`` extra."""
         web = require("labelloop.review.web", "web", "the review web app")
         web.serve(self.store, self.spec, host, port, labeler=labeler, starting=starting)
 
-    def import_annotations(self, path: str | Path, *, item_field: str = "item", annotator_field: str = "annotator",
-                           value_field: str | None = "labels", fmt: str | None = None, labeler: str = labelers.LLM,
-                           fix_labels: bool = False) -> AnnotationImport:
+    def import_annotations(
+        self,
+        path: str | Path,
+        *,
+        item_field: str = "item",
+        annotator_field: str = "annotator",
+        value_field: str | None = "labels",
+        fmt: str | None = None,
+        labeler: str = labelers.LLM,
+        fix_labels: bool = False,
+    ) -> AnnotationImport:
         """Import answers made elsewhere (one row per item and annotator), all of the file or nothing;
         ``fix_labels`` accepts labels that differ from an allowed one only by brackets, quotes, spaces or case."""
-        return ingest_annotations(self.store, self.spec, path, item_field=item_field, annotator_field=annotator_field,
-                                  value_field=value_field, fmt=fmt, labeler=labeler, fix_labels=fix_labels)
+        return ingest_annotations(
+            self.store,
+            self.spec,
+            path,
+            item_field=item_field,
+            annotator_field=annotator_field,
+            value_field=value_field,
+            fmt=fmt,
+            labeler=labeler,
+            fix_labels=fix_labels,
+        )
 
-    def agree(self, *, models: bool = True, gold: str | Path | None = None, min_pair_items: int = 5,
-              apply_rework: bool = False, heatmap: str | Path | None = None,
-              actor: str | None = None) -> AgreementReport:
+    def agree(
+        self,
+        *,
+        models: bool = True,
+        gold: str | Path | None = None,
+        min_pair_items: int = 5,
+        apply_rework: bool = False,
+        heatmap: str | Path | None = None,
+        actor: str | None = None,
+    ) -> AgreementReport:
         """Agreement among people and models (see :func:`labelloop.agree.agree`; needs the ``[agree]`` extra)."""
         agree = require("labelloop.agree", "agree", "agreement")
-        return agree.agree(self.store, self.spec, models=models, gold=gold, min_pair_items=min_pair_items,
-                           apply_rework=apply_rework, heatmap=heatmap, actor=actor)
+        return agree.agree(
+            self.store,
+            self.spec,
+            models=models,
+            gold=gold,
+            min_pair_items=min_pair_items,
+            apply_rework=apply_rework,
+            heatmap=heatmap,
+            actor=actor,
+        )
 
     def aggregate(self, *, force: bool = False) -> AggregateResult:
         """Decide each answered item's gold record (majority or Dawid-Skene; experts' decisions win)."""
@@ -219,27 +287,44 @@ class Project:
 
     # -- out -------------------------------------------------------------------------------
 
-    def export(self, out: str | Path, fmt: str = "jsonl", *, labeler: str = labelers.LLM,
-               keep_fields: list[str] | None = None, include_unreviewed: bool = False,
-               actor: str | None = None, tokenizer: str = "auto") -> ExportResult:
+    def export(
+        self,
+        out: str | Path,
+        fmt: str = "jsonl",
+        *,
+        labeler: str = labelers.LLM,
+        keep_fields: list[str] | None = None,
+        include_unreviewed: bool = False,
+        actor: str | None = None,
+        tokenizer: str = "auto",
+    ) -> ExportResult:
         """Write the final labels (human answer, else accepted prediction) in format ``fmt`` (see
         :func:`labelloop.export.export`; ``labelstudio``: every item as a task, and the labeling config)."""
-        return export(self.store, self.spec, out, fmt, labeler=labeler, keep_fields=keep_fields,
-                      include_unreviewed=include_unreviewed, actor=actor, tokenizer=tokenizer)
+        return export(
+            self.store,
+            self.spec,
+            out,
+            fmt,
+            labeler=labeler,
+            keep_fields=keep_fields,
+            include_unreviewed=include_unreviewed,
+            actor=actor,
+            tokenizer=tokenizer,
+        )
 
     def import_labelstudio(self, path: str | Path, *, labeler: str = labelers.LLM) -> ImportResult:
         """Import a Label Studio JSON export as human annotations (again: nothing new); bad ones in ``errors``."""
         return import_export(self.store, self.spec, path, labeler=labeler)
 
-    def sync_labelstudio(self, url: str, token: str, project_title: str, *,
-                         labeler: str = labelers.LLM) -> SyncResult:
+    def sync_labelstudio(self, url: str, token: str, project_title: str, *, labeler: str = labelers.LLM) -> SyncResult:
         """Push the items waiting for review to a Label Studio project and pull its annotations (idempotent)."""
         return sync(self.store, self.spec, url, token, project_title, labeler=labeler)
 
     # -- accountability --------------------------------------------------------------------
 
-    def audit(self, *, action: str | None = None, actor: str | None = None, item: str | None = None,
-              limit: int = 50) -> list[dict[str, Any]]:
+    def audit(
+        self, *, action: str | None = None, actor: str | None = None, item: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
         """The newest audit-log rows (who did what, when), filtered."""
         return [dict(row) for row in self.store.audit_rows(action=action, actor=actor, item_id=item, limit=limit)]
 

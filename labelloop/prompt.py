@@ -72,8 +72,9 @@ def system_message(spec: TaskSpec, schema: dict[str, Any] | None) -> str:
 
 def prompt_version(shared: list[dict[str, str]], item_template: str, schema: dict[str, Any] | None) -> str:
     """A short hash of everything in the prompt that is not the item."""
-    payload = json.dumps({"shared": shared, "item_template": item_template, "schema": schema},
-                         ensure_ascii=False, sort_keys=True)
+    payload = json.dumps(
+        {"shared": shared, "item_template": item_template, "schema": schema}, ensure_ascii=False, sort_keys=True
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -82,5 +83,8 @@ def render_item(template: jinja2.Template, item: Item) -> str:
     try:
         return template.render({**item.fields, "fields": item.fields, "text": item.text, "id": item.id})
     except jinja2.UndefinedError as exc:
-        raise InputError(item.source_file or "item", item.source_line,
-                         f"prompt.item_template uses a value the item lacks ({exc.message})") from None
+        raise InputError(
+            item.source_file or "item",
+            item.source_line,
+            f"prompt.item_template uses a value the item lacks ({exc.message})",
+        ) from None

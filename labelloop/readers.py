@@ -19,8 +19,16 @@ from ._extras import require
 from .errors import InputError
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
-             ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 BATCH = 1000  # Parquet rows read at a time
 
 
@@ -77,8 +85,12 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
             yield Record(number, None, text, InputError(str(path), number, "a line must be a JSON object"))
             continue
         problem = _unstorable(data)
-        yield Record(number, None if problem else data, text[:200] if problem else text,
-                      InputError(str(path), number, problem) if problem else None)
+        yield Record(
+            number,
+            None if problem else data,
+            text[:200] if problem else text,
+            InputError(str(path), number, problem) if problem else None,
+        )
 
 
 MAX_DEPTH = 100  # JSON nesting a record may have: deeper ones would overflow the encoder later
@@ -134,8 +146,9 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[Record]:
         elif not any(cell.strip() for cell in row):
             continue
         elif len(row) != len(header):
-            yield Record(line, None, raw, InputError(
-                str(path), line, f"has {len(row)} columns, the header has {len(header)}"))
+            yield Record(
+                line, None, raw, InputError(str(path), line, f"has {len(row)} columns, the header has {len(header)}")
+            )
         else:
             yield Record(line, dict(zip(header, row)), raw)
 

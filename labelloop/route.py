@@ -37,8 +37,7 @@ def _confidence_reasons(spec: TaskSpec, confidence: Confidence | None) -> list[s
     review = spec.review
     if confidence is None or confidence.value is None:
         return [] if review.accept_without_confidence else ["no_confidence"]
-    low = [f"low_confidence[{name}]" for name, value in confidence.fields.items()
-           if value < review.threshold_for(name)]
+    low = [f"low_confidence[{name}]" for name, value in confidence.fields.items() if value < review.threshold_for(name)]
     if not low and confidence.value < review.threshold:
         low.append("low_confidence")
     return low

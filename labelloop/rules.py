@@ -32,8 +32,10 @@ def check_rule(expression: str, fields: list[str]) -> str | None:
     known = set(fields) | set(CONTEXT_NAMES) | set(ALLOWED_FUNCTIONS) | {"None", "True", "False"}
     unknown = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - known)
     if unknown:
-        return (f"unknown name {', '.join(unknown)}; use output fields, output, item, text"
-                f" or {', '.join(ALLOWED_FUNCTIONS)}")
+        return (
+            f"unknown name {', '.join(unknown)}; use output fields, output, item, text"
+            f" or {', '.join(ALLOWED_FUNCTIONS)}"
+        )
     return None
 
 

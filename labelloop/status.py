@@ -31,9 +31,16 @@ def status_summary(store: Store, runs: int = 5) -> StatusSummary:
         run["items_per_s"] = _throughput(run)
         recent.append(run)
     routes, reasons = store.route_counts()
-    return StatusSummary(items=store.count_items(), predictions=store.prediction_counts(), routes=routes,
-                         reasons=reasons, confidence_histogram=histogram(store.confidences()),
-                         top_errors=store.top_errors(), calls=store.call_totals(), runs=recent)
+    return StatusSummary(
+        items=store.count_items(),
+        predictions=store.prediction_counts(),
+        routes=routes,
+        reasons=reasons,
+        confidence_histogram=histogram(store.confidences()),
+        top_errors=store.top_errors(),
+        calls=store.call_totals(),
+        runs=recent,
+    )
 
 
 def histogram(values: list[float], bins: int = 10) -> list[int]:

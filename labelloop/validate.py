@@ -20,7 +20,6 @@ from .spec import ClassifySpec, TaskSpec
 from .store import Item
 
 
-
 @dataclass(frozen=True)
 class Problem:
     """One reason an answer cannot be trusted as it is."""
@@ -61,8 +60,11 @@ class Validation:
     def feedback(self) -> str:
         """A message telling the model what to fix."""
         lines = [f"- {p.field + ': ' if p.field else ''}{p.message}" for p in self.problems]
-        return ("Your answer has these problems:\n" + "\n".join(lines) +
-                "\nAnswer again with one corrected JSON object and nothing else.")
+        return (
+            "Your answer has these problems:\n"
+            + "\n".join(lines)
+            + "\nAnswer again with one corrected JSON object and nothing else."
+        )
 
 
 def parse_answer(spec: TaskSpec, text: str) -> tuple[dict[str, Any] | None, bool]:
@@ -100,15 +102,22 @@ def _grounded(spec: TaskSpec, output: dict[str, Any], item: Item) -> tuple[dict[
     """Find each mention's offsets in the item text; a mention that is not there is ``ungrounded``."""
     field_name = spec.mentions_field
     found = ground(item.text, output[field_name], overlaps=spec.overlaps)
-    mentions = [{"text": span.text, "label": span.label, "start": span.start, "end": span.end}
-                for span in found.spans]
-    problems = [Problem("span", f"{entity.get('text')!r} ({entity.get('label')}): {entity['reason']}", field_name)
-                for entity in found.ungrounded]
-    problems += [Problem("overlap", f"{span.text!r} ({span.label}): {why}", field_name)
-                 for span, why in found.dropped if "label conflict" in why]  # one text, two labels: ask a person
+    mentions = [{"text": span.text, "label": span.label, "start": span.start, "end": span.end} for span in found.spans]
+    problems = [
+        Problem("span", f"{entity.get('text')!r} ({entity.get('label')}): {entity['reason']}", field_name)
+        for entity in found.ungrounded
+    ]
+    problems += [
+        Problem("overlap", f"{span.text!r} ({span.label}): {why}", field_name)
+        for span, why in found.dropped
+        if "label conflict" in why
+    ]  # one text, two labels: ask a person
     vocabularies = getattr(spec, "vocabulary_terms", {})
-    problems += [Problem("vocabulary", f"{span.text!r} is not in the {span.label} vocabulary", span.label)
-                 for span in found.spans if span.label in vocabularies and span.text not in vocabularies[span.label]]
+    problems += [
+        Problem("vocabulary", f"{span.text!r} is not in the {span.label} vocabulary", span.label)
+        for span in found.spans
+        if span.label in vocabularies and span.text not in vocabularies[span.label]
+    ]
     return {**output, field_name: mentions}, problems
 
 
@@ -125,8 +134,9 @@ def _schema_problems(spec: TaskSpec, output: dict[str, Any]) -> list[Problem]:
 
 @lru_cache(maxsize=32)
 def _schema_validator(schema_json: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(schema_json),
-                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return jsonschema.Draft202012Validator(
+        json.loads(schema_json), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def _rule_problems(spec: TaskSpec, output: dict[str, Any], item: Item) -> list[Problem]:

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 
 from labelloop import Project
+from labelloop.backends.llamacpp import embedded_model_path
 from labelloop.prompt import build_prompt
 from labelloop.spec import TaskSpec
 from labelloop.store import Item, PredictionRecord, RunCounts, Store
-from labelloop.backends.llamacpp import embedded_model_path
+
 
 def free_port() -> int:
     with socket.socket() as sock:

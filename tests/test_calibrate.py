@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from labelloop.learn.calibrate import (Calibrator, Threshold, clopper_pearson_lower, expected_calibration_error,
-                                       fit_calibrator, guaranteed_threshold, reliability_table,
-                                       write_reliability_plot)
+from labelloop.learn.calibrate import (
+    Calibrator,
+    Threshold,
+    clopper_pearson_lower,
+    expected_calibration_error,
+    fit_calibrator,
+    guaranteed_threshold,
+    reliability_table,
+    write_reliability_plot,
+)
 
 
 def overconfident(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

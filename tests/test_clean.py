@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelloop import clean as cleaning
-from labelloop.clean import (STEPS, CleanConfig, Cleaned, CleaningReport, clean, config_from_profile,
-                             detect_language)
+from labelloop.clean import STEPS, CleanConfig, Cleaned, CleaningReport, clean, config_from_profile, detect_language
 from labelloop.errors import InputError
 
 OFF = config_from_profile("none")

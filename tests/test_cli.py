@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.error
 from typing import Any
 
 import pytest

@@ -274,8 +274,8 @@ def test_bare_label_answer_is_scored_from_its_first_token():
 def test_each_chosen_label_of_a_set_gets_its_own_confidence():
     from labelloop.route import route
     from labelloop.spec import parse_spec
-    from labelloop.validate import validate_answer
     from labelloop.store import Item
+    from labelloop.validate import validate_answer
 
     spec = parse_spec("name: m\nkind: multilabel\ninstruction: x\nlabels: [TREATS, CAUSES, PREVENTS]\n"
                       "review: {fields: {CAUSES: 0.95}}\n")

@@ -15,13 +15,13 @@ from typing import Any
 import jsonschema
 import pytest
 
+from conftest import MODEL, Case, build_store
 from labelloop.errors import InputError, MissingExtra
 from labelloop.export import FORMATS, export, formats_for
 from labelloop.labelstudio import export_tasks, import_export, labeling_config
 from labelloop.prompt import build_prompt
 from labelloop.spec import TaskSpec, parse_spec
 from labelloop.store import Store
-from conftest import MODEL, Case, build_store
 from test_export import read_jsonl
 
 SPANS = parse_spec("name: s\nkind: spans\ninstruction: Mark symptoms and drugs.\n"

@@ -18,7 +18,6 @@ from labelloop.readers import BATCH
 from labelloop.spec import parse_spec, template_text
 from labelloop.store import Store
 
-
 SPEC = parse_spec(template_text("sentiment"))  # its input block: text_field text, no id_field
 
 

@@ -7,10 +7,10 @@ import json
 import jsonschema
 import pytest
 
+from conftest import FaultServer
 from labelloop import Project, SpecError
 from labelloop.prompt import build_prompt
 from labelloop.spec import parse_spec
-from conftest import FaultServer
 
 SPECS = {
     "multilabel": ("name: m\nkind: multilabel\ninstruction: Which relations hold?\n"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from labelloop import LabelOptions, Project
 from conftest import make_project
+from labelloop import LabelOptions, Project
 
 pytestmark = pytest.mark.slow
 

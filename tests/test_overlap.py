@@ -9,7 +9,7 @@ import pytest
 from conftest import Case, build_store
 from labelloop.assign import need
 from labelloop.errors import Conflict
-from labelloop.review import ReviewError, Reviewer, add_reviewer, adjudicate, queue_item, review_queue, submit
+from labelloop.review import Reviewer, ReviewError, add_reviewer, adjudicate, queue_item, review_queue, submit
 from labelloop.spec import parse_spec
 
 LABELS = ["positive", "negative", "neutral"]

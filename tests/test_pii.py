@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labelloop.errors import MissingExtra
-from labelloop.pii import finders
-from labelloop.pii import TYPES, Finding, PseudonymVault, detect, mask, unmask
+from labelloop.pii import TYPES, Finding, PseudonymVault, detect, finders, mask, unmask
 
 ID = "11010519491231002X"  # the standard valid example of a Chinese resident ID
 SENTENCE = f"请联系张三，电话13812345678，邮箱zhang.san@example.com，身份证号{ID}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from labelloop import LabelOptions
 from conftest import make_project
+from labelloop import LabelOptions
 
 FAST = dict(backend="openai", model="fault", timeout=2, retries=0, backoff=0.01, concurrency=1)
 GOOD = {"intent": "book_flight", "departure_city": "北京", "arrival_city": "上海", "date": "明天",

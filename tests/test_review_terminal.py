@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from labelloop.cli import app
 from conftest import make_project
+from labelloop.cli import app
 
 runner = CliRunner()
 FAST = dict(backend="openai", model="fault", timeout=2, retries=0, backoff=0.01, concurrency=1)

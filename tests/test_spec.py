@@ -6,8 +6,15 @@ import jsonschema
 import pytest
 
 from labelloop.errors import SpecError
-from labelloop.spec import (ClassifySpec, ExtractSpec, ModelSettings, load_spec, parse_spec, template_names,
-                            template_text)
+from labelloop.spec import (
+    ClassifySpec,
+    ExtractSpec,
+    ModelSettings,
+    load_spec,
+    parse_spec,
+    template_names,
+    template_text,
+)
 
 
 def spec_error(text: str, filename: str = "task.yaml") -> SpecError:

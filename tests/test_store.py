@@ -165,10 +165,9 @@ def test_journal_mode_is_wal_and_foreign_keys_are_on(tmp_path):
 
 
 def test_transaction_rolls_back_on_error(store):
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store.add_items([Item("x", "text", {}, "h")])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_items([Item("x", "text", {}, "h")])
+        raise RuntimeError("boom")
     assert store.count_items() == 0
 
 

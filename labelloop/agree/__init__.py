@@ -9,20 +9,49 @@ from .._actor import actor_or_default
 from ..annotations import read_gold
 from ..spec import TaskSpec
 from ..store import Store
-from .agreement import (AgreementReport, AnnotatorAgreement, BatchAgreement, FacetAgreement, agreement_report,
-                        rework)
+from .agreement import AgreementReport, AnnotatorAgreement, BatchAgreement, FacetAgreement, agreement_report, rework
 from .heatmap import write_heatmap
-from .metrics import (binarize, cohen_kappa, fleiss_kappa, from_records, krippendorff_alpha, majority, pairwise,
-                      per_label_agreement)
+from .metrics import (
+    binarize,
+    cohen_kappa,
+    fleiss_kappa,
+    from_records,
+    krippendorff_alpha,
+    majority,
+    pairwise,
+    per_label_agreement,
+)
 
-__all__ = ["AgreementReport", "AnnotatorAgreement", "BatchAgreement", "FacetAgreement", "agree", "agreement_report",
-           "binarize", "cohen_kappa", "fleiss_kappa", "from_records", "krippendorff_alpha", "majority", "pairwise",
-           "per_label_agreement", "rework"]
+__all__ = [
+    "AgreementReport",
+    "AnnotatorAgreement",
+    "BatchAgreement",
+    "FacetAgreement",
+    "agree",
+    "agreement_report",
+    "binarize",
+    "cohen_kappa",
+    "fleiss_kappa",
+    "from_records",
+    "krippendorff_alpha",
+    "majority",
+    "pairwise",
+    "per_label_agreement",
+    "rework",
+]
 
 
-def agree(store: Store, spec: TaskSpec, *, models: bool = True, gold: str | Path | None = None,
-          min_pair_items: int = 5, apply_rework: bool = False, heatmap: str | Path | None = None,
-          actor: str | None = None) -> AgreementReport:
+def agree(
+    store: Store,
+    spec: TaskSpec,
+    *,
+    models: bool = True,
+    gold: str | Path | None = None,
+    min_pair_items: int = 5,
+    apply_rework: bool = False,
+    heatmap: str | Path | None = None,
+    actor: str | None = None,
+) -> AgreementReport:
     """Agreement among people and models. ``gold`` (a file of item and answer) adds reference answers,
     ``heatmap`` writes the pairwise table as a .png or .html, and ``apply_rework`` sends the batches under
     the match threshold back to the queue (recorded in the audit log as ``actor``, default the OS user)."""

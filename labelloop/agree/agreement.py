@@ -88,8 +88,14 @@ class AgreementReport:
         return asdict(self)
 
 
-def agreement_report(store: Store, spec: TaskSpec, *, models: bool = True, gold: Mapping[str, dict] | None = None,
-                     min_pair_items: int = 5) -> AgreementReport:
+def agreement_report(
+    store: Store,
+    spec: TaskSpec,
+    *,
+    models: bool = True,
+    gold: Mapping[str, dict] | None = None,
+    min_pair_items: int = 5,
+) -> AgreementReport:
     """Measure agreement in the project (see the module docstring); ``gold`` adds reference answers to the
     experts' adjudications. Pairs of annotators sharing fewer than ``min_pair_items`` items are left out."""
     humans, batches = _human_answers(store)
@@ -108,7 +114,8 @@ def agreement_report(store: Store, spec: TaskSpec, *, models: bool = True, gold:
         pairs=_pairs(spec, everyone, min_pair_items),
         confusions=_confusions(spec, humans),
         batches=_batches(humans, batches, settings.batch_match),
-        thresholds={"batch_match": settings.batch_match, "min_kappa": settings.min_kappa})
+        thresholds={"batch_match": settings.batch_match, "min_kappa": settings.min_kappa},
+    )
     if spec.kind == "generate":
         report.notes.append("generate: free text agrees only when identical; use the judge's ratings instead")
     return report
@@ -189,8 +196,15 @@ def _facets(spec: TaskSpec, humans: Answers) -> list[FacetAgreement]:
         out.append(row)
     for name in _mention_fields(spec):
         scores = [s["span_f1"] for s in _span_pairs(multi, name, min_items=1)]
-        out.append(FacetAgreement(facet=name, level="span", items=len(multi), percent_agreement=None,
-                                  span_f1=sum(scores) / len(scores) if scores else None))
+        out.append(
+            FacetAgreement(
+                facet=name,
+                level="span",
+                items=len(multi),
+                percent_agreement=None,
+                span_f1=sum(scores) / len(scores) if scores else None,
+            )
+        )
     return out
 
 
@@ -219,8 +233,11 @@ def _span_pairs(answers: Answers, name: str, min_items: int) -> list[dict[str, A
     by_annotator: dict[str, dict[str, list[Span]]] = {}
     for item, raters in answers.items():
         for annotator, output in raters.items():
-            spans = [Span(m["start"], m["end"], m["label"], m.get("text", "")) for m in output.get(name) or []
-                     if m.get("start") is not None]
+            spans = [
+                Span(m["start"], m["end"], m["label"], m.get("text", ""))
+                for m in output.get(name) or []
+                if m.get("start") is not None
+            ]
             by_annotator.setdefault(annotator, {})[item] = spans
     out = []
     for a, b in combinations(sorted(by_annotator), 2):
@@ -248,8 +265,14 @@ def _confusions(spec: TaskSpec, humans: Answers, top: int = 10) -> list[dict[str
 # -- annotators and batches --------------------------------------------------------------------------
 
 
-def _annotators(spec: TaskSpec, humans: Answers, everyone: Answers, model_names: set[str],
-                reference: Mapping[str, dict], min_kappa: float) -> list[AnnotatorAgreement]:
+def _annotators(
+    spec: TaskSpec,
+    humans: Answers,
+    everyone: Answers,
+    model_names: set[str],
+    reference: Mapping[str, dict],
+    min_kappa: float,
+) -> list[AnnotatorAgreement]:
     answers = _facet_values(spec, everyone)[ANSWER]
     gold = {item: _answer_value(spec, output) for item, output in reference.items()}
     human_answers = {item: {a: _answer_value(spec, o) for a, o in raters.items()} for item, raters in humans.items()}
@@ -258,8 +281,9 @@ def _annotators(spec: TaskSpec, humans: Answers, everyone: Answers, model_names:
     gold_hits: dict[str, list[bool]] = {}
     for item, raters in answers.items():
         for annotator, value in raters.items():
-            row = rows.setdefault(annotator, AnnotatorAgreement(
-                annotator, "model" if annotator in model_names else "human", 0))
+            row = rows.setdefault(
+                annotator, AnnotatorAgreement(annotator, "model" if annotator in model_names else "human", 0)
+            )
             row.items += 1
             others = {a: v for a, v in human_answers.get(item, {}).items() if a != annotator}
             if others:
@@ -285,7 +309,7 @@ def _kappa(a: list[str], b: list[str]) -> float | None:
     if len(a) < 2:
         return None
     _, codes = np.unique(np.array(a + b, dtype=object).astype(str), return_inverse=True)
-    return cohen_kappa(codes[:len(a)], codes[len(a):])
+    return cohen_kappa(codes[: len(a)], codes[len(a) :])
 
 
 def _batches(humans: Answers, batches: Mapping[str, str], threshold: float) -> list[BatchAgreement]:

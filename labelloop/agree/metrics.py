@@ -25,8 +25,16 @@ from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
 
 from ..answers import majority
 
-__all__ = ["binarize", "cohen_kappa", "fleiss_kappa", "from_records", "krippendorff_alpha", "majority", "pairwise",
-           "per_label_agreement"]
+__all__ = [
+    "binarize",
+    "cohen_kappa",
+    "fleiss_kappa",
+    "from_records",
+    "krippendorff_alpha",
+    "majority",
+    "pairwise",
+    "per_label_agreement",
+]
 
 Annotations = Mapping[Hashable, Mapping[Hashable, Hashable]]
 
@@ -150,8 +158,11 @@ def krippendorff_alpha(
     if level == "nominal":
         counts = counts[:, present]  # unused categories change nothing for nominal data
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _defined(krippendorff.alpha(value_counts=counts, level_of_measurement=level,
-                                           value_domain=list(range(counts.shape[1]))))
+        return _defined(
+            krippendorff.alpha(
+                value_counts=counts, level_of_measurement=level, value_domain=list(range(counts.shape[1]))
+            )
+        )
 
 
 def binarize(annotations: Annotations, label: Hashable) -> dict[Hashable, dict[Hashable, bool]]:

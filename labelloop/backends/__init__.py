@@ -26,6 +26,10 @@ def create_backend(settings: ModelSettings) -> Backend:
     """Build the backend that ``settings.backend`` names."""
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == settings.backend]
     if not found:
-        raise SpecError("settings", None, "model.backend",
-                        f"unknown backend {settings.backend!r}; available: {', '.join(available_backends())}")
+        raise SpecError(
+            "settings",
+            None,
+            "model.backend",
+            f"unknown backend {settings.backend!r}; available: {', '.join(available_backends())}",
+        )
     return found[0].load()(settings)

@@ -52,7 +52,7 @@ class Backend(Protocol):
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         """Answer one request; raise :class:`BackendError` saying whether a retry may help."""
 
-    async def __aenter__(self) -> "Backend": ...
+    async def __aenter__(self) -> Backend: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
@@ -63,9 +63,16 @@ def response_from_body(raw: str, body: Any, status_code: int | None = 200) -> Co
         choice = body["choices"][0]
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
-        raise BackendError(f"response is not a chat completion: {raw[:200]!r}", retryable=True,
-                           status=status_code, body=raw) from None
+        raise BackendError(
+            f"response is not a chat completion: {raw[:200]!r}", retryable=True, status=status_code, body=raw
+        ) from None
     usage = body.get("usage") or {}
-    return CompletionResponse(text=text, raw=raw, body=body, prompt_tokens=usage.get("prompt_tokens"),
-                              completion_tokens=usage.get("completion_tokens"),
-                              finish_reason=choice.get("finish_reason"), status_code=status_code)
+    return CompletionResponse(
+        text=text,
+        raw=raw,
+        body=body,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        finish_reason=choice.get("finish_reason"),
+        status_code=status_code,
+    )

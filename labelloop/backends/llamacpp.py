@@ -45,7 +45,7 @@ class LlamaCppBackend:
     def model_id(self) -> str:
         return self.model_path.name
 
-    async def __aenter__(self) -> "LlamaCppBackend":
+    async def __aenter__(self) -> LlamaCppBackend:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -66,14 +66,22 @@ class LlamaCppBackend:
         if not self.model_path.is_file():
             raise BackendUnavailable(f"{self.model_path}: GGUF model file not found")
         try:
-            return Llama(model_path=str(self.model_path), n_ctx=CONTEXT_TOKENS, n_threads=os.cpu_count() or 1,
-                         logits_all=self.settings.top_logprobs > 0, verbose=False)
+            return Llama(
+                model_path=str(self.model_path),
+                n_ctx=CONTEXT_TOKENS,
+                n_threads=os.cpu_count() or 1,
+                logits_all=self.settings.top_logprobs > 0,
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as exc:
             raise BackendUnavailable(f"{self.model_path}: cannot load model ({exc})") from None
 
     def _create(self, request: CompletionRequest) -> dict[str, Any]:
-        options: dict[str, Any] = {"messages": request.messages, "temperature": request.temperature,
-                                   "max_tokens": request.max_tokens}
+        options: dict[str, Any] = {
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
         if request.json_schema is not None:
             options["response_format"] = {"type": "json_object", "schema": request.json_schema}
         if request.seed is not None:
@@ -96,18 +104,22 @@ class LlamaCppBackend:
 
         llama = self._llama
         prompt_len, count = body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]
-        tokens = [int(t) for t in llama.input_ids[prompt_len:llama.n_tokens][:count]]
+        tokens = [int(t) for t in llama.input_ids[prompt_len : llama.n_tokens][:count]]
         if len(tokens) < count:  # the last sampled token is never evaluated; recover it from the text
-            rest = body["choices"][0]["message"]["content"].encode("utf-8")[len(llama.detokenize(tokens)):]
+            rest = body["choices"][0]["message"]["content"].encode("utf-8")[len(llama.detokenize(tokens)) :]
             tokens += llama.tokenize(rest, add_bos=False, special=True)[: count - len(tokens)] if rest else []
-        logits = np.asarray(llama.scores[prompt_len - 1: prompt_len - 1 + len(tokens)], dtype=np.float64)
+        logits = np.asarray(llama.scores[prompt_len - 1 : prompt_len - 1 + len(tokens)], dtype=np.float64)
         peak = logits.max(axis=1, keepdims=True)
         logprobs = logits - peak - np.log(np.exp(logits - peak).sum(axis=1, keepdims=True))
         top = np.argpartition(-logprobs, k, axis=1)[:, :k]
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(logprobs, top, axis=1), axis=1), axis=1)
-        return [{**self._token_entry(token, logprobs[row, token]),
-                 "top_logprobs": [self._token_entry(int(alt), logprobs[row, alt]) for alt in top[row]]}
-                for row, token in enumerate(tokens)]
+        return [
+            {
+                **self._token_entry(token, logprobs[row, token]),
+                "top_logprobs": [self._token_entry(int(alt), logprobs[row, alt]) for alt in top[row]],
+            }
+            for row, token in enumerate(tokens)
+        ]
 
     def _token_entry(self, token: int, logprob: float) -> dict[str, Any]:
         raw = self._llama.detokenize([token])

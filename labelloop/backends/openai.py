@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
@@ -46,12 +46,14 @@ class OpenAIBackend:
             raise BackendUnavailable("model not known yet: give --model or open the backend first")
         return self._model
 
-    async def __aenter__(self) -> "OpenAIBackend":
+    async def __aenter__(self) -> OpenAIBackend:
         connector = aiohttp.TCPConnector(limit=self.settings.concurrency, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
-            connector=connector, headers=self._headers(),
+            connector=connector,
+            headers=self._headers(),
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-            json_serialize=lambda v: json.dumps(v, ensure_ascii=False))
+            json_serialize=lambda v: json.dumps(v, ensure_ascii=False),
+        )
         try:
             await self._check_server()
         except BaseException:
@@ -69,7 +71,9 @@ class OpenAIBackend:
         if self.settings.api_key_env:
             key = os.environ.get(self.settings.api_key_env)
             if not key:
-                raise BackendUnavailable(f"environment variable {self.settings.api_key_env} (model.api_key_env) is not set")
+                raise BackendUnavailable(
+                    f"environment variable {self.settings.api_key_env} (model.api_key_env) is not set"
+                )
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
@@ -77,7 +81,9 @@ class OpenAIBackend:
         """Fail fast, in one line, when the server is unreachable; learn the model if none was named."""
         url = f"{self.base_url}/models"
         try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=min(self.settings.timeout, 30))) as resp:
+            async with self._session.get(
+                url, timeout=aiohttp.ClientTimeout(total=min(self.settings.timeout, 30))
+            ) as resp:
                 text = await resp.text()
                 if resp.status in (401, 403):
                     raise BackendUnavailable(f"{url}: HTTP {resp.status}: the server refused the API key")
@@ -85,7 +91,7 @@ class OpenAIBackend:
                     if self._model is None:
                         raise BackendUnavailable(f"{url}: HTTP {resp.status}; give the model name with --model")
                     return
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise BackendUnavailable(f"cannot reach {self.base_url}: {_describe(exc)}") from None
         if self._model is None:
             try:
@@ -104,8 +110,12 @@ class OpenAIBackend:
             raise _http_error(status, raw, retry_after)
 
     def _body(self, request: CompletionRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model_id, "messages": request.messages,
-                                "temperature": request.temperature, "max_tokens": request.max_tokens}
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
         if request.seed is not None:
             body["seed"] = request.seed
         if request.top_logprobs > 0 and self._send_logprobs:
@@ -123,7 +133,7 @@ class OpenAIBackend:
             async with self._session.post(f"{self.base_url}/chat/completions", json=body) as resp:
                 raw = await resp.text()
                 return resp.status, raw, _retry_after(resp.headers.get("Retry-After"))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BackendError(f"no answer within {self.settings.timeout:g} s", retryable=True) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise BackendError(_describe(exc), retryable=True) from None
@@ -158,15 +168,21 @@ def _parse_ok(raw: str) -> CompletionResponse:
     try:
         body = json.loads(raw)
     except ValueError:
-        raise BackendError(f"server answered 200 with a body that is not JSON: {raw[:120]!r}",
-                           retryable=True, status=200, body=raw) from None
+        raise BackendError(
+            f"server answered 200 with a body that is not JSON: {raw[:120]!r}", retryable=True, status=200, body=raw
+        ) from None
     return response_from_body(raw, body)
 
 
 def _http_error(status: int, raw: str, retry_after: float | None) -> BackendError:
     detail = raw.strip().replace("\n", " ")[:300]
-    return BackendError(f"HTTP {status}: {detail}", retryable=status in RETRYABLE_STATUS,
-                        status=status, retry_after=retry_after, body=raw)
+    return BackendError(
+        f"HTTP {status}: {detail}",
+        retryable=status in RETRYABLE_STATUS,
+        status=status,
+        retry_after=retry_after,
+        body=raw,
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -181,7 +197,7 @@ def _retry_after(value: str | None) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: BaseException) -> str:

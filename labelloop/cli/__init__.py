@@ -12,8 +12,12 @@ import typer
 from . import hygiene, learn, people, pipeline
 from ._common import Group
 
-app = typer.Typer(cls=Group, no_args_is_help=True, add_completion=False,
-                  help="Pre-label text with an LLM, check it, route the doubtful to people, export.")
+app = typer.Typer(
+    cls=Group,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Pre-label text with an LLM, check it, route the doubtful to people, export.",
+)
 app.add_typer(pipeline.commands)
 app.add_typer(people.commands)
 app.add_typer(people.reviewer_commands, name="reviewer")

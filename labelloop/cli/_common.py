@@ -34,11 +34,15 @@ def open_project(directory: Path | None) -> Project:
     return Project.find(directory)
 
 
-ProjectOpt = Annotated[Optional[Path], typer.Option(
-    "--project", "-p", help="Project directory (default: found from the working directory)")]
+ProjectOpt = Annotated[
+    Optional[Path],
+    typer.Option("--project", "-p", help="Project directory (default: found from the working directory)"),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")]
-ActorOpt = Annotated[Optional[str], typer.Option(
-    "--actor", help="Who you are, for the audit log (default: your operating-system user name)")]
+ActorOpt = Annotated[
+    Optional[str],
+    typer.Option("--actor", help="Who you are, for the audit log (default: your operating-system user name)"),
+]
 BackendOpt = Annotated[Optional[str], typer.Option(help="llamacpp (embedded) or openai (any OpenAI-compatible server)")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(help="Server URL, e.g. http://127.0.0.1:8000/v1")]
 ModelOpt = Annotated[Optional[str], typer.Option(help="Model name (openai) or GGUF path (llamacpp)")]
@@ -50,6 +54,8 @@ MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Stop dispatching once
 NoCacheOpt = Annotated[bool, typer.Option(help="Call the model even where a cached answer exists")]
 LabelerOpt = Annotated[str, typer.Option("--as", help="Name this labeler (several models can label the same items)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", help="jsonl, csv, tsv or parquet (default: from the suffix)")]
+FormatOpt = Annotated[
+    Optional[str], typer.Option("--format", help="jsonl, csv, tsv or parquet (default: from the suffix)")
+]
 
 LLM = labelers.LLM

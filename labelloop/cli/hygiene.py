@@ -14,12 +14,14 @@ commands = typer.Typer()
 
 @commands.command()
 def audit(
-    action: Annotated[Optional[str], typer.Option(
-        help="Only this action (export, ingest, label, pii-reveal, ...)")] = None,
+    action: Annotated[
+        Optional[str], typer.Option(help="Only this action (export, ingest, label, pii-reveal, ...)")
+    ] = None,
     actor: Annotated[Optional[str], typer.Option(help="Only this actor")] = None,
     item: Annotated[Optional[str], typer.Option(help="Only this item")] = None,
     limit: Annotated[int, typer.Option(help="The newest N rows")] = 50,
-    as_json: JsonOpt = False, project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Who did what, when: exports, ingests, reviews, imports, PII reveals (the append-only audit log)."""
     with open_project(project) as proj:
@@ -42,7 +44,7 @@ def pii_show(item: Annotated[str, typer.Argument(help="Item id")], project: Proj
 
 @pii_commands.command("reveal")
 def pii_reveal(
-    item: Annotated[str, typer.Argument(help="Item id")], actor: ActorOpt = None, project: ProjectOpt = None,
+    item: Annotated[str, typer.Argument(help="Item id")], actor: ActorOpt = None, project: ProjectOpt = None
 ) -> None:
     """The original text and placeholder values of an item (needs the passphrase; logged)."""
     with open_project(project) as proj:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .._extras import require
-from . import _print as out
+from . import _print_learn as out
 from ._common import LLM, BackendOpt, BaseUrlOpt, JsonOpt, LabelerOpt, ModelOpt, ProjectOpt, open_project
 
 commands = typer.Typer()
@@ -24,9 +24,13 @@ def embed(project: ProjectOpt = None) -> None:
 
 @commands.command()
 def train(
-    labeler: LabelerOpt = LLM, plot: Annotated[Optional[Path], typer.Option(
-        help="Write the small model's reliability diagram (before/after calibration) to this PNG")] = None,
-    as_json: JsonOpt = False, project: ProjectOpt = None,
+    labeler: LabelerOpt = LLM,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(help="Write the small model's reliability diagram (before/after calibration) to this PNG"),
+    ] = None,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Train the small model on people's labels, label every item with it, cross-check the LLM."""
     with open_project(project) as proj:
@@ -41,7 +45,8 @@ def train(
 def calibrate(
     labeler: LabelerOpt = LLM,
     plot: Annotated[Optional[Path], typer.Option(help="Write a reliability diagram (before/after) to this PNG")] = None,
-    as_json: JsonOpt = False, project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Calibrate a labeler on people's labels: ECE before/after and the threshold with a precision guarantee."""
     with open_project(project) as proj:
@@ -58,22 +63,37 @@ def simulate(
     target: Annotated[Optional[list[float]], typer.Option(help="Dataset accuracy to reach (repeatable)")] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="The small model alone, no LLM")] = False,
     batch: Annotated[int, typer.Option(help="Items people review per round")] = 100,
-    kind: Annotated[Optional[str], typer.Option(
-        help="Outside a project: 'classify' (labels from the gold file)")] = None,
+    kind: Annotated[
+        Optional[str], typer.Option(help="Outside a project: 'classify' (labels from the gold file)")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use a random sample of N gold items")] = None,
-    workdir: Annotated[Optional[Path], typer.Option(
-        help="Keep the work store here (reused: embeddings, LLM cache)")] = None,
-    out_dir: Annotated[Path, typer.Option(
-        "--out", help="Where to write curves.png, report.html, simulation.json")] = Path("simulation"),
+    workdir: Annotated[
+        Optional[Path], typer.Option(help="Keep the work store here (reused: embeddings, LLM cache)")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where to write curves.png, report.html, simulation.json")
+    ] = Path("simulation"),
     seed: Annotated[int, typer.Option(help="Seed of the random choices")] = 0,
-    backend: BackendOpt = None, base_url: BaseUrlOpt = None, model: ModelOpt = None,
-    as_json: JsonOpt = False, project: ProjectOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Replay the loop with gold labels as the reviewer: human effort to reach each target accuracy."""
     replay_module = require("labelloop.learn.replay", "embed", "simulate")
     config = replay_module.SimulationConfig(targets=target or [0.95, 0.98], batch=batch, seed=seed)
-    options = dict(workdir=workdir, out=out_dir, config=config, use_llm=not no_llm, limit=limit,
-                   progress=out.err_console.print, backend=backend, base_url=base_url, model=model)
+    options = dict(
+        workdir=workdir,
+        out=out_dir,
+        config=config,
+        use_llm=not no_llm,
+        limit=limit,
+        progress=out.err_console.print,
+        backend=backend,
+        base_url=base_url,
+        model=model,
+    )
     if kind is None:
         with open_project(project) as proj:
             replay = proj.simulate(gold, **options)

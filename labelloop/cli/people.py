@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..labelstudio import token_from_env
-from . import _print as out
+from . import _print_people as out
 from ._common import LLM, ActorOpt, FormatOpt, LabelerOpt, ProjectOpt, open_project
 
 commands = typer.Typer()
@@ -18,14 +18,17 @@ commands = typer.Typer()
 def review(
     reviewer: Annotated[str, typer.Option(help="Your name, recorded with every decision")],
     limit: Annotated[Optional[int], typer.Option(help="Stop after this many decisions")] = None,
-    adjudicate: Annotated[bool, typer.Option(
-        "--adjudicate", help="Decide disputed items with every answer side by side (expert role)")] = False,
-    labeler: LabelerOpt = LLM, project: ProjectOpt = None,
+    adjudicate: Annotated[
+        bool, typer.Option("--adjudicate", help="Decide disputed items with every answer side by side (expert role)")
+    ] = False,
+    labeler: LabelerOpt = LLM,
+    project: ProjectOpt = None,
 ) -> None:
     """Review doubtful predictions in the terminal, lowest confidence first."""
     with open_project(project) as proj:
-        summary = proj.review_in_terminal(reviewer, labeler=labeler, limit=limit, console=out.console,
-                                          adjudicate=adjudicate)
+        summary = proj.review_in_terminal(
+            reviewer, labeler=labeler, limit=limit, console=out.console, adjudicate=adjudicate
+        )
     out.print_review(summary, adjudicate)
 
 
@@ -36,7 +39,8 @@ reviewer_commands = typer.Typer(help="Manage the reviewers of the web app.", no_
 def reviewer_add(
     name: Annotated[str, typer.Argument(help="The reviewer's name")],
     role: Annotated[str, typer.Option(help="annotator or expert")] = "annotator",
-    actor: ActorOpt = None, project: ProjectOpt = None,
+    actor: ActorOpt = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Add a reviewer (or issue a new token) and print their login token."""
     with open_project(project) as proj:
@@ -48,7 +52,8 @@ def reviewer_add(
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (keep 127.0.0.1 unless behind a proxy)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8400,
-    labeler: LabelerOpt = LLM, project: ProjectOpt = None,
+    labeler: LabelerOpt = LLM,
+    project: ProjectOpt = None,
 ) -> None:
     """Run the review web app (reviewers log in with their token) until Ctrl-C."""
     with open_project(project) as proj:
@@ -60,27 +65,47 @@ def import_annotations(
     path: Annotated[Path, typer.Argument(help="JSONL, CSV/TSV or Parquet: one row per item and annotator")],
     item_field: Annotated[str, typer.Option(help="Column holding the item id")] = "item",
     annotator_field: Annotated[str, typer.Option(help="Column holding the annotator's name")] = "annotator",
-    value_field: Annotated[str, typer.Option("--field", help=(
-        "Column holding the answer (an object, or the value of the task's only field);"
-        " '-' reads the output fields from the row itself"))] = "labels",
+    value_field: Annotated[
+        str,
+        typer.Option(
+            "--field",
+            help=(
+                "Column holding the answer (an object, or the value of the task's only field);"
+                " '-' reads the output fields from the row itself"
+            ),
+        ),
+    ] = "labels",
     fmt: FormatOpt = None,
-    fix_labels: Annotated[bool, typer.Option("--fix-labels", help=(
-        "Accept labels that differ from an allowed one only by brackets, quotes, spaces or case"))] = False,
-    labeler: LabelerOpt = LLM, project: ProjectOpt = None,
+    fix_labels: Annotated[
+        bool,
+        typer.Option(
+            "--fix-labels",
+            help=("Accept labels that differ from an allowed one only by brackets, quotes, spaces or case"),
+        ),
+    ] = False,
+    labeler: LabelerOpt = LLM,
+    project: ProjectOpt = None,
 ) -> None:
     """Import answers made elsewhere (long format: item, annotator, answer); all of the file or nothing."""
     with open_project(project) as proj:
-        result = proj.import_annotations(path, item_field=item_field, annotator_field=annotator_field,
-                                         value_field=None if value_field == "-" else value_field, fmt=fmt,
-                                         labeler=labeler, fix_labels=fix_labels)
+        result = proj.import_annotations(
+            path,
+            item_field=item_field,
+            annotator_field=annotator_field,
+            value_field=None if value_field == "-" else value_field,
+            fmt=fmt,
+            labeler=labeler,
+            fix_labels=fix_labels,
+        )
     out.print_annotation_import(result)
 
 
 @commands.command()
 def aggregate(
     force: Annotated[bool, typer.Option("--force", help="Recompute even if no answer changed")] = False,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the result, annotators' confusion matrices included")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result, annotators' confusion matrices included")
+    ] = False,
     project: ProjectOpt = None,
 ) -> None:
     """Decide each answered item's gold label (majority or Dawid-Skene, per the task); disputes go to experts."""
@@ -99,14 +124,22 @@ def agree(
     gold: Annotated[Optional[Path], typer.Option(help="Reference answers: item (or id) and output fields")] = None,
     models: Annotated[bool, typer.Option(help="Compare model labelers (label --as NAME) beside people")] = True,
     min_pair_items: Annotated[int, typer.Option(help="Leave out pairs sharing fewer items")] = 5,
-    apply_rework: Annotated[bool, typer.Option("--rework", help=(
-        "Send batches under the match threshold back to the queue"))] = False,
-    actor: ActorOpt = None, project: ProjectOpt = None,
+    apply_rework: Annotated[
+        bool, typer.Option("--rework", help=("Send batches under the match threshold back to the queue"))
+    ] = False,
+    actor: ActorOpt = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Agreement among annotators and models: kappa, alpha, per field and label, per annotator and batch."""
     with open_project(project) as proj:
-        report = proj.agree(models=models, gold=gold, min_pair_items=min_pair_items, apply_rework=apply_rework,
-                            heatmap=heatmap, actor=actor)
+        report = proj.agree(
+            models=models,
+            gold=gold,
+            min_pair_items=min_pair_items,
+            apply_rework=apply_rework,
+            heatmap=heatmap,
+            actor=actor,
+        )
     if as_json:
         out.print_json(report.to_dict())
     else:
@@ -116,7 +149,8 @@ def agree(
 @commands.command("import-labelstudio")
 def import_labelstudio(
     path: Annotated[Path, typer.Argument(metavar="EXPORT.json", help="Label Studio's JSON export (Export > JSON)")],
-    labeler: LabelerOpt = LLM, project: ProjectOpt = None,
+    labeler: LabelerOpt = LLM,
+    project: ProjectOpt = None,
 ) -> None:
     """Import a Label Studio JSON export as human annotations (importing it again adds nothing)."""
     with open_project(project) as proj:
@@ -135,8 +169,10 @@ def sync_labelstudio(
     token_env: Annotated[str, typer.Option(help="Environment variable holding your Label Studio access token")],
     ls_project: Annotated[str, typer.Option("--project", help="Label Studio project title (created if missing)")],
     labeler: LabelerOpt = LLM,
-    project_dir: Annotated[Optional[Path], typer.Option(
-        "--dir", "-p", help="labelloop project directory (default: found from the working directory)")] = None,
+    project_dir: Annotated[
+        Optional[Path],
+        typer.Option("--dir", "-p", help="labelloop project directory (default: found from the working directory)"),
+    ] = None,
 ) -> None:
     """Push the items waiting for review to Label Studio and pull its finished annotations."""
     with open_project(project_dir) as proj:

@@ -12,8 +12,25 @@ from ..job import LabelOptions
 from ..project import Project
 from ..spec import template_names
 from . import _print as out
-from ._common import (LLM, ActorOpt, BackendOpt, BaseUrlOpt, FormatOpt, JsonOpt, LabelerOpt, LimitOpt, MaxCallsOpt,
-                      MaxTokensOpt, ModelOpt, NoCacheOpt, ProjectOpt, QuietOpt, SampleOpt, SeedOpt, open_project)
+from ._common import (
+    LLM,
+    ActorOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    FormatOpt,
+    JsonOpt,
+    LabelerOpt,
+    LimitOpt,
+    MaxCallsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    NoCacheOpt,
+    ProjectOpt,
+    QuietOpt,
+    SampleOpt,
+    SeedOpt,
+    open_project,
+)
 
 commands = typer.Typer()
 
@@ -31,54 +48,95 @@ def init(
 @commands.command()
 def ingest(
     path: Annotated[Path, typer.Argument(help="JSONL, CSV, TSV or Parquet file")],
-    text_field: Annotated[Optional[str], typer.Option(
-        help="Field holding the text (default: spec's input.text_field)")] = None,
-    id_field: Annotated[Optional[str], typer.Option(
-        help="Field holding a stable id (default: hash of the content)")] = None,
+    text_field: Annotated[
+        Optional[str], typer.Option(help="Field holding the text (default: spec's input.text_field)")
+    ] = None,
+    id_field: Annotated[
+        Optional[str], typer.Option(help="Field holding a stable id (default: hash of the content)")
+    ] = None,
     format: FormatOpt = None,
     skip_bad: Annotated[Optional[Path], typer.Option(help="Write bad records to this JSONL file and go on")] = None,
-    clean: Annotated[Optional[str], typer.Option(
-        help="Cleaning profile: none, basic, web or zh (or a clean: block)")] = None,
-    actor: ActorOpt = None, project: ProjectOpt = None,
+    clean: Annotated[
+        Optional[str], typer.Option(help="Cleaning profile: none, basic, web or zh (or a clean: block)")
+    ] = None,
+    actor: ActorOpt = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Add the records of a file to the project (all or nothing; rerunning adds nothing new)."""
     with open_project(project) as proj:
-        out.print_ingest(proj.ingest(path, text_field=text_field, id_field=id_field, fmt=format, skip_bad=skip_bad,
-                                     clean=clean, actor=actor))
+        out.print_ingest(
+            proj.ingest(
+                path, text_field=text_field, id_field=id_field, fmt=format, skip_bad=skip_bad, clean=clean, actor=actor
+            )
+        )
 
 
 @commands.command()
 def plan(
-    backend: BackendOpt = None, base_url: BaseUrlOpt = None, model: ModelOpt = None,
-    limit: LimitOpt = None, sample: SampleOpt = None, seed: SeedOpt = 0, max_calls: MaxCallsOpt = None,
-    no_cache: NoCacheOpt = False, labeler: LabelerOpt = LLM, project: ProjectOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    seed: SeedOpt = 0,
+    max_calls: MaxCallsOpt = None,
+    no_cache: NoCacheOpt = False,
+    labeler: LabelerOpt = LLM,
+    project: ProjectOpt = None,
 ) -> None:
     """Show what 'label' would do: items, calls, token estimate and the first prompt."""
-    options = LabelOptions(labeler=labeler, limit=limit, sample=sample, seed=seed, max_calls=max_calls,
-                           use_cache=not no_cache)
+    options = LabelOptions(
+        labeler=labeler, limit=limit, sample=sample, seed=seed, max_calls=max_calls, use_cache=not no_cache
+    )
     with open_project(project) as proj:
         out.print_plan(proj.plan(options, backend=backend, base_url=base_url, model=model))
 
 
 @commands.command()
 def label(
-    backend: BackendOpt = None, base_url: BaseUrlOpt = None, model: ModelOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature")] = None,
     max_output_tokens: Annotated[Optional[int], typer.Option(help="max_tokens of each call")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Seconds per call")] = None,
     retries: Annotated[Optional[int], typer.Option(help="Retries of a failed call")] = None,
-    limit: LimitOpt = None, sample: SampleOpt = None, seed: SeedOpt = 0,
-    max_calls: MaxCallsOpt = None, max_tokens: MaxTokensOpt = None, no_cache: NoCacheOpt = False,
-    labeler: LabelerOpt = LLM, quiet: QuietOpt = False, actor: ActorOpt = None, project: ProjectOpt = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    seed: SeedOpt = 0,
+    max_calls: MaxCallsOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    no_cache: NoCacheOpt = False,
+    labeler: LabelerOpt = LLM,
+    quiet: QuietOpt = False,
+    actor: ActorOpt = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Label the pending items with the model (resumes after a crash; cached answers cost nothing)."""
-    options = LabelOptions(labeler=labeler, limit=limit, sample=sample, seed=seed, max_calls=max_calls,
-                           max_tokens=max_tokens, use_cache=not no_cache)
+    options = LabelOptions(
+        labeler=labeler,
+        limit=limit,
+        sample=sample,
+        seed=seed,
+        max_calls=max_calls,
+        max_tokens=max_tokens,
+        use_cache=not no_cache,
+    )
     with open_project(project) as proj:
-        result = proj.label(options, progress=None if quiet else out.RichProgress(), actor=actor, backend=backend,
-                            base_url=base_url, model=model, concurrency=concurrency, temperature=temperature,
-                            max_tokens=max_output_tokens, timeout=timeout, retries=retries)
+        result = proj.label(
+            options,
+            progress=None if quiet else out.RichProgress(),
+            actor=actor,
+            backend=backend,
+            base_url=base_url,
+            model=model,
+            concurrency=concurrency,
+            temperature=temperature,
+            max_tokens=max_output_tokens,
+            timeout=timeout,
+            retries=retries,
+        )
         out.print_run(result)
 
 
@@ -107,22 +165,46 @@ def logs(
 @commands.command("export")
 def export_(
     path: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (a folder for --format hf)")],
-    format: Annotated[str, typer.Option("--format", help=(
-        "jsonl, csv, parquet, hf, alpaca, chat; conll and spacy (spans, intent_slots); atis (intent_slots);"
-        " or labelstudio (tasks JSON + OUT.xml config)"))] = "jsonl",
-    tokenizer: Annotated[str, typer.Option(help=(
-        "Tokens for conll, atis and spacy: auto (characters for CJK text, words otherwise), char or whitespace"))
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help=(
+                "jsonl, csv, parquet, hf, alpaca, chat; conll and spacy (spans, intent_slots); atis (intent_slots);"
+                " or labelstudio (tasks JSON + OUT.xml config)"
+            ),
+        ),
+    ] = "jsonl",
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "Tokens for conll, atis and spacy: auto (characters for CJK text, words otherwise), char or whitespace"
+            )
+        ),
     ] = "auto",
     keep_fields: Annotated[Optional[str], typer.Option(help="Comma-separated original fields to carry")] = None,
-    include_unreviewed: Annotated[bool, typer.Option(
-        help="Also export schema-valid predictions not yet reviewed")] = False,
-    labeler: LabelerOpt = LLM, actor: ActorOpt = None, project: ProjectOpt = None,
+    include_unreviewed: Annotated[
+        bool, typer.Option(help="Also export schema-valid predictions not yet reviewed")
+    ] = False,
+    labeler: LabelerOpt = LLM,
+    actor: ActorOpt = None,
+    project: ProjectOpt = None,
 ) -> None:
     """Export the final labels: human answer if any, else the accepted prediction."""
     keep = [name.strip() for name in keep_fields.split(",") if name.strip()] if keep_fields else None
     with open_project(project) as proj:
-        out.print_export(proj.export(path, format, labeler=labeler, keep_fields=keep,
-                                     include_unreviewed=include_unreviewed, tokenizer=tokenizer, actor=actor))
+        out.print_export(
+            proj.export(
+                path,
+                format,
+                labeler=labeler,
+                keep_fields=keep,
+                include_unreviewed=include_unreviewed,
+                tokenizer=tokenizer,
+                actor=actor,
+            )
+        )
 
 
 @commands.command()

@@ -19,8 +19,12 @@ from ..validate import Validation, validate_answer
 from .result import NO_CONFIDENCE, Confidence
 
 JUDGE_SCALE = (1, 2, 3, 4, 5)
-_JUDGE_SCHEMA = {"type": "object", "properties": {"rating": {"type": "integer", "enum": list(JUDGE_SCALE)}},
-                 "required": ["rating"], "additionalProperties": False}
+_JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {"rating": {"type": "integer", "enum": list(JUDGE_SCALE)}},
+    "required": ["rating"],
+    "additionalProperties": False,
+}
 
 
 @dataclass
@@ -31,8 +35,14 @@ class ExtraCalls:
     combine: Callable[[list[str | None]], Confidence | None]
 
 
-def extra_calls(spec: TaskSpec, item: Item, request: CompletionRequest, validation: Validation,
-                confidence: Confidence | None, cache_key: str) -> ExtraCalls | None:
+def extra_calls(
+    spec: TaskSpec,
+    item: Item,
+    request: CompletionRequest,
+    validation: Validation,
+    confidence: Confidence | None,
+    cache_key: str,
+) -> ExtraCalls | None:
     """The extra calls an answer (validated as ``validation``, scored ``confidence`` from its tokens)
     needs for its confidence, if any: a judge's rating for a generated output, or, with
     ``review.self_consistency``, samples for a valid answer that has no confidence of its own."""
@@ -45,8 +55,11 @@ def extra_calls(spec: TaskSpec, item: Item, request: CompletionRequest, validati
 
 def needs_samples(spec: TaskSpec, validation: Validation, confidence: Confidence | None) -> bool:
     """Whether self-consistency should score this answer: it is valid JSON and has no confidence."""
-    return (spec.review.self_consistency >= 2 and validation.output is not None
-            and (confidence is None or confidence.value is None))
+    return (
+        spec.review.self_consistency >= 2
+        and validation.output is not None
+        and (confidence is None or confidence.value is None)
+    )
 
 
 def extra_key(cache_key: str, purpose: str) -> str:
@@ -54,12 +67,17 @@ def extra_key(cache_key: str, purpose: str) -> str:
     return hashlib.sha256(f"{cache_key}:{purpose}".encode()).hexdigest()[:32]
 
 
-def _sample_calls(spec: TaskSpec, item: Item, request: CompletionRequest, answer: dict[str, Any],
-                  cache_key: str) -> ExtraCalls:
+def _sample_calls(
+    spec: TaskSpec, item: Item, request: CompletionRequest, answer: dict[str, Any], cache_key: str
+) -> ExtraCalls:
     review = spec.review
-    requests = [(extra_key(cache_key, f"sample:{index}:{review.sample_temperature}"),
-                 replace(request, temperature=review.sample_temperature, seed=index))
-                for index in range(1, review.self_consistency)]
+    requests = [
+        (
+            extra_key(cache_key, f"sample:{index}:{review.sample_temperature}"),
+            replace(request, temperature=review.sample_temperature, seed=index),
+        )
+        for index in range(1, review.self_consistency)
+    ]
 
     def combine(texts: list[str | None]) -> Confidence | None:
         if any(text is None for text in texts):
@@ -70,10 +88,17 @@ def _sample_calls(spec: TaskSpec, item: Item, request: CompletionRequest, answer
     return ExtraCalls(requests, combine)
 
 
-def _judge_calls(spec: GenerateSpec, item: Item, request: CompletionRequest, answer: dict[str, Any],
-                 cache_key: str) -> ExtraCalls:
-    judge_request = replace(request, messages=judge_messages(spec, item, answer["output"]),
-                            json_schema=_JUDGE_SCHEMA, temperature=0.0, top_logprobs=0, max_tokens=16)
+def _judge_calls(
+    spec: GenerateSpec, item: Item, request: CompletionRequest, answer: dict[str, Any], cache_key: str
+) -> ExtraCalls:
+    judge_request = replace(
+        request,
+        messages=judge_messages(spec, item, answer["output"]),
+        json_schema=_JUDGE_SCHEMA,
+        temperature=0.0,
+        top_logprobs=0,
+        max_tokens=16,
+    )
 
     def combine(texts: list[str | None]) -> Confidence | None:
         rating = judge_rating(texts[0]) if texts[0] is not None else None
@@ -88,8 +113,10 @@ def _judge_calls(spec: GenerateSpec, item: Item, request: CompletionRequest, ans
 def judge_messages(spec: GenerateSpec, item: Item, output: str) -> list[dict[str, str]]:
     """The judge's prompt: the task, the rubric, the input and the output to rate."""
     rubric = "\n".join(f"- {point}" for point in spec.rubric)
-    system = ("You are a strict reviewer of training data. Rate how well the output does the task, from 1"
-              f" (unusable) to 5 (excellent), on this rubric:\n{rubric}\nAnswer with {{\"rating\": <1-5>}}.")
+    system = (
+        "You are a strict reviewer of training data. Rate how well the output does the task, from 1"
+        f' (unusable) to 5 (excellent), on this rubric:\n{rubric}\nAnswer with {{"rating": <1-5>}}.'
+    )
     user = f"Task: {spec.instruction}\n\nInput:\n{item.text}\n\nOutput:\n{output}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -107,8 +134,10 @@ def agreement(spec: TaskSpec, answer: dict, samples: list[dict | None]) -> Confi
     """Self-consistency: for each field, the share of all answers (``answer`` + ``samples``) that agree
     with ``answer``; an invalid sample (None) agrees with nothing. Item value: min over required fields."""
     answers = [answer, *samples]
-    fields = {name: sum(1 for other in answers if other is not None and other.get(name) == value) / len(answers)
-              for name, value in answer.items()}
+    fields = {
+        name: sum(1 for other in answers if other is not None and other.get(name) == value) / len(answers)
+        for name, value in answer.items()
+    }
     required = [name for name in spec.output_schema().get("required", []) if name in fields] or list(fields)
     if not required:
         return NO_CONFIDENCE

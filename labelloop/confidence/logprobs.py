@@ -59,8 +59,9 @@ def _score_fields(required: list[str], output: dict, spans: dict[str, Span], tok
     return Confidence(min(fields[key] for key in judged), "field_min", fields)
 
 
-def _score_label(options: list[str], output: dict, raw: bytes, spans: dict[str, Span],
-                 tokens: list[Token]) -> Confidence:
+def _score_label(
+    options: list[str], output: dict, raw: bytes, spans: dict[str, Span], tokens: list[Token]
+) -> Confidence:
     """The chosen label's share of its first token, or the probability of its own tokens.
 
     When the token that starts the label could start one option only, its top alternatives are
@@ -75,7 +76,7 @@ def _score_label(options: list[str], output: dict, raw: bytes, spans: dict[str, 
     start, end = spans["label"]
     inner = (start + 1, end - 1) if raw[start] == QUOTE and end - start > 2 else (start, end)
     first = next((t for t in tokens if t.start <= inner[0] < t.end), None)
-    share = _first_token_share(first, label, options, raw[first.start:start], start) if first else None
+    share = _first_token_share(first, label, options, raw[first.start : start], start) if first else None
     if share is not None:
         return Confidence(share, "label_first_token", {"label": share})
     value = span_probability(tokens, *inner)
@@ -100,14 +101,14 @@ def _owner(data: bytes, lead: bytes, offset: int, encoded: dict[str, bytes]) -> 
     """The one option whose JSON text a token could write after ``lead`` (the text before the value)."""
     if not data.startswith(lead) or len(data) == len(lead):
         return None
-    rest = data[len(lead):]
-    matches = [option for option, text in encoded.items()
-               if text[offset:].startswith(rest) or rest.startswith(text[offset:])]
+    rest = data[len(lead) :]
+    matches = [
+        option for option, text in encoded.items() if text[offset:].startswith(rest) or rest.startswith(text[offset:])
+    ]
     return matches[0] if len(matches) == 1 else None
 
 
-def _score_mentions(field: str, output: dict, raw: bytes, spans: dict[str, Span],
-                    tokens: list[Token]) -> Confidence:
+def _score_mentions(field: str, output: dict, raw: bytes, spans: dict[str, Span], tokens: list[Token]) -> Confidence:
     """spans / intent_slots: each mention (``entities[0]``, ...) is the probability of the tokens
     that wrote it; other fields as in extract; the item is the least confident of them all."""
     scored = _score_fields([], {k: v for k, v in output.items() if k != field}, spans, tokens)
@@ -142,7 +143,7 @@ def _score_label_set(raw: bytes, spans: dict[str, Span], tokens: list[Token]) ->
         if value is not None:
             fields[json.loads(raw[i:close])] = value
         i = skip_space(raw, close)
-        i = skip_space(raw, i + 1) if i < end and raw[i:i + 1] == b"," else i
+        i = skip_space(raw, i + 1) if i < end and raw[i : i + 1] == b"," else i
     if fields:
         return Confidence(min(fields.values()), "label_set", fields)
     empty = span_probability(tokens, start, end)

@@ -109,7 +109,7 @@ def top_level_spans(raw: bytes) -> dict[str, Span]:
     """Byte spans of the values of the first JSON object's keys (a repeated key: the last, as json)."""
     spans: dict[str, Span] = {}
     i = skip_space(raw, raw.index(b"{") + 1)
-    while raw[i:i + 1] != b"}":
+    while raw[i : i + 1] != b"}":
         if spans:
             i = skip_space(raw, _expect(raw, i, b","))
         key_end = string_end(raw, i)
@@ -127,7 +127,7 @@ def skip_space(raw: bytes, i: int) -> int:
 
 
 def _expect(raw: bytes, i: int, char: bytes) -> int:
-    if raw[i:i + 1] != char:
+    if raw[i : i + 1] != char:
         raise ValueError(f"expected {char!r} at byte {i}")
     return i + 1
 
@@ -142,9 +142,9 @@ def string_end(raw: bytes, i: int) -> int:
 
 def value_end(raw: bytes, i: int) -> int:
     """The end of the JSON value at ``i``: a string, an object or array, or a word (number, null...)."""
-    if raw[i:i + 1] == b'"':
+    if raw[i : i + 1] == b'"':
         return string_end(raw, i)
-    if raw[i:i + 1] and raw[i] in _OPEN:
+    if raw[i : i + 1] and raw[i] in _OPEN:
         return _container_end(raw, i)
     j = i
     while j < len(raw) and raw[j] not in _SCALAR_END:
@@ -174,13 +174,12 @@ def span_probability(tokens: list[Token], start: int, end: int) -> float | None:
     return math.exp(sum(logprobs)) if logprobs else None
 
 
-
 def array_elements(raw: bytes, start: int, end: int) -> list[Span]:
     """The byte spans of the elements of the JSON array at [start, end)."""
     elements, i = [], skip_space(raw, start + 1)
-    while i < end - 1 and raw[i:i + 1] != b"]":
+    while i < end - 1 and raw[i : i + 1] != b"]":
         close = value_end(raw, i)
         elements.append((i, close))
         i = skip_space(raw, close)
-        i = skip_space(raw, i + 1) if raw[i:i + 1] == b"," else i
+        i = skip_space(raw, i + 1) if raw[i : i + 1] == b"," else i
     return elements

@@ -76,8 +76,11 @@ def available_exporters() -> dict[str, Exporter]:
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (order.get(e.name, len(order)), e.name)):
         exporter = entry.load()
         if not isinstance(exporter, Exporter) or exporter.name != entry.name:
-            raise InputError(ENTRY_POINT_GROUP, None, f"entry point {entry.name!r} ({entry.value}) is not an"
-                                                      f" Exporter named {entry.name!r}")
+            raise InputError(
+                ENTRY_POINT_GROUP,
+                None,
+                f"entry point {entry.name!r} ({entry.value}) is not an Exporter named {entry.name!r}",
+            )
         found[entry.name] = exporter
     return found
 
@@ -95,8 +98,11 @@ def exporter_for(spec: TaskSpec, fmt: str) -> Exporter:
         raise InputError("export", None, f"unknown format {fmt!r}; choose one of {', '.join(fits)}")
     if not exporter.fits(spec):
         kinds = " or ".join(exporter.kinds or ())
-        raise InputError("export", None, f"the {fmt} format is for {kinds} tasks, not {spec.kind};"
-                                         f" a {spec.kind} task exports as {', '.join(fits)}")
+        raise InputError(
+            "export",
+            None,
+            f"the {fmt} format is for {kinds} tasks, not {spec.kind}; a {spec.kind} task exports as {', '.join(fits)}",
+        )
     return exporter
 
 
@@ -105,5 +111,15 @@ def spec_columns(spec: TaskSpec) -> dict[str, Any]:
     return {"rubric_version": spec.rubric_version} if isinstance(spec, RateSpec) else {}
 
 
-__all__ = ["BUILT_IN", "ENTRY_POINT_GROUP", "ExportOptions", "Exporter", "LAYOUTS", "Records", "available_exporters",
-           "exporter_for", "formats_for", "spec_columns"]
+__all__ = [
+    "BUILT_IN",
+    "ENTRY_POINT_GROUP",
+    "ExportOptions",
+    "Exporter",
+    "LAYOUTS",
+    "Records",
+    "available_exporters",
+    "exporter_for",
+    "formats_for",
+    "spec_columns",
+]

@@ -14,10 +14,11 @@ from typing import Any
 from .._extras import require
 from ..spans import Span, atis_line, conll, ground, tokenize
 from ..spec import TaskSpec
-from . import ExportOptions, Exporter, Records
+from . import Exporter, ExportOptions, Records
 
 MENTION_KINDS = ("spans", "intent_slots")
 SPACY_SPAN_KEY = "sc"  # spaCy's default span group: every mention, overlapping ones included
+
 
 def place_mentions(spec: TaskSpec, output: dict[str, Any], text: str) -> dict[str, Any] | None:
     """``output`` with start and end on every mention, or None when a mention cannot be placed.
@@ -97,8 +98,9 @@ def write_spacy(rows: Records, path: Path, spec: TaskSpec, options: ExportOption
         doc = _doc(vocab, item.text, options.tokenizer)
         spans = _doc_spans(doc, mention_spans(spec, record["output"]))
         doc.ents = _without_overlaps(spans)
-        doc.spans[SPACY_SPAN_KEY] = sorted({(s.start, s.end, s.label_): s for s in spans}.values(),
-                                           key=lambda s: (s.start, s.end, s.label_))
+        doc.spans[SPACY_SPAN_KEY] = sorted(
+            {(s.start, s.end, s.label_): s for s in spans}.values(), key=lambda s: (s.start, s.end, s.label_)
+        )
         if intents is not None:
             doc.cats = {name: float(name == record["output"]["intent"]) for name in intents}
         doc.user_data["id"] = item.id

@@ -10,7 +10,7 @@ from typing import Any
 from ..prompt import build_prompt
 from ..spec import GenerateSpec, TaskSpec
 from ..store import Item
-from . import ExportOptions, Exporter, Records, spec_columns
+from . import Exporter, ExportOptions, Records, spec_columns
 
 Line = Callable[[dict[str, Any], Item], dict[str, Any]]
 
@@ -27,8 +27,16 @@ def _write_jsonl(records: Records, path: Path, spec: TaskSpec, options: ExportOp
 
 def _write_alpaca(records: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
     extra, answer = spec_columns(spec), answer_text(spec)
-    write_json_lines(records, path, lambda record, item: {"instruction": spec.instruction, "input": item.text,
-                                                          "output": answer(record["output"]), **extra})
+    write_json_lines(
+        records,
+        path,
+        lambda record, item: {
+            "instruction": spec.instruction,
+            "input": item.text,
+            "output": answer(record["output"]),
+            **extra,
+        },
+    )
 
 
 def _write_chat(records: Records, path: Path, spec: TaskSpec, options: ExportOptions) -> None:
@@ -36,10 +44,18 @@ def _write_chat(records: Records, path: Path, spec: TaskSpec, options: ExportOpt
     extra, answer = spec_columns(spec), answer_text(spec)
     prompt = build_prompt(spec)
     system = _generate_system(spec) if isinstance(spec, GenerateSpec) else prompt.shared[0]["content"]
-    write_json_lines(records, path, lambda record, item: {"messages": [
-        {"role": "system", "content": system},
-        {"role": "user", "content": prompt.item_messages(item)[0]["content"]},
-        {"role": "assistant", "content": answer(record["output"])}], **extra})
+    write_json_lines(
+        records,
+        path,
+        lambda record, item: {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": prompt.item_messages(item)[0]["content"]},
+                {"role": "assistant", "content": answer(record["output"])},
+            ],
+            **extra,
+        },
+    )
 
 
 def answer_text(spec: TaskSpec) -> Callable[[dict[str, Any]], str]:

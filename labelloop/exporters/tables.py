@@ -17,10 +17,18 @@ from typing import Any
 
 from ..spec import MultilabelSpec, TaskSpec
 from ..store import Item
-from . import ExportOptions, Exporter, Records, spec_columns
+from . import Exporter, ExportOptions, Records, spec_columns
 
-BASE_COLUMNS = {"id": "string", "text": "string", "source": "string", "method": "string",
-                "decided_by": "string", "confidence": "float64", "model": "string", "prompt_version": "string"}
+BASE_COLUMNS = {
+    "id": "string",
+    "text": "string",
+    "source": "string",
+    "method": "string",
+    "decided_by": "string",
+    "confidence": "float64",
+    "model": "string",
+    "prompt_version": "string",
+}
 ONE_HOT_PREFIX = "label:"
 _DTYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool"}
 _BATCH = 1000
@@ -32,8 +40,13 @@ def column_types(spec: TaskSpec, keep: Iterable[str]) -> dict[str, str]:
     properties = spec.output_schema()["properties"]
     output = {name: _dtype(properties[name]) for name in spec.output_fields}
     one_hot = dict.fromkeys(_one_hot_columns(spec), "int64")
-    return {**output, **one_hot, **BASE_COLUMNS, **dict.fromkeys(spec_columns(spec), "string"),
-            **dict.fromkeys(keep, "string")}
+    return {
+        **output,
+        **one_hot,
+        **BASE_COLUMNS,
+        **dict.fromkeys(spec_columns(spec), "string"),
+        **dict.fromkeys(keep, "string"),
+    }
 
 
 def output_columns(spec: TaskSpec) -> list[str]:
@@ -51,7 +64,7 @@ def _row_values(spec: TaskSpec) -> Callable[[tuple[dict[str, Any], Item]], dict[
 
     def values(row: tuple[dict[str, Any], Item]) -> dict[str, Any]:
         record = row[0]
-        one_hot = {c: int(c[len(ONE_HOT_PREFIX):] in record["output"]["labels"]) for c in columns}
+        one_hot = {c: int(c[len(ONE_HOT_PREFIX) :] in record["output"]["labels"]) for c in columns}
         return {**record, **record["output"], **one_hot}
 
     return values

@@ -17,5 +17,14 @@ from .config import LabelStudioError, labeling_config
 from .sync import SyncResult, sync, token_from_env
 from .tasks import ImportResult, LabelStudioExport, export_tasks, import_export
 
-__all__ = ["ImportResult", "LabelStudioError", "LabelStudioExport", "SyncResult", "export_tasks",
-           "import_export", "labeling_config", "sync", "token_from_env"]
+__all__ = [
+    "ImportResult",
+    "LabelStudioError",
+    "LabelStudioExport",
+    "SyncResult",
+    "export_tasks",
+    "import_export",
+    "labeling_config",
+    "sync",
+    "token_from_env",
+]

@@ -42,15 +42,17 @@ class Field:
 def fields_of(spec: TaskSpec) -> list[Field]:
     """The control of each output field; a field no control can edit is a LabelStudioError."""
     if isinstance(spec, ClassifySpec):
-        return [Field("label", "choices", False, choices={n: n for n in spec.label_names},
-                       hints=_label_hints(spec.labels))]
+        return [
+            Field("label", "choices", False, choices={n: n for n in spec.label_names}, hints=_label_hints(spec.labels))
+        ]
     mentions = getattr(spec, "mentions_field", None)
     hints = _hints(spec)
     fields = []
     for name, prop in spec.output_schema()["properties"].items():
         if name == mentions:
-            fields.append(Field(name, "labels", False, choices={n: n for n in spec.label_names},
-                                 hints=hints.get(name, {})))
+            fields.append(
+                Field(name, "labels", False, choices={n: n for n in spec.label_names}, hints=hints.get(name, {}))
+            )
         else:
             fields.append(_field(name, prop, hints.get(name, {})))
     if TEXT in {f.name for f in fields}:
@@ -67,14 +69,17 @@ def _field(name: str, prop: dict[str, Any], hints: dict[str, str]) -> Field:
     if "enum" in prop:
         return Field(name, "choices", nullable, choices=_choices(name, prop["enum"]), hints=hints)
     if scalar == ["array"] and "enum" in prop.get("items", {}):
-        return Field(name, "choices", nullable, choices=_choices(name, prop["items"]["enum"]), multiple=True,
-                      hints=hints)
+        return Field(
+            name, "choices", nullable, choices=_choices(name, prop["items"]["enum"]), multiple=True, hints=hints
+        )
     if scalar and set(scalar) <= {"integer", "number"}:
         return Field(name, "number", nullable, integer=scalar == ["integer"])
     if scalar == ["string"]:
         return Field(name, "textarea", nullable)
-    raise LabelStudioError(f"field '{name}': type {' or '.join(types) or 'any'} has no Label Studio control"
-                           " (supported: enum, array of enum values, integer, number, string; each may be nullable)")
+    raise LabelStudioError(
+        f"field '{name}': type {' or '.join(types) or 'any'} has no Label Studio control"
+        " (supported: enum, array of enum values, integer, number, string; each may be nullable)"
+    )
 
 
 def _choices(name: str, enum: list[Any]) -> dict[str, Any]:
@@ -156,8 +161,9 @@ def to_result(fields: list[Field], output: dict[str, Any]) -> list[dict[str, Any
         else:
             shown, value = isinstance(value, str), [value]
         if shown:
-            result.append({"from_name": f.name, "to_name": TEXT, "type": f.control,
-                           "value": {_VALUE_KEYS[f.control]: value}})
+            result.append(
+                {"from_name": f.name, "to_name": TEXT, "type": f.control, "value": {_VALUE_KEYS[f.control]: value}}
+            )
     return result
 
 
@@ -168,9 +174,16 @@ def _is_choice(f: Field, value: Any) -> bool:
 
 def _label_regions(f: Field, mentions: list[Any]) -> list[dict[str, Any]]:
     """One ``labels`` region per mention with offsets (a mention without them cannot be shown)."""
-    return [{"from_name": f.name, "to_name": TEXT, "type": "labels",
-             "value": {"start": m["start"], "end": m["end"], "text": m["text"], "labels": [m["label"]]}}
-            for m in mentions if isinstance(m, dict) and {"start", "end", "text", "label"} <= set(m)]
+    return [
+        {
+            "from_name": f.name,
+            "to_name": TEXT,
+            "type": "labels",
+            "value": {"start": m["start"], "end": m["end"], "text": m["text"], "labels": [m["label"]]},
+        }
+        for m in mentions
+        if isinstance(m, dict) and {"start", "end", "text", "label"} <= set(m)
+    ]
 
 
 def from_result(fields: list[Field], result: Any, text: str | None = None) -> dict[str, Any]:
@@ -216,12 +229,15 @@ def _mentions(f: Field, value: dict[str, Any], text: str | None) -> list[dict[st
     known) its offsets must cover exactly the region's text."""
     start, end, labels = value.get("start"), value.get("end"), value.get("labels")
     if not _offsets_fit(start, end, text):
-        raise ValueError(f"field '{f.name}': a region needs offsets 0 <= start < end <= the text's length,"
-                         f" got {start}, {end}")
+        raise ValueError(
+            f"field '{f.name}': a region needs offsets 0 <= start < end <= the text's length, got {start}, {end}"
+        )
     if not isinstance(labels, list) or not labels:
         raise ValueError(f"field '{f.name}': the region at [{start}:{end}] has no label")
     covered = value.get("text") if text is None else text[start:end]
     if not isinstance(covered, str) or value.get("text", covered) != covered:
-        raise ValueError(f"field '{f.name}': the region at [{start}:{end}] reads {value.get('text')!r}"
-                         f" but the text there is {covered!r}")
+        raise ValueError(
+            f"field '{f.name}': the region at [{start}:{end}] reads {value.get('text')!r}"
+            f" but the text there is {covered!r}"
+        )
     return [{"text": covered, "label": label, "start": start, "end": end} for label in labels]

@@ -37,7 +37,9 @@ def token_from_env(variable: str) -> str:
     return token
 
 
-def sync(store: Store, spec: TaskSpec, url: str, token: str, project_title: str, labeler: str = labelers.LLM) -> SyncResult:
+def sync(
+    store: Store, spec: TaskSpec, url: str, token: str, project_title: str, labeler: str = labelers.LLM
+) -> SyncResult:
     """Push the items waiting for review, with their predictions, to the Label Studio project titled
     ``project_title`` (created if needed), then pull its annotations. Nothing is pushed or imported twice."""
     url, fields = url.rstrip("/"), fields_of(spec)
@@ -48,14 +50,18 @@ def sync(store: Store, spec: TaskSpec, url: str, token: str, project_title: str,
         tasks = [task.model_dump(mode="json") for task in client.tasks.list(project=project_id, fields="all")]
         known = store.pushed_items(url, project_id)
         # tasks of our items the store does not know: pushed by a sync that died before recording them
-        ours = store.existing_ids((i for i in map(item_id_of, tasks) if isinstance(i, str)))
+        ours = store.existing_ids(i for i in map(item_id_of, tasks) if isinstance(i, str))
         adopted = [(item_id_of(t), t["id"]) for t in tasks if item_id_of(t) in ours and item_id_of(t) not in known]
         store.record_pushed(url, project_id, adopted)
         rows = store.unpushed_review_items(labeler, url, project_id)
         for start in range(0, len(rows), _PUSH_BATCH):
-            batch = rows[start:start + _PUSH_BATCH]
-            created = client.projects.import_tasks(project_id, request=[as_task(r, fields) for r in batch],
-                                                   return_task_ids=True).task_ids or []
+            batch = rows[start : start + _PUSH_BATCH]
+            created = (
+                client.projects.import_tasks(
+                    project_id, request=[as_task(r, fields) for r in batch], return_task_ids=True
+                ).task_ids
+                or []
+            )
             if len(created) != len(batch):
                 raise LabelStudioError(f"{url}: Label Studio created {len(created)} tasks for {len(batch)} items")
             store.record_pushed(url, project_id, zip((r["id"] for r in batch), created, strict=True))

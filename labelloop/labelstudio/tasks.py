@@ -42,8 +42,9 @@ class ImportResult:
     errors: list[str] = field(default_factory=list)
 
 
-def export_tasks(store: Store, spec: TaskSpec, out: str | Path, labeler: str = labelers.LLM,
-                 actor: str | None = None) -> LabelStudioExport:
+def export_tasks(
+    store: Store, spec: TaskSpec, out: str | Path, labeler: str = labelers.LLM, actor: str | None = None
+) -> LabelStudioExport:
     """Write every item as a task to ``out`` (JSON), with the current prediction of ``labeler`` as its
     pre-annotation, and the labeling config beside it (``out`` with the suffix ``.xml``)."""
     out = Path(out)
@@ -55,8 +56,13 @@ def export_tasks(store: Store, spec: TaskSpec, out: str | Path, labeler: str = l
         with atomic_output(path) as tmp:  # written beside, moved into place when complete
             tmp.write_text(text + "\n", encoding="utf-8")
     result = LabelStudioExport(str(out), str(config_path), len(tasks), sum("predictions" in t for t in tasks))
-    store.audit(actor_or_default(actor), "export", detail=json.dumps({"path": result.tasks_path, "format": "labelstudio",
-                                                     "written": result.tasks, "config": result.config_path}))
+    store.audit(
+        actor_or_default(actor),
+        "export",
+        detail=json.dumps(
+            {"path": result.tasks_path, "format": "labelstudio", "written": result.tasks, "config": result.config_path}
+        ),
+    )
     return result
 
 
@@ -85,18 +91,25 @@ def import_export(store: Store, spec: TaskSpec, path: str | Path, labeler: str =
     return import_annotations(store, spec, tasks, labeler, emails={})
 
 
-def import_annotations(store: Store, spec: TaskSpec, tasks: list[dict[str, Any]], labeler: str,
-                  emails: dict[int, str]) -> ImportResult:
+def import_annotations(
+    store: Store, spec: TaskSpec, tasks: list[dict[str, Any]], labeler: str, emails: dict[int, str]
+) -> ImportResult:
     """Check and store the annotations of ``tasks``; ``emails`` names the users given by id only."""
     fields, result = fields_of(spec), ImportResult()
     validator = jsonschema.Draft202012Validator(spec.output_schema())
-    known = store.item_texts((i for i in map(item_id_of, tasks) if isinstance(i, str)))
+    known = store.item_texts(i for i in map(item_id_of, tasks) if isinstance(i, str))
     for task in tasks:
         item_id, annotations = item_id_of(task), task.get("annotations") or []
         where = f"task {task.get('id')}" + (f" (item {item_id})" if isinstance(item_id, str) else "")
         if annotations and item_id not in known:
-            result.errors.append(f"{where}: " + ("the item is not in this project" if isinstance(item_id, str)
-                                                 else "no data.labelloop_id (not a task labelloop exported)"))
+            result.errors.append(
+                f"{where}: "
+                + (
+                    "the item is not in this project"
+                    if isinstance(item_id, str)
+                    else "no data.labelloop_id (not a task labelloop exported)"
+                )
+            )
             continue
         if not isinstance(annotations, list) or not all(isinstance(a, dict) and a.get("id") for a in annotations):
             result.errors.append(f"{where}: annotations must be a list of objects with an id")
@@ -112,8 +125,13 @@ def import_annotations(store: Store, spec: TaskSpec, tasks: list[dict[str, Any]]
                 result.errors.append(f"{where}, annotation {annotation['id']}: {exc}")
                 continue
             added = store.add_labelstudio_annotation(
-                item_id=item_id, annotator=_annotator(annotation.get("completed_by"), emails), output=output,
-                external_id=str(annotation["id"]), labeler=labeler, action=ACTION)
+                item_id=item_id,
+                annotator=_annotator(annotation.get("completed_by"), emails),
+                output=output,
+                external_id=str(annotation["id"]),
+                labeler=labeler,
+                action=ACTION,
+            )
             result.imported += added
             result.skipped_existing += not added
     return result
@@ -128,8 +146,12 @@ def _check(validator: jsonschema.Draft202012Validator, output: dict[str, Any]) -
     """ValueError naming every way ``output`` breaks the task's schema, field by field."""
     errors = sorted(validator.iter_errors(output), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        raise ValueError("; ".join(f"field '{'.'.join(map(str, e.absolute_path))}': {e.message}"
-                                   if e.absolute_path else e.message for e in errors))
+        raise ValueError(
+            "; ".join(
+                f"field '{'.'.join(map(str, e.absolute_path))}': {e.message}" if e.absolute_path else e.message
+                for e in errors
+            )
+        )
 
 
 def _annotator(completed_by: Any, emails: dict[int, str]) -> str:

@@ -40,13 +40,14 @@ def uncertainty(confidence: np.ndarray, disagreements: np.ndarray | None = None)
     return score if disagreements is None else score + np.asarray(disagreements, dtype=float)
 
 
-def select_batch(vectors: np.ndarray, scores: np.ndarray, candidates: np.ndarray, labeled: np.ndarray, k: int,
-                 widen: int = 5) -> list[int]:
+def select_batch(
+    vectors: np.ndarray, scores: np.ndarray, candidates: np.ndarray, labeled: np.ndarray, k: int, widen: int = 5
+) -> list[int]:
     """The next ``k`` items: k-center greedy among the ``widen * k`` most uncertain candidates."""
     if len(candidates) == 0:
         return []
     order = candidates[np.argsort(-scores[candidates], kind="stable")]
-    return k_center_greedy(vectors, order[:max(k, widen * k)], labeled, k)
+    return k_center_greedy(vectors, order[: max(k, widen * k)], labeled, k)
 
 
 def active_order(store: Any, spec: Any, rows: list[Any], limit: int) -> list[Any]:
@@ -62,8 +63,9 @@ def active_order(store: Any, spec: Any, rows: list[Any], limit: int) -> list[Any
         return rows[:limit]
     small = {r["item_id"]: json.loads(r["output"] or "null") for r in store.current_predictions(labelers.SMALL)}
     confidence = np.array([r["confidence"] if r["confidence"] is not None else np.nan for r in known], dtype=float)
-    disagree = np.array([bool(small.get(r["item_id"])) and small[r["item_id"]] != json.loads(r["output"] or "null")
-                         for r in known])
+    disagree = np.array(
+        [bool(small.get(r["item_id"])) and small[r["item_id"]] != json.loads(r["output"] or "null") for r in known]
+    )
     scores = np.zeros(len(embeddings.ids))
     scores[[index[r["item_id"]] for r in known]] = uncertainty(confidence, disagree)
     candidates = np.array([index[r["item_id"]] for r in known])

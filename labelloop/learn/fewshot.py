@@ -50,7 +50,7 @@ class FewShotPool:
                 chosen.append(i)
             if len(chosen) == self.k:
                 break
-        chosen += [i for i in order if i not in chosen][:self.k - len(chosen)]
+        chosen += [i for i in order if i not in chosen][: self.k - len(chosen)]
         chosen.sort(key=lambda i: similarity[i])  # the most similar last, next to the item
         return [(self._gold_texts[self._gold_ids[i]], self._gold_outputs[i]) for i in chosen]
 

@@ -57,8 +57,13 @@ class TrainResult:
     plot: str | None = None  # the small model's reliability diagram, when asked for
 
     def to_dict(self) -> dict[str, Any]:
-        return {"report": self.report.to_dict(), "routes": self.routes, "disagreements": self.disagreements,
-                "crossover": asdict(self.crossover), "plot": self.plot}
+        return {
+            "report": self.report.to_dict(),
+            "routes": self.routes,
+            "disagreements": self.disagreements,
+            "crossover": asdict(self.crossover),
+            "plot": self.plot,
+        }
 
 
 def embed_items(store: Store, spec: TaskSpec, progress: Callable[[int, int], None] | None = None) -> tuple[str, int]:
@@ -73,8 +78,9 @@ def current_embeddings(store: Store, spec: TaskSpec) -> Embeddings:
     return load_embeddings(store, name)
 
 
-def train(store: Store, spec: TaskSpec, models_dir: Path, labeler: str = labelers.LLM, *,
-          plot: str | Path | None = None) -> TrainResult:
+def train(
+    store: Store, spec: TaskSpec, models_dir: Path, labeler: str = labelers.LLM, *, plot: str | Path | None = None
+) -> TrainResult:
     """Train the small model, label every item with it, cross-check it against ``labeler``; ``plot``
     writes the small model's reliability diagram (before and after calibration) as a PNG."""
     embeddings = current_embeddings(store, spec)
@@ -106,8 +112,10 @@ def calibrate(store: Store, spec: TaskSpec, labeler: str = labelers.LLM, plot: s
     rows = [r for r in store.current_predictions(labeler) if r["confidence"] is not None]
     judged = [r for r in rows if r["item_id"] in gold and r["output"]]
     if len(judged) < 2:
-        raise ProjectError(f"calibrating {labeler} needs its answers, with confidence, on people-labeled items;"
-                           f" {len(judged)} found (review some items first)")
+        raise ProjectError(
+            f"calibrating {labeler} needs its answers, with confidence, on people-labeled items;"
+            f" {len(judged)} found (review some items first)"
+        )
     raw = np.array([r["confidence"] for r in judged])
     correct = np.array([json.loads(r["output"]).get("label") == gold[r["item_id"]] for r in judged])
     settings = spec.learn.policy
@@ -116,9 +124,16 @@ def calibrate(store: Store, spec: TaskSpec, labeler: str = labelers.LLM, plot: s
     threshold = guaranteed_threshold(calibrated, correct, settings.target_precision, settings.confidence_level)
     everyone = calibrator(np.array([r["confidence"] for r in rows]))
     share = float(np.mean(everyone >= threshold.threshold)) if threshold.threshold is not None and rows else 0.0
-    result = Calibration(labeler, len(judged), float(correct.mean()), expected_calibration_error(raw, correct),
-                         expected_calibration_error(calibrated, correct), asdict(threshold), share,
-                         calibrator.to_dict())
+    result = Calibration(
+        labeler,
+        len(judged),
+        float(correct.mean()),
+        expected_calibration_error(raw, correct),
+        expected_calibration_error(calibrated, correct),
+        asdict(threshold),
+        share,
+        calibrator.to_dict(),
+    )
     if plot:
         result.plot = write_reliability_plot(plot, {"before": (raw, correct), "after": (calibrated, correct)})
     return result
@@ -128,8 +143,16 @@ def crossover(store: Store, spec: TaskSpec, report: small.TrainReport, labeler: 
     """Accuracy, guaranteed auto-accept share and cost per item of the small model and ``labeler``."""
     result = Crossover(report.examples)
     small_share = store.count_settled(small.LABELER) / max(1, store.count_items())
-    result.rows.append({"labeler": small.LABELER, "accuracy": report.accuracy, "auto_accept_share": small_share,
-                        "tokens_per_item": 0.0, "calls_per_item": 0.0, "measured_on": "cross-validation"})
+    result.rows.append(
+        {
+            "labeler": small.LABELER,
+            "accuracy": report.accuracy,
+            "auto_accept_share": small_share,
+            "tokens_per_item": 0.0,
+            "calls_per_item": 0.0,
+            "measured_on": "cross-validation",
+        }
+    )
     gold = small.gold_labels(store, spec)
     answers = [r for r in store.current_predictions(labeler) if r["item_id"] in gold and r["output"]]
     if not answers:
@@ -142,6 +165,13 @@ def crossover(store: Store, spec: TaskSpec, report: small.TrainReport, labeler: 
     except ProjectError:  # no confidences: its own quality gate decides
         share = store.count_settled(labeler) / max(1, len(store.current_predictions(labeler)))
         measured = f"{len(answers)} gold items, no confidence: its gate"
-    result.rows.append({"labeler": labeler, "accuracy": accuracy, "auto_accept_share": share,
-                        **store.cost_per_item(labeler), "measured_on": measured})
+    result.rows.append(
+        {
+            "labeler": labeler,
+            "accuracy": accuracy,
+            "auto_accept_share": share,
+            **store.cost_per_item(labeler),
+            "measured_on": measured,
+        }
+    )
     return result

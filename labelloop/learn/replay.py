@@ -29,8 +29,8 @@ from ..readers import read_records
 from ..spec import ClassifySpec, TaskSpec, parse_spec
 from ..store import Store
 from .embed import create_embedder, ensure_embeddings, load_embeddings
-from .simulation_report import write_simulation_report
 from .simulate import Labels, SimulationConfig, SimulationResult, simulate
+from .simulation_report import write_simulation_report
 
 
 @dataclass
@@ -53,15 +53,23 @@ class Replay:
             if best is None:
                 lines.append(f"effort to {target:.0%}: 100.0% of items (no threshold could be guaranteed)")
                 continue
-            lines.append(f"effort to {target:.0%}: {best.effort:.1%} of items (round {best.round}, dataset accuracy"
-                         f" {best.dataset_accuracy:.1%}, auto-accepted {best.accepted} at {_pct(best.accepted_accuracy)}"
-                         f" accuracy, {best.accepted_by_small} by the small model alone: LLM calls saved)")
+            lines.append(
+                f"effort to {target:.0%}: {best.effort:.1%} of items (round {best.round}, dataset accuracy"
+                f" {best.dataset_accuracy:.1%}, auto-accepted {best.accepted} at {_pct(best.accepted_accuracy)}"
+                f" accuracy, {best.accepted_by_small} by the small model alone: LLM calls saved)"
+            )
         return lines
 
     def to_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "targets": self.targets, "llm_calls": self.llm_calls,
-                "llm_accuracy": self.llm_accuracy, "flywheel": self.flywheel.to_dict(),
-                "llm_only": self.llm_only.to_dict() if self.llm_only else None, "files": self.files}
+        return {
+            "items": self.items,
+            "targets": self.targets,
+            "llm_calls": self.llm_calls,
+            "llm_accuracy": self.llm_accuracy,
+            "flywheel": self.flywheel.to_dict(),
+            "llm_only": self.llm_only.to_dict() if self.llm_only else None,
+            "files": self.files,
+        }
 
 
 def _pct(value: float | None) -> str:
@@ -75,8 +83,9 @@ def read_labeled_texts(path: Path, spec: TaskSpec | None, limit: int | None, see
         if record.error is not None:
             raise record.error
         data = record.data or {}
-        label = data.get("label", (data.get("output") or {}).get("label") if isinstance(data.get("output"), dict)
-                         else None)
+        label = data.get(
+            "label", (data.get("output") or {}).get("label") if isinstance(data.get("output"), dict) else None
+        )
         for name, value in (("text", data.get("text")), ("label", label)):
             if not isinstance(value, str) or not value:
                 raise InputError(str(path), record.line, "missing or not text", field=name)
@@ -90,15 +99,31 @@ def read_labeled_texts(path: Path, spec: TaskSpec | None, limit: int | None, see
 
 def throwaway_spec(labels: list[str]) -> str:
     """A classify task whose labels are the gold file's label set (``--kind classify`` outside a project)."""
-    return yaml.safe_dump({"name": "simulated", "kind": "classify",
-                           "instruction": "Choose the label that fits the text.", "labels": labels},
-                          allow_unicode=True, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "name": "simulated",
+            "kind": "classify",
+            "instruction": "Choose the label that fits the text.",
+            "labels": labels,
+        },
+        allow_unicode=True,
+        sort_keys=False,
+    )
 
 
-def run_simulation(gold: str | Path, *, spec: TaskSpec | None = None, kind: str | None = None,
-                   workdir: str | Path | None = None, out: str | Path = "simulation",
-                   config: SimulationConfig | None = None, use_llm: bool = True, limit: int | None = None,
-                   progress: Callable[[str], None] | None = None, **model_overrides: Any) -> Replay:
+def run_simulation(
+    gold: str | Path,
+    *,
+    spec: TaskSpec | None = None,
+    kind: str | None = None,
+    workdir: str | Path | None = None,
+    out: str | Path = "simulation",
+    config: SimulationConfig | None = None,
+    use_llm: bool = True,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    **model_overrides: Any,
+) -> Replay:
     """Replay the loop on a gold file (see the module docstring); writes the PNG and HTML report to ``out``.
 
     ``spec`` is the task (a project's); without one, ``kind`` (``classify``, the default) builds a task
@@ -153,8 +178,10 @@ def _work_store(workdir: str | Path | None) -> Iterator[Store]:
 
 def _ingest(store: Store, spec: TaskSpec, rows: list[dict[str, Any]]) -> None:
     path = Path(store.path).parent / "gold-items.jsonl"
-    path.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n" for r in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n" for r in rows),
+        encoding="utf-8",
+    )
     ingest_file(store, spec, path, id_field="id", actor="simulate")
 
 

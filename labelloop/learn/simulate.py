@@ -79,8 +79,12 @@ class SimulationResult:
         return min(tried, key=lambda p: (p.effort, p.round)) if tried else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "best": {str(t): asdict(b) if (b := self.best(t)) else None
-                                          for t in sorted({p.target for p in self.points})}}
+        return {
+            **asdict(self),
+            "best": {
+                str(t): asdict(b) if (b := self.best(t)) else None for t in sorted({p.target for p in self.points})
+            },
+        }
 
 
 @dataclass
@@ -105,7 +109,7 @@ def simulate(data: Labels, config: SimulationConfig, strategy: str = "flywheel")
     reviewed = np.zeros(n, dtype=bool)
     audited = np.zeros(n, dtype=bool)
     points: list[Point] = [Point(0, 0, t, 0, 0, None, 1.0, 1.0) for t in config.targets]
-    best = {t: 1.0 for t in config.targets}
+    best = dict.fromkeys(config.targets, 1.0)
     state: dict[str, Any] = {}
     curves: dict[str, list[tuple[float, float]]] = {}
     level = config.round_level(n)
@@ -130,8 +134,9 @@ def simulate(data: Labels, config: SimulationConfig, strategy: str = "flywheel")
 # -- one round ---------------------------------------------------------------------------------------
 
 
-def _fit_round(data: Labels, reviewed: np.ndarray, audited: np.ndarray, config: SimulationConfig,
-               use_small: bool) -> dict[str, Any]:
+def _fit_round(
+    data: Labels, reviewed: np.ndarray, audited: np.ndarray, config: SimulationConfig, use_small: bool
+) -> dict[str, Any]:
     """Small model (out-of-fold on the reviewed, predictions on the rest) and LLM calibration; the
     ``audit_*`` entries are the randomly drawn reviewed items that thresholds are chosen on."""
     rows = np.flatnonzero(reviewed)
@@ -143,15 +148,24 @@ def _fit_round(data: Labels, reviewed: np.ndarray, audited: np.ndarray, config: 
         model = LogisticRegression(C=config.regularization, max_iter=1000, class_weight="balanced")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            oof = cross_val_predict(model, data.vectors[rows], y, method="predict_proba",
-                                    cv=StratifiedKFold(folds, shuffle=True, random_state=config.seed))
+            oof = cross_val_predict(
+                model,
+                data.vectors[rows],
+                y,
+                method="predict_proba",
+                cv=StratifiedKFold(folds, shuffle=True, random_state=config.seed),
+            )
             model.fit(data.vectors[rows], y)
         oof_label, oof_raw = classes[oof.argmax(axis=1)], oof.max(axis=1)
         calibrator = fit_calibrator(oof_raw, oof_label == y, method=config.calibration)
         probabilities = model.predict_proba(data.vectors)
-        state.update(small_label=model.classes_[probabilities.argmax(axis=1)].astype(str),
-                     small_conf=calibrator(probabilities.max(axis=1)), oof_label=oof_label,
-                     oof_conf=calibrator(oof_raw), oof_correct=oof_label == y)
+        state.update(
+            small_label=model.classes_[probabilities.argmax(axis=1)].astype(str),
+            small_conf=calibrator(probabilities.max(axis=1)),
+            oof_label=oof_label,
+            oof_conf=calibrator(oof_raw),
+            oof_correct=oof_label == y,
+        )
     if data.has_llm:
         correct = data.llm_label[rows] == y
         calibrator = fit_calibrator(data.llm_confidence[rows], correct, method=config.calibration)
@@ -173,33 +187,53 @@ def _accept(data: Labels, state: dict[str, Any], target: float, level: float) ->
     audit = state["audit"]
     budget = (1.0 - target) * n
     if "small_label" in state:
-        by_small, spent = _within_budget(state["oof_conf"][audit], state["oof_correct"][audit],
-                                         state["small_conf"], open_, budget, target, level)
+        by_small, spent = _within_budget(
+            state["oof_conf"][audit], state["oof_correct"][audit], state["small_conf"], open_, budget, target, level
+        )
         accepted[by_small] = state["small_label"][by_small]
         budget -= spent
     if data.has_llm:
         llm_ok = state["llm_correct_reviewed"]
         if "small_label" in state:  # the LLM where the small model does not contradict it with more confidence
-            calibration = audit & ~_contradicted(state["oof_label"], state["oof_conf"], data.llm_label[rows],
-                                                 state["llm_conf"][rows])
-            eligible = open_ & ~by_small & ~_contradicted(state["small_label"], state["small_conf"], data.llm_label,
-                                                          state["llm_conf"])
+            calibration = audit & ~_contradicted(
+                state["oof_label"], state["oof_conf"], data.llm_label[rows], state["llm_conf"][rows]
+            )
+            eligible = (
+                open_
+                & ~by_small
+                & ~_contradicted(state["small_label"], state["small_conf"], data.llm_label, state["llm_conf"])
+            )
         else:
             calibration, eligible = audit, open_
-        chosen, _ = _within_budget(state["llm_conf"][rows][calibration], llm_ok[calibration], state["llm_conf"],
-                                   eligible, budget, target, level)
+        chosen, _ = _within_budget(
+            state["llm_conf"][rows][calibration],
+            llm_ok[calibration],
+            state["llm_conf"],
+            eligible,
+            budget,
+            target,
+            level,
+        )
         accepted[chosen] = data.llm_label[chosen]
     return accepted, by_small
 
 
-def _contradicted(small_label: np.ndarray, small_conf: np.ndarray, llm_label: np.ndarray,
-                  llm_conf: np.ndarray) -> np.ndarray:
+def _contradicted(
+    small_label: np.ndarray, small_conf: np.ndarray, llm_label: np.ndarray, llm_conf: np.ndarray
+) -> np.ndarray:
     """Where the small model gives another label and is surer of it than the LLM is of its own."""
     return (small_label != llm_label) & (small_conf >= llm_conf)
 
 
-def _within_budget(calibration_conf: np.ndarray, calibration_ok: np.ndarray, conf: np.ndarray,
-                   eligible: np.ndarray, budget: float, target: float, level: float) -> tuple[np.ndarray, float]:
+def _within_budget(
+    calibration_conf: np.ndarray,
+    calibration_ok: np.ndarray,
+    conf: np.ndarray,
+    eligible: np.ndarray,
+    budget: float,
+    target: float,
+    level: float,
+) -> tuple[np.ndarray, float]:
     """Items accepted by the lowest threshold whose bound on wrong labels fits ``budget``; errors it may cost."""
     candidates = np.sort(conf[eligible])
 
@@ -214,19 +248,33 @@ def _within_budget(calibration_conf: np.ndarray, calibration_ok: np.ndarray, con
     return chosen, (1.0 - found.lower_bound) * int(chosen.sum())
 
 
-def _point(data: Labels, reviewed: np.ndarray, state: dict[str, Any], target: float, level: float,
-           round_: int) -> Point:
+def _point(
+    data: Labels, reviewed: np.ndarray, state: dict[str, Any], target: float, level: float, round_: int
+) -> Point:
     accepted, by_small = _accept(data, state, target, level)
     taken = accepted != ""
     right = int((accepted[taken] == data.gold[taken]).sum())
     n = len(data.gold)
-    return Point(round_, int(reviewed.sum()), target, int(taken.sum()), int(by_small.sum()),
-                 right / taken.sum() if taken.any() else None, (n - int(taken.sum())) / n,
-                 (n - int(taken.sum()) + right) / n)
+    return Point(
+        round_,
+        int(reviewed.sum()),
+        target,
+        int(taken.sum()),
+        int(by_small.sum()),
+        right / taken.sum() if taken.any() else None,
+        (n - int(taken.sum())) / n,
+        (n - int(taken.sum()) + right) / n,
+    )
 
 
-def _next_batch(data: Labels, reviewed: np.ndarray, state: dict[str, Any], config: SimulationConfig,
-                strategy: str, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+def _next_batch(
+    data: Labels,
+    reviewed: np.ndarray,
+    state: dict[str, Any],
+    config: SimulationConfig,
+    strategy: str,
+    rng: np.random.Generator,
+) -> tuple[list[int], list[int]]:
     """The next batch and its randomly drawn (audit) part."""
     open_rows = np.flatnonzero(~reviewed)
     if len(open_rows) == 0:
@@ -265,8 +313,10 @@ def _coverage_curves(data: Labels, reviewed: np.ndarray, state: dict[str, Any]) 
     """Coverage vs accuracy of each labeler's answers on the items not reviewed yet, most confident first."""
     curves = {}
     open_rows = np.flatnonzero(~reviewed)
-    for name, label_key, conf in (("small model", "small_label", state.get("small_conf")),
-                                  ("LLM", None, state.get("llm_conf"))):
+    for name, label_key, conf in (
+        ("small model", "small_label", state.get("small_conf")),
+        ("LLM", None, state.get("llm_conf")),
+    ):
         if conf is None or len(open_rows) == 0:
             continue
         labels = state[label_key] if label_key else data.llm_label

@@ -40,16 +40,29 @@ td { text-align: right; } td.name { text-align: left; }</style></head><body>
 """)
 
 
-def write_simulation_report(replay: "Replay", out: Path) -> list[str]:
+def write_simulation_report(replay: Replay, out: Path) -> list[str]:
     """Write ``curves.png``, ``report.html`` and ``simulation.json`` into ``out``; their paths."""
     out.mkdir(parents=True, exist_ok=True)
     png = out / "curves.png"
     _plot(replay, png)
-    summary = [{"target": f"{t:.0%}", "flywheel": _effort(replay.flywheel, t),
-                "llm_only": _effort(replay.llm_only, t) if replay.llm_only else ""} for t in replay.targets]
+    summary = [
+        {
+            "target": f"{t:.0%}",
+            "flywheel": _effort(replay.flywheel, t),
+            "llm_only": _effort(replay.llm_only, t) if replay.llm_only else "",
+        }
+        for t in replay.targets
+    ]
     html = out / "report.html"
-    html.write_text(_PAGE.render(replay=replay, lines=replay.effort_lines(), summary=summary,
-                                 png=base64.b64encode(png.read_bytes()).decode("ascii")), encoding="utf-8")
+    html.write_text(
+        _PAGE.render(
+            replay=replay,
+            lines=replay.effort_lines(),
+            summary=summary,
+            png=base64.b64encode(png.read_bytes()).decode("ascii"),
+        ),
+        encoding="utf-8",
+    )
     data = out / "simulation.json"
     data.write_text(json.dumps(replay.to_dict(), indent=1, default=float), encoding="utf-8")
     return [str(png), str(html), str(data)]
@@ -60,7 +73,7 @@ def _effort(result: SimulationResult, target: float) -> str:
     return "100% (no guarantee)" if best is None else f"{best.effort:.1%} (accuracy {best.dataset_accuracy:.1%})"
 
 
-def _plot(replay: "Replay", path: Path) -> None:
+def _plot(replay: Replay, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,18 +85,31 @@ def _plot(replay: "Replay", path: Path) -> None:
             continue
         for target in replay.targets:
             points = sorted((p.effort, p.dataset_accuracy) for p in result.points if p.target == target)
-            effort.plot([x for x, _ in points], [y for _, y in points], style, marker=".",
-                        label=f"{result.strategy}, thresholds for {target:.0%}")
+            effort.plot(
+                [x for x, _ in points],
+                [y for _, y in points],
+                style,
+                marker=".",
+                label=f"{result.strategy}, thresholds for {target:.0%}",
+            )
     effort.plot([1.0], [1.0], "ks", label="everything by hand")
     for target in replay.targets:
         effort.axhline(target, color="grey", linewidth=0.6, linestyle=":")
-    effort.set(xlabel="human effort (share of items a person touched)", ylabel="dataset accuracy",
-               title="effort vs accuracy (a point per round)", xlim=(0, 1.02))
+    effort.set(
+        xlabel="human effort (share of items a person touched)",
+        ylabel="dataset accuracy",
+        title="effort vs accuracy (a point per round)",
+        xlim=(0, 1.02),
+    )
     effort.legend(fontsize=8, loc="lower right")
     for name, curve in replay.flywheel.curves.items():
         coverage.plot([x for x, _ in curve], [y for _, y in curve], label=name)
-    coverage.set(xlabel="coverage (share of unreviewed items, most confident first)", ylabel="accuracy",
-                 title=f"coverage vs accuracy (the cheapest round for {replay.targets[0]:.0%})", xlim=(0, 1.02))
+    coverage.set(
+        xlabel="coverage (share of unreviewed items, most confident first)",
+        ylabel="accuracy",
+        title=f"coverage vs accuracy (the cheapest round for {replay.targets[0]:.0%})",
+        xlim=(0, 1.02),
+    )
     if replay.flywheel.curves:
         coverage.legend(fontsize=8)
     figure.tight_layout()

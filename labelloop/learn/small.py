@@ -79,9 +79,19 @@ def gold_labels(store: Store, spec: TaskSpec) -> dict[str, str]:
     return {item: output["label"] for item, output in store.gold_outputs().items() if output.get("label")}
 
 
-def fit(vectors: np.ndarray, labels: list[str], *, folds: int = 5, regularization: float = 1.0,
-        calibration: str = "isotonic", target: float = 0.95, level: float = 0.9,
-        embedder: str = "", version: str = "", seed: int = 0) -> tuple[SmallModel, TrainReport]:
+def fit(
+    vectors: np.ndarray,
+    labels: list[str],
+    *,
+    folds: int = 5,
+    regularization: float = 1.0,
+    calibration: str = "isotonic",
+    target: float = 0.95,
+    level: float = 0.9,
+    embedder: str = "",
+    version: str = "",
+    seed: int = 0,
+) -> tuple[SmallModel, TrainReport]:
     """Cross-validate, calibrate on out-of-fold confidences, choose the threshold, fit on everything."""
     y = np.asarray(labels)
     counts = np.unique(y, return_counts=True)[1]
@@ -91,8 +101,13 @@ def fit(vectors: np.ndarray, labels: list[str], *, folds: int = 5, regularizatio
     classifier = LogisticRegression(C=regularization, max_iter=2000, class_weight="balanced")
     with warnings.catch_warnings():  # classes rarer than the folds: sklearn warns, the fold just lacks them
         warnings.simplefilter("ignore", UserWarning)
-        oof = cross_val_predict(classifier, vectors, y, cv=StratifiedKFold(n_splits, shuffle=True, random_state=seed),
-                                method="predict_proba")
+        oof = cross_val_predict(
+            classifier,
+            vectors,
+            y,
+            cv=StratifiedKFold(n_splits, shuffle=True, random_state=seed),
+            method="predict_proba",
+        )
     classes = np.unique(y)
     predicted = classes[oof.argmax(axis=1)]
     raw = oof.max(axis=1)
@@ -104,11 +119,17 @@ def fit(vectors: np.ndarray, labels: list[str], *, folds: int = 5, regularizatio
     model = SmallModel(classifier, calibrator, threshold, embedder, version)
     per_label = classification_report(y, predicted, output_dict=True, zero_division=0)
     report = TrainReport(
-        examples=len(y), labels=len(classes), folds=n_splits, accuracy=float(accuracy_score(y, predicted)),
+        examples=len(y),
+        labels=len(classes),
+        folds=n_splits,
+        accuracy=float(accuracy_score(y, predicted)),
         macro_f1=float(f1_score(y, predicted, average="macro", zero_division=0)),
         per_label={k: {m: float(v) for m, v in row.items()} for k, row in per_label.items() if k in set(classes)},
-        ece_before=expected_calibration_error(raw, correct), ece_after=expected_calibration_error(calibrated, correct),
-        threshold=asdict(threshold), data_version=version)
+        ece_before=expected_calibration_error(raw, correct),
+        ece_after=expected_calibration_error(calibrated, correct),
+        threshold=asdict(threshold),
+        data_version=version,
+    )
     if counts.min() < n_splits:
         report.notes.append(f"{int((counts < n_splits).sum())} labels have fewer than {n_splits} examples")
     return model, report
@@ -126,14 +147,22 @@ def train(store: Store, spec: TaskSpec, embeddings: Embeddings, models_dir: Path
     ids = [i for i in embeddings.ids if i in gold]
     settings = spec.learn
     if len(ids) < settings.small_model.min_examples:
-        raise ProjectError(f"the small model needs {settings.small_model.min_examples} people-labeled items with"
-                           f" embeddings; there are {len(ids)} (learn.small_model.min_examples)")
+        raise ProjectError(
+            f"the small model needs {settings.small_model.min_examples} people-labeled items with"
+            f" embeddings; there are {len(ids)} (learn.small_model.min_examples)"
+        )
     labels = [gold[i] for i in ids]
-    model, report = fit(embeddings.rows(ids), labels, folds=settings.small_model.folds,
-                        regularization=settings.small_model.regularization,
-                        calibration=settings.policy.calibration, target=settings.policy.target_precision,
-                        level=settings.policy.confidence_level, embedder=embeddings.model,
-                        version=data_version(ids, labels, embeddings.model))
+    model, report = fit(
+        embeddings.rows(ids),
+        labels,
+        folds=settings.small_model.folds,
+        regularization=settings.small_model.regularization,
+        calibration=settings.policy.calibration,
+        target=settings.policy.target_precision,
+        level=settings.policy.confidence_level,
+        embedder=embeddings.model,
+        version=data_version(ids, labels, embeddings.model),
+    )
     models_dir.mkdir(parents=True, exist_ok=True)
     path = models_dir / f"{LABELER}-{model.data_version}.joblib"
     tmp = path.with_suffix(".tmp")
@@ -162,17 +191,30 @@ def predict(store: Store, spec: TaskSpec, model: SmallModel, embeddings: Embeddi
     labels, raw, calibrated = model.predict(embeddings.matrix)
     threshold = model.threshold.threshold
     version = f"{LABELER}-{model.data_version}"
-    store.save_prompt(version, [{"role": "system", "content": f"logistic regression on {model.embedder}"}], "",
-                      spec.output_schema())
+    store.save_prompt(
+        version, [{"role": "system", "content": f"logistic regression on {model.embedder}"}], "", spec.output_schema()
+    )
     hashes = store.content_hashes(embeddings.ids)
     records = []
     for item_id, label, conf_raw, conf in zip(embeddings.ids, labels, raw, calibrated):
         accepted = threshold is not None and conf >= threshold
-        records.append(PredictionRecord(
-            item_id, LABELER, version, hashes[item_id], version, version, "ok", output={"label": label},
-            confidence=float(conf), confidence_method=f"{model.calibrator.method}(logreg {conf_raw:.3f})",
-            field_confidence={"label": float(conf)}, route="accepted" if accepted else "needs_review",
-            reasons=[] if accepted else ["small_model_unsure"]))
+        records.append(
+            PredictionRecord(
+                item_id,
+                LABELER,
+                version,
+                hashes[item_id],
+                version,
+                version,
+                "ok",
+                output={"label": label},
+                confidence=float(conf),
+                confidence_method=f"{model.calibrator.method}(logreg {conf_raw:.3f})",
+                field_confidence={"label": float(conf)},
+                route="accepted" if accepted else "needs_review",
+                reasons=[] if accepted else ["small_model_unsure"],
+            )
+        )
     store.record_run(records, backend="small-model")
     routes: dict[str, int] = {}
     for record in records:

@@ -47,7 +47,6 @@ class Finding:
     detector: str  # e.g. "regex:email", "phonenumbers", "cn_id:checksum", "luhn", "ipaddress", "presidio:PERSON"
 
 
-
 def detect(
     text: str,
     types: Iterable[str] = ("email", "phone", "cn_id", "bank_card", "ip"),
@@ -65,7 +64,6 @@ def detect(
     if ner and wanted & _NER_ENTITIES.keys():
         candidates += _presidio(text, wanted)
     return _resolve(candidates)
-
 
 
 # --- detectors: each yields candidate findings, possibly overlapping -------------------------------------

@@ -23,7 +23,6 @@ class Masked:
     original: str = field(repr=False, kw_only=True)  # the unmasked text, for PseudonymVault.mapping
 
 
-
 def mask(text: str, modes: Mapping[str, str], *, region: str = "CN", ner: bool = False) -> Masked:
     """Rewrite the PII of the types in ``modes`` (type -> "mask" | "placeholder" | "keep").
 
@@ -62,7 +61,6 @@ def unmask(text: str, mapping: Mapping[str, str]) -> str:
         return text
     pattern = "|".join(re.escape(key) for key in sorted(mapping, key=len, reverse=True))
     return re.sub(pattern, lambda match: mapping[match.group()], text)
-
 
 
 def _new_placeholder(kind: str, text: str, numbers: Mapping[str, Iterator[int]]) -> str:

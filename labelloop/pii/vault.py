@@ -95,7 +95,6 @@ class VaultKey:
             return False
 
 
-
 def _cipher(passphrase: str, salt: bytes) -> tuple[Any, type[Exception]]:
     """A Fernet cipher keyed by PBKDF2-HMAC-SHA256(passphrase, salt), and the error a bad token raises."""
     fernet = require("cryptography.fernet", "pii", "the pseudonym vault")

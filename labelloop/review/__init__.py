@@ -22,9 +22,24 @@ from ..spans import ground
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
 
-__all__ = ["Dispute", "QueueItem", "Reviewer", "ReviewError", "ROLES", "add_reviewer", "adjudicate",
-           "adjudication_queue", "authenticate", "field_choices", "parse_field_value", "queue_item", "review_queue",
-           "submit", "skip", "undo"]
+__all__ = [
+    "Dispute",
+    "QueueItem",
+    "Reviewer",
+    "ReviewError",
+    "ROLES",
+    "add_reviewer",
+    "adjudicate",
+    "adjudication_queue",
+    "authenticate",
+    "field_choices",
+    "parse_field_value",
+    "queue_item",
+    "review_queue",
+    "submit",
+    "skip",
+    "undo",
+]
 
 ROLES = ("annotator", "expert")
 ACTIVE_POOL = 2000  # queue items considered when learn.review_order is active
@@ -80,8 +95,9 @@ class QueueItem:
     version: int = 0
 
 
-def review_queue(store: Store, spec: TaskSpec, reviewer: str, labeler: str = labelers.LLM, limit: int = 50,
-                 order: str = "confidence") -> list[QueueItem]:
+def review_queue(
+    store: Store, spec: TaskSpec, reviewer: str, labeler: str = labelers.LLM, limit: int = 50, order: str = "confidence"
+) -> list[QueueItem]:
     """Items that still need answers under the overlap policy and that ``reviewer`` has not answered,
     lowest confidence first; the model's answer is hidden when the policy is blind."""
     draw_sample(store, spec, labeler)
@@ -95,8 +111,9 @@ def review_queue(store: Store, spec: TaskSpec, reviewer: str, labeler: str = lab
     return [_queue_item(row, blind) for row in rows]
 
 
-def queue_item(store: Store, spec: TaskSpec, item_id: str, labeler: str = labelers.LLM,
-               reviewer: Reviewer | None = None) -> QueueItem | None:
+def queue_item(
+    store: Store, spec: TaskSpec, item_id: str, labeler: str = labelers.LLM, reviewer: Reviewer | None = None
+) -> QueueItem | None:
     """One item as ``reviewer`` sees it (any item, answered or not): blind annotators see no pre-label."""
     row = store.review_item(labeler, item_id)
     blind = not spec.annotation.show_prelabel and (reviewer is None or reviewer.role != "expert")
@@ -104,15 +121,29 @@ def queue_item(store: Store, spec: TaskSpec, item_id: str, labeler: str = labele
 
 
 def _queue_item(row: Any, blind: bool = False) -> QueueItem:
-    return QueueItem(item_id=row["item_id"], text=row["text"], prediction_id=row["id"],
-                     output=json.loads(row["output"]) if row["output"] and not blind else None,
-                     confidence=row["confidence"],
-                     field_confidence={} if blind else json.loads(row["field_confidence"] or "{}"),
-                     reasons=json.loads(row["reasons"] or "[]"), route=row["route"], version=row["review_version"])
+    return QueueItem(
+        item_id=row["item_id"],
+        text=row["text"],
+        prediction_id=row["id"],
+        output=json.loads(row["output"]) if row["output"] and not blind else None,
+        confidence=row["confidence"],
+        field_confidence={} if blind else json.loads(row["field_confidence"] or "{}"),
+        reasons=json.loads(row["reasons"] or "[]"),
+        route=row["route"],
+        version=row["review_version"],
+    )
 
 
-def submit(store: Store, spec: TaskSpec, item: QueueItem, reviewer: str, output: dict[str, Any],
-           action: str, expected_version: int | None = None, labeler: str = labelers.LLM) -> int:
+def submit(
+    store: Store,
+    spec: TaskSpec,
+    item: QueueItem,
+    reviewer: str,
+    output: dict[str, Any],
+    action: str,
+    expected_version: int | None = None,
+    labeler: str = labelers.LLM,
+) -> int:
     """Store a reviewer's answer (it must satisfy the task schema) with an audit-log row.
 
     With ``expected_version``, an answer to an item that meanwhile got all the answers it needs
@@ -120,13 +151,20 @@ def submit(store: Store, spec: TaskSpec, item: QueueItem, reviewer: str, output:
     """
     output = _checked(spec, item, output)
     capacity = store.answers_needed(labeler, item.item_id, need(spec))
-    return store.add_annotation(item.item_id, reviewer, output, action, item.prediction_id, before=item.output,
-                                expected_version=expected_version, capacity=capacity)
+    return store.add_annotation(
+        item.item_id,
+        reviewer,
+        output,
+        action,
+        item.prediction_id,
+        before=item.output,
+        expected_version=expected_version,
+        capacity=capacity,
+    )
 
 
 def _checked(spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(spec.output_schema()).iter_errors(output))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(spec.output_schema()).iter_errors(output))
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or None
         raise ReviewError(error.message, field)
@@ -149,8 +187,11 @@ def adjudication_queue(store: Store, spec: TaskSpec, labeler: str = labelers.LLM
     model_votes = {name: dict(store.model_answers(name)) for name in spec.annotation.model_votes}
     disputes = []
     for row in store.disputed(labeler, limit):
-        answers = {a["annotator"]: json.loads(a["output"]) for a in store.annotations(row["item_id"])
-                   if a["is_current"] and a["kind"] == "answer"}
+        answers = {
+            a["annotator"]: json.loads(a["output"])
+            for a in store.annotations(row["item_id"])
+            if a["is_current"] and a["kind"] == "answer"
+        }
         answers.update({name: votes[row["item_id"]] for name, votes in model_votes.items() if row["item_id"] in votes})
         if row["output"] and labeler not in answers:  # the pre-label, for reference (it did not vote)
             answers[f"{labeler} (model, no vote)"] = json.loads(row["output"])
@@ -164,8 +205,9 @@ def adjudicate(store: Store, spec: TaskSpec, item: QueueItem, expert: str, outpu
     if store.reviewer_role(expert) != "expert":
         raise ReviewError(f"{expert} is not an expert: 'labelloop reviewer add {expert} --role expert'", "role")
     output = _checked(spec, item, output)
-    return store.add_annotation(item.item_id, expert, output, "adjudicate", item.prediction_id, before=item.output,
-                                kind="adjudication")
+    return store.add_annotation(
+        item.item_id, expert, output, "adjudicate", item.prediction_id, before=item.output, kind="adjudication"
+    )
 
 
 def _grounded_mentions(spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:
@@ -247,10 +289,14 @@ def _chosen_items(raw: str, choices: list[Any], field: str) -> list[Any]:
 
 
 def _convert(kind: str, raw: str) -> Any:
-    converters = {"integer": int, "number": float, "string": str,
-                  "boolean": lambda r: {"true": True, "y": True, "yes": True, "false": False, "n": False,
-                                        "no": False}[r.lower()],
-                  "array": _json_of(list), "object": _json_of(dict)}
+    converters = {
+        "integer": int,
+        "number": float,
+        "string": str,
+        "boolean": lambda r: {"true": True, "y": True, "yes": True, "false": False, "n": False, "no": False}[r.lower()],
+        "array": _json_of(list),
+        "object": _json_of(dict),
+    }
     try:
         return converters[kind](raw) if kind in converters else _NO_VALUE
     except (ValueError, KeyError):
@@ -263,4 +309,5 @@ def _json_of(kind: type):
         if not isinstance(value, kind):
             raise ValueError(raw)
         return value
+
     return parse

@@ -13,11 +13,27 @@ from rich.text import Text
 from .. import labelers
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
-from . import (Dispute, QueueItem, ReviewError, adjudicate, adjudication_queue, field_choices, parse_field_value,
-               review_queue, skip, submit)
+from . import (
+    Dispute,
+    QueueItem,
+    ReviewError,
+    adjudicate,
+    adjudication_queue,
+    field_choices,
+    parse_field_value,
+    review_queue,
+    skip,
+    submit,
+)
 
-HELP = {"a": "accept the answer shown", "e": "edit a field", "N": "pick label number N (classify)",
-        "s": "skip this item", "q": "quit", "?": "show these keys"}
+HELP = {
+    "a": "accept the answer shown",
+    "e": "edit a field",
+    "N": "pick label number N (classify)",
+    "s": "skip this item",
+    "q": "quit",
+    "?": "show these keys",
+}
 ADJUDICATION_HELP = {**HELP, "N": "take answer number N as the decision"}
 
 
@@ -31,9 +47,18 @@ class ReviewSummary:
 class TerminalReview:
     """The review loop; ``ask`` reads one line (``input`` by default), so tests drive it through stdin."""
 
-    def __init__(self, store: Store, spec: TaskSpec, reviewer: str, *, labeler: str = labelers.LLM,
-                 ask: Callable[[str], str] = input, console: Console | None = None, limit: int | None = None,
-                 adjudicating: bool = False):
+    def __init__(
+        self,
+        store: Store,
+        spec: TaskSpec,
+        reviewer: str,
+        *,
+        labeler: str = labelers.LLM,
+        ask: Callable[[str], str] = input,
+        console: Console | None = None,
+        limit: int | None = None,
+        adjudicating: bool = False,
+    ):
         self.store, self.spec, self.reviewer, self.labeler = store, spec, reviewer, labeler
         self.ask, self.console, self.limit = ask, console or Console(), limit
         self.adjudicating = adjudicating
@@ -67,7 +92,7 @@ class TerminalReview:
         """Handle one item; False when the reviewer quits."""
         self._dispute = self._disputes.get(item.item_id) if self.adjudicating else None
         start = self._dispute.tentative if self._dispute else item.output
-        draft = dict(start) if start else {name: None for name in self.spec.output_fields}
+        draft = dict(start) if start else dict.fromkeys(self.spec.output_fields)
         self._show(item, draft)
         while True:
             try:
@@ -161,8 +186,9 @@ class TerminalReview:
             self._show_answers(self._dispute)
         elif isinstance(self.spec, ClassifySpec):
             self.console.print(Text("  ".join(f"{i}) {n}" for i, n in enumerate(self.spec.label_names, 1))))
-        keys = "[a]ccept  [e]dit  " + ("[number] answer  " if self._dispute else
-                                       "[number] label  " if isinstance(self.spec, ClassifySpec) else "")
+        keys = "[a]ccept  [e]dit  " + (
+            "[number] answer  " if self._dispute else "[number] label  " if isinstance(self.spec, ClassifySpec) else ""
+        )
         self.console.print(Text(keys + "[s]kip  [q]uit  [?] keys"))
 
     def _show_answers(self, dispute: Dispute) -> None:

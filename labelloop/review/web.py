@@ -15,40 +15,37 @@ from collections.abc import Callable
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
 
 from .. import labelers
 from .._extras import require
+from ..assign import need
 from ..errors import Conflict
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
-from . import (Dispute, QueueItem, Reviewer, ReviewError, adjudicate, adjudication_queue, authenticate, queue_item,
-               review_queue, skip, submit, undo)
-from ..assign import need
+from . import (
+    Dispute,
+    QueueItem,
+    Reviewer,
+    ReviewError,
+    adjudicate,
+    adjudication_queue,
+    authenticate,
+    queue_item,
+    review_queue,
+    skip,
+    submit,
+    undo,
+)
+from .web_models import Adjudication, Decision, annotation_json, form_fields
 
 COOKIE = "labelloop_session"
 _HERE = Path(str(resources.files("labelloop") / "review"))
-
-
-class Decision(BaseModel):
-    """A reviewer's decision on one item, made on the item page at ``version``."""
-
-    action: Literal["accept", "edit", "label", "skip"]
-    version: int
-    output: dict[str, Any] | None = None
-
-
-class Adjudication(BaseModel):
-    """An expert's final decision on a disputed item, or ``skip`` to pass it over for now."""
-
-    output: dict[str, Any] | None = None
-    skip: bool = False
 
 
 class _NotLoggedIn(Exception):
@@ -112,21 +109,24 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def queue_page(request: Request, who: Who) -> Response:
         items = _queue(who, limit=500)
-        return templates.TemplateResponse(request, "queue.html", {
-            "who": who, "items": items, "progress": _progress(), "adjudicating": False})
+        return templates.TemplateResponse(
+            request, "queue.html", {"who": who, "items": items, "progress": _progress(), "adjudicating": False}
+        )
 
     @app.get("/adjudicate", response_class=HTMLResponse, include_in_schema=False)
     async def disputes_page(request: Request, who: Who) -> Response:
         _expert(who)
         items = [d.item for d in _disputes(who, limit=500)]
-        return templates.TemplateResponse(request, "queue.html", {
-            "who": who, "items": items, "progress": _progress(), "adjudicating": True})
+        return templates.TemplateResponse(
+            request, "queue.html", {"who": who, "items": items, "progress": _progress(), "adjudicating": True}
+        )
 
     @app.get("/adjudicate/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     async def dispute_page(request: Request, item_id: str, who: Who) -> Response:
         _expert(who)
-        dispute = next((d for d in adjudication_queue(store, spec, labeler, limit=100_000)
-                        if d.item.item_id == item_id), None)
+        dispute = next(
+            (d for d in adjudication_queue(store, spec, labeler, limit=100_000) if d.item.item_id == item_id), None
+        )
         if dispute is None:
             raise HTTPException(404, f"{item_id!r} is not disputed")
         return _item_page(request, who, replace(dispute.item, output=dispute.tentative, field_confidence={}), dispute)
@@ -141,19 +141,37 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
         return _item_page(request, who, _item(item_id, who), None)
 
     def _item_page(request: Request, who: Reviewer, item: QueueItem, dispute: Dispute | None) -> Response:
-        latest = store.latest_annotation(item.item_id)
+        latest = store.latestannotation_json(item.item_id)
         blind = not spec.annotation.show_prelabel
         answers = [{"by": by, "output": output} for by, output in dispute.answers.items()] if dispute else []
-        return templates.TemplateResponse(request, "item.html", {
-            "who": who, "item": item, "spec": spec, "fields": _fields(spec, item),
-            "is_classify": isinstance(spec, ClassifySpec), "labels": getattr(spec, "label_names", []),
-            "answered_by": latest["annotator"] if latest and not blind and not dispute else None,
-            "progress": _progress(), "dispute": dispute, "answers": answers,
-            "mentions_field": getattr(spec, "mentions_field", None),
-            "page": {"item_id": item.item_id, "version": item.version, "output": item.output,
-                     "fields": spec.output_fields, "text": item.text, "adjudicating": dispute is not None,
-                     "answers": answers, "mentions_field": getattr(spec, "mentions_field", None),
-                     "span_labels": getattr(spec, "label_names", []) if hasattr(spec, "mentions_field") else []}})
+        return templates.TemplateResponse(
+            request,
+            "item.html",
+            {
+                "who": who,
+                "item": item,
+                "spec": spec,
+                "fields": form_fields(spec, item),
+                "is_classify": isinstance(spec, ClassifySpec),
+                "labels": getattr(spec, "label_names", []),
+                "answered_by": latest["annotator"] if latest and not blind and not dispute else None,
+                "progress": _progress(),
+                "dispute": dispute,
+                "answers": answers,
+                "mentions_field": getattr(spec, "mentions_field", None),
+                "page": {
+                    "item_id": item.item_id,
+                    "version": item.version,
+                    "output": item.output,
+                    "fields": spec.output_fields,
+                    "text": item.text,
+                    "adjudicating": dispute is not None,
+                    "answers": answers,
+                    "mentions_field": getattr(spec, "mentions_field", None),
+                    "span_labels": getattr(spec, "label_names", []) if hasattr(spec, "mentions_field") else [],
+                },
+            },
+        )
 
     @app.post("/api/items/{item_id}/decision", summary="Accept, edit, label or skip an item")
     async def decide(item_id: str, decision: Decision, who: Who) -> dict[str, Any]:
@@ -166,14 +184,19 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
         if output is None:
             raise HTTPException(422, "this item has no model answer to accept: edit or pick a label")
         try:
-            submit(store, spec, item, who.name, output, decision.action, decision.version,
-                   labeler=labeler)
+            submit(store, spec, item, who.name, output, decision.action, decision.version, labeler=labeler)
         except ReviewError as exc:
             raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
         except Conflict as conflict:
-            return JSONResponse(status_code=409, content={
-                "detail": f"{conflict.annotator} answered this item first", "annotator": conflict.annotator,
-                "output": conflict.output, "at": conflict.at})
+            return JSONResponse(
+                status_code=409,
+                content={
+                    "detail": f"{conflict.annotator} answered this item first",
+                    "annotator": conflict.annotator,
+                    "output": conflict.output,
+                    "at": conflict.at,
+                },
+            )
         return {"saved": True, "next": _next_url(who)}
 
     @app.post("/api/items/{item_id}/adjudication", summary="An expert's final decision on a disputed item")
@@ -190,14 +213,18 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
             except ReviewError as exc:
                 raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
         disputes = _disputes(who, limit=1)
-        return {"saved": not decision.skip, "next": f"/adjudicate/{disputes[0].item.item_id}" if disputes
-                else "/adjudicate"}
+        return {
+            "saved": not decision.skip,
+            "next": f"/adjudicate/{disputes[0].item.item_id}" if disputes else "/adjudicate",
+        }
 
     @app.get("/api/disputes", summary="Disputed items with every answer side by side (experts)")
     async def disputes(who: Who, limit: int = 50) -> list[dict[str, Any]]:
         _expert(who)
-        return [{**vars(d.item), "answers": d.answers, "tentative": d.tentative, "agreement": d.agreement}
-                for d in _disputes(who, limit=min(limit, 1000))]
+        return [
+            {**vars(d.item), "answers": d.answers, "tentative": d.tentative, "agreement": d.agreement}
+            for d in _disputes(who, limit=min(limit, 1000))
+        ]
 
     @app.post("/api/undo", summary="Withdraw your last decision")
     async def undo_last(who: Who) -> dict[str, Any]:
@@ -219,12 +246,12 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
     async def item(item_id: str, who: Who) -> dict[str, Any]:
         found = _item(item_id, who)
         rows = store.annotations(item_id, annotator=_visible_to(who))
-        return {**vars(found), "annotations": [_annotation(row) for row in rows]}
+        return {**vars(found), "annotations": [annotation_json(row) for row in rows]}
 
     @app.get("/api/annotations", summary="Current human annotations (annotators see their own)")
     async def annotations(who: Who, limit: int = 1000) -> list[dict[str, Any]]:
         rows = store.annotations(limit=min(limit, 10_000), annotator=_visible_to(who))
-        return [_annotation(row) for row in rows]
+        return [annotation_json(row) for row in rows]
 
     def _visible_to(who: Reviewer) -> str | None:
         """Whose answers ``who`` may read: everyone's for experts, else their own (no anchoring on others)."""
@@ -265,35 +292,15 @@ def _passed_last(found: list[Any], passed: set[str], limit: int, key: Callable[[
     return ([x for x in found if key(x) not in passed] + [x for x in found if key(x) in passed])[:limit]
 
 
-def _fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
-    """What the item page shows per output field: value, confidence and colour, the input to edit it."""
-    schema = spec.output_schema()
-    rows = []
-    for name, prop in schema["properties"].items():
-        types = prop.get("type", "string")
-        types = types if isinstance(types, list) else [types]
-        confidence = item.field_confidence.get(name)
-        threshold = spec.review.threshold_for(name)
-        rows.append({
-            "name": name, "value": (item.output or {}).get(name), "confidence": confidence,
-            "level": "unknown" if confidence is None else "high" if confidence >= threshold else
-                     "medium" if confidence >= threshold / 2 else "low",
-            "enum": prop.get("enum") or (getattr(spec, "label_names", None) if name == "label" else None),
-            "options": (prop.get("items") or {}).get("enum") if "array" in types else None,
-            "input": "number" if {"integer", "number"} & set(types) else "text",
-            "integer": "integer" in types, "nullable": "null" in types,
-            "multiline": spec.kind == "generate" and name == "output"})
-    return rows
-
-
-def _annotation(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "item_id": row["item_id"], "annotator": row["annotator"],
-            "output": json.loads(row["output"]), "action": row["action"], "current": bool(row["is_current"]),
-            "at": row["created_at"]}
-
-
-def serve(store: Store, spec: TaskSpec, host: str = "127.0.0.1", port: int = 8400, *,
-          labeler: str = labelers.LLM, starting: Callable[[str], None] | None = None) -> None:
+def serve(
+    store: Store,
+    spec: TaskSpec,
+    host: str = "127.0.0.1",
+    port: int = 8400,
+    *,
+    labeler: str = labelers.LLM,
+    starting: Callable[[str], None] | None = None,
+) -> None:
     """Serve :func:`create_app` with uvicorn until interrupted; ``starting`` is told the address first."""
     uvicorn = require("uvicorn", "web", "the review web server")
     app = create_app(store, spec, labeler)

@@ -16,27 +16,78 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from .._yaml import line_of, load_with_lines
 from ..errors import SpecError
 from .base import TaskSpec, _LocatedError
-from .kinds import (ClassifySpec, ExtractSpec, GenerateSpec, IntentSlotsSpec, Level, MultilabelSpec, RateSpec,
-                    SpansSpec)
-from .settings import (DEFAULT_ROLE, ENV_PREFIX, AnnotationSettings, CleanSettings, DedupSettings, EmbeddingSettings,
-                       Example, LearnSettings, PiiSettings, InputSettings, Label, ModelSettings, PromptSettings,
-                       OverlapSettings, ReviewSettings, Rule)
+from .kinds import ClassifySpec, ExtractSpec, GenerateSpec, IntentSlotsSpec, Level, MultilabelSpec, RateSpec, SpansSpec
+from .settings import (
+    DEFAULT_ROLE,
+    ENV_PREFIX,
+    AnnotationSettings,
+    CleanSettings,
+    DedupSettings,
+    EmbeddingSettings,
+    Example,
+    InputSettings,
+    Label,
+    LearnSettings,
+    ModelSettings,
+    OverlapSettings,
+    PiiSettings,
+    PromptSettings,
+    ReviewSettings,
+    Rule,
+)
 
-__all__ = ["AnnotationSettings", "AnySpec", "CleanSettings", "DedupSettings", "EmbeddingSettings", "LearnSettings",
-           "PiiSettings", "ClassifySpec", "DEFAULT_ROLE", "ENV_PREFIX", "Example", "ExtractSpec", "GenerateSpec",
-           "InputSettings", "IntentSlotsSpec", "KINDS", "Label", "Level", "ModelSettings", "MultilabelSpec",
-           "OverlapSettings", "PromptSettings", "RateSpec", "ReviewSettings", "Rule", "SPEC_FILENAME", "SpansSpec", "TaskSpec",
-           "load_spec", "parse_spec", "template_names", "template_text"]
+__all__ = [
+    "AnnotationSettings",
+    "AnySpec",
+    "CleanSettings",
+    "DedupSettings",
+    "EmbeddingSettings",
+    "LearnSettings",
+    "PiiSettings",
+    "ClassifySpec",
+    "DEFAULT_ROLE",
+    "ENV_PREFIX",
+    "Example",
+    "ExtractSpec",
+    "GenerateSpec",
+    "InputSettings",
+    "IntentSlotsSpec",
+    "KINDS",
+    "Label",
+    "Level",
+    "ModelSettings",
+    "MultilabelSpec",
+    "OverlapSettings",
+    "PromptSettings",
+    "RateSpec",
+    "ReviewSettings",
+    "Rule",
+    "SPEC_FILENAME",
+    "SpansSpec",
+    "TaskSpec",
+    "load_spec",
+    "parse_spec",
+    "template_names",
+    "template_text",
+]
 
 SPEC_FILENAME = "labelloop.yaml"
 
 
-AnySpec = Annotated[Union[ClassifySpec, ExtractSpec, MultilabelSpec, SpansSpec, IntentSlotsSpec, RateSpec,
-                          GenerateSpec], Field(discriminator="kind")]
+AnySpec = Annotated[
+    Union[ClassifySpec, ExtractSpec, MultilabelSpec, SpansSpec, IntentSlotsSpec, RateSpec, GenerateSpec],
+    Field(discriminator="kind"),
+]
 _SPEC_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(AnySpec)
 _SPEC_CLASSES: dict[str, type[TaskSpec]] = {
-    "classify": ClassifySpec, "extract": ExtractSpec, "multilabel": MultilabelSpec, "spans": SpansSpec,
-    "intent_slots": IntentSlotsSpec, "rate": RateSpec, "generate": GenerateSpec}
+    "classify": ClassifySpec,
+    "extract": ExtractSpec,
+    "multilabel": MultilabelSpec,
+    "spans": SpansSpec,
+    "intent_slots": IntentSlotsSpec,
+    "rate": RateSpec,
+    "generate": GenerateSpec,
+}
 KINDS = tuple(_SPEC_CLASSES)
 
 
@@ -64,8 +115,12 @@ def _read_vocabularies(spec: SpansSpec, base: Path, lines: dict, filename: str) 
         try:
             terms = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
         except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(filename, line_of(lines, ("vocabularies", label)), f"vocabularies.{label}",
-                            f"cannot read {path} ({exc.__class__.__name__})") from None
+            raise SpecError(
+                filename,
+                line_of(lines, ("vocabularies", label)),
+                f"vocabularies.{label}",
+                f"cannot read {path} ({exc.__class__.__name__})",
+            ) from None
         spec.vocabulary_terms[label] = terms
 
 

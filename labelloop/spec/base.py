@@ -9,8 +9,20 @@ import jsonschema
 from pydantic import Field, field_validator, model_validator
 
 from ..rules import check_rule, load_validator
-from .settings import (AnnotationSettings, CleanSettings, DedupSettings, Example, InputSettings, LearnSettings,
-                       ModelSettings, PiiSettings, PromptSettings, ReviewSettings, Rule, _Strict)
+from .settings import (
+    AnnotationSettings,
+    CleanSettings,
+    DedupSettings,
+    Example,
+    InputSettings,
+    LearnSettings,
+    ModelSettings,
+    PiiSettings,
+    PromptSettings,
+    ReviewSettings,
+    Rule,
+    _Strict,
+)
 
 
 class _LocatedError(ValueError):
@@ -74,7 +86,7 @@ class TaskSpec(_Strict):
         return json.dumps(output, ensure_ascii=False)
 
     @model_validator(mode="after")
-    def _rules_and_validators_load(self) -> "TaskSpec":
+    def _rules_and_validators_load(self) -> TaskSpec:
         for index, rule in enumerate(self.rules):
             problem = check_rule(rule.rule, self.output_fields)
             if problem:
@@ -90,7 +102,7 @@ class TaskSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _examples_match_schema(self) -> "TaskSpec":
+    def _examples_match_schema(self) -> TaskSpec:
         validator = jsonschema.Draft202012Validator(self.output_schema())
         for index, example in enumerate(self.examples):
             error = jsonschema.exceptions.best_match(validator.iter_errors(example.output))

@@ -38,15 +38,20 @@ class ClassifySpec(TaskSpec):
     kind: Literal["classify"]
     labels: Labels = Field(min_length=2)
     scoring: Literal["generate", "logprob"] = Field(
-        "generate", description="logprob: the model answers the bare label in at most 3 tokens, scored by logprobs")
+        "generate", description="logprob: the model answers the bare label in at most 3 tokens, scored by logprobs"
+    )
 
     @property
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
 
     def output_schema(self) -> dict[str, Any]:
-        return {"type": "object", "properties": {"label": {"type": "string", "enum": self.label_names}},
-                "required": ["label"], "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {"label": {"type": "string", "enum": self.label_names}},
+            "required": ["label"],
+            "additionalProperties": False,
+        }
 
     @property
     def scores_bare_label(self) -> bool:
@@ -126,37 +131,62 @@ class MultilabelSpec(TaskSpec):
         return [*self.output_fields, *self.label_names]  # a threshold per label
 
     def output_schema(self) -> dict[str, Any]:
-        array: dict[str, Any] = {"type": "array", "items": {"type": "string", "enum": self.label_names},
-                                 "uniqueItems": True}
+        array: dict[str, Any] = {
+            "type": "array",
+            "items": {"type": "string", "enum": self.label_names},
+            "uniqueItems": True,
+        }
         if self.max_labels:
             array["maxItems"] = self.max_labels
-        return {"type": "object", "properties": {"labels": array}, "required": ["labels"],
-                "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {"labels": array},
+            "required": ["labels"],
+            "additionalProperties": False,
+        }
 
     def output_description(self) -> str:
-        return "\n".join(["Choose every label that applies (an empty list when none does):",
-                          *_label_lines(self.labels),
-                          'Answer with a JSON object of the form {"labels": ["<label>", ...]}.'])
+        return "\n".join(
+            [
+                "Choose every label that applies (an empty list when none does):",
+                *_label_lines(self.labels),
+                'Answer with a JSON object of the form {"labels": ["<label>", ...]}.',
+            ]
+        )
 
 
 def _mention_schema(labels: list[str]) -> dict[str, Any]:
     """One mention as the model writes it: the exact text, its label, which occurrence when repeated."""
-    return {"type": "object", "properties": {
-        "text": {"type": "string", "minLength": 1}, "label": {"type": "string", "enum": labels},
-        "occurrence": {"type": ["integer", "null"], "minimum": 1}},
-        "required": ["text", "label"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "minLength": 1},
+            "label": {"type": "string", "enum": labels},
+            "occurrence": {"type": ["integer", "null"], "minimum": 1},
+        },
+        "required": ["text", "label"],
+        "additionalProperties": False,
+    }
 
 
 def _grounded(schema: dict[str, Any], field: str) -> dict[str, Any]:
     """The schema of a stored answer: mentions may carry the offsets labelloop found for them."""
     item = schema["properties"][field]["items"]
-    item = {**item, "properties": {**item["properties"], "start": {"type": "integer", "minimum": 0},
-                                   "end": {"type": "integer", "minimum": 0}}}
+    item = {
+        **item,
+        "properties": {
+            **item["properties"],
+            "start": {"type": "integer", "minimum": 0},
+            "end": {"type": "integer", "minimum": 0},
+        },
+    }
     return {**schema, "properties": {**schema["properties"], field: {"type": "array", "items": item}}}
 
 
-_MENTION_RULES = ("Copy each mention's text exactly as it appears in the input. When the same text occurs"
-                  " more than once, give occurrence (1 for the first). Do not give character offsets.")
+_MENTION_RULES = (
+    "Copy each mention's text exactly as it appears in the input. When the same text occurs"
+    " more than once, give occurrence (1 for the first). Do not give character offsets."
+)
 
 
 class SpansSpec(TaskSpec):
@@ -165,7 +195,8 @@ class SpansSpec(TaskSpec):
     kind: Literal["spans"]
     labels: Labels = Field(min_length=1)
     overlaps: Literal["prefer_finer", "prefer_longer", "allow"] = Field(
-        "prefer_finer", description="on overlapping mentions keep the finer one, the longer one, or both")
+        "prefer_finer", description="on overlapping mentions keep the finer one, the longer one, or both"
+    )
     vocabularies: dict[str, str] = Field({}, description="label -> file of allowed terms, one per line")
     mentions_field: Literal["entities"] = "entities"
     vocabulary_terms: dict[str, set[str]] = Field({}, exclude=True, repr=False)  # read when the spec loads
@@ -184,16 +215,25 @@ class SpansSpec(TaskSpec):
         return [label.name for label in self.labels]
 
     def guided_schema(self) -> dict[str, Any] | None:
-        return {"type": "object", "properties": {"entities": {"type": "array",
-                                                              "items": _mention_schema(self.label_names)}},
-                "required": ["entities"], "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {"entities": {"type": "array", "items": _mention_schema(self.label_names)}},
+            "required": ["entities"],
+            "additionalProperties": False,
+        }
 
     def output_schema(self) -> dict[str, Any]:
         return _grounded(self.guided_schema(), "entities")
 
     def output_description(self) -> str:
-        return "\n".join(["Mark every mention of these kinds:", *_label_lines(self.labels), _MENTION_RULES,
-                          'Answer with {"entities": [{"text": "...", "label": "...", "occurrence": null}, ...]}.'])
+        return "\n".join(
+            [
+                "Mark every mention of these kinds:",
+                *_label_lines(self.labels),
+                _MENTION_RULES,
+                'Answer with {"entities": [{"text": "...", "label": "...", "occurrence": null}, ...]}.',
+            ]
+        )
 
 
 class IntentSlotsSpec(TaskSpec):
@@ -210,18 +250,30 @@ class IntentSlotsSpec(TaskSpec):
         return [label.name for label in self.slots]
 
     def guided_schema(self) -> dict[str, Any] | None:
-        return {"type": "object", "properties": {
-            "intent": {"type": "string", "enum": [label.name for label in self.intents]},
-            "slots": {"type": "array", "items": _mention_schema(self.label_names)}},
-            "required": ["intent", "slots"], "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {
+                "intent": {"type": "string", "enum": [label.name for label in self.intents]},
+                "slots": {"type": "array", "items": _mention_schema(self.label_names)},
+            },
+            "required": ["intent", "slots"],
+            "additionalProperties": False,
+        }
 
     def output_schema(self) -> dict[str, Any]:
         return _grounded(self.guided_schema(), "slots")
 
     def output_description(self) -> str:
-        return "\n".join(["Choose the intent:", *_label_lines(self.intents), "Mark the slot values:",
-                          *_label_lines(self.slots), _MENTION_RULES,
-                          'Answer with {"intent": "...", "slots": [{"text": "...", "label": "..."}, ...]}.'])
+        return "\n".join(
+            [
+                "Choose the intent:",
+                *_label_lines(self.intents),
+                "Mark the slot values:",
+                *_label_lines(self.slots),
+                _MENTION_RULES,
+                'Answer with {"intent": "...", "slots": [{"text": "...", "label": "..."}, ...]}.',
+            ]
+        )
 
 
 class Level(_Strict):
@@ -246,9 +298,12 @@ class RateSpec(TaskSpec):
         return levels
 
     def output_schema(self) -> dict[str, Any]:
-        return {"type": "object", "properties": {"rating": {"type": "integer",
-                                                            "enum": [level.value for level in self.levels]}},
-                "required": ["rating"], "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {"rating": {"type": "integer", "enum": [level.value for level in self.levels]}},
+            "required": ["rating"],
+            "additionalProperties": False,
+        }
 
     def output_description(self) -> str:
         lines = ["Rate the input on this scale:", *(f"- {lv.value}: {lv.description}" for lv in self.levels)]
@@ -265,12 +320,17 @@ class GenerateSpec(TaskSpec):
     rubric: list[str] = Field(min_length=1, description="what a good output does; a judge rates it 1-5 on these")
 
     def output_schema(self) -> dict[str, Any]:
-        return {"type": "object", "properties": {"output": {"type": "string", "minLength": 1}},
-                "required": ["output"], "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {"output": {"type": "string", "minLength": 1}},
+            "required": ["output"],
+            "additionalProperties": False,
+        }
 
     def output_description(self) -> str:
-        return "\n".join(["A good output:", *(f"- {point}" for point in self.rubric),
-                          'Answer with {"output": "<your output>"}.'])
+        return "\n".join(
+            ["A good output:", *(f"- {point}" for point in self.rubric), 'Answer with {"output": "<your output>"}.']
+        )
 
 
 def _type_text(prop: dict[str, Any]) -> str:

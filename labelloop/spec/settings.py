@@ -21,7 +21,9 @@ class ModelSettings(_Strict):
     """Which model labels, and with which decoding parameters."""
 
     backend: str = "llamacpp"
-    model: str | None = Field(None, description="Model name (openai) or GGUF path (llamacpp; default: embedded SmolLM2)")
+    model: str | None = Field(
+        None, description="Model name (openai) or GGUF path (llamacpp; default: embedded SmolLM2)"
+    )
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -33,7 +35,7 @@ class ModelSettings(_Strict):
     retries: int = Field(4, ge=0, le=20)
     backoff: float = Field(1.0, ge=0.0, description="first retry delay in seconds; doubles per retry, with jitter")
 
-    def with_overrides(self, overrides: dict[str, Any], environ: dict[str, str] | None = None) -> "ModelSettings":
+    def with_overrides(self, overrides: dict[str, Any], environ: dict[str, str] | None = None) -> ModelSettings:
         """Apply ``LABELLOOP_*`` environment variables, then explicit overrides (None = not given)."""
         environ = os.environ if environ is None else environ
         merged = self.model_dump()
@@ -51,8 +53,12 @@ class ModelSettings(_Strict):
 
     def decoding_params(self) -> dict[str, Any]:
         """The parameters that change the model's answer (part of the cache key)."""
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                "top_logprobs": self.top_logprobs, "seed": self.seed}
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_logprobs": self.top_logprobs,
+            "seed": self.seed,
+        }
 
 
 class PromptSettings(_Strict):
@@ -92,8 +98,14 @@ class ReviewSettings(_Strict):
     fields: dict[str, float] = Field({}, description="per-field thresholds, e.g. {passenger_count: 0.8}")
     feedback_retries: int = Field(1, ge=0, le=5, description="re-asks with the validation errors fed back")
     accept_without_confidence: bool = Field(False, description="accept valid answers when no logprobs exist")
-    self_consistency: int = Field(0, ge=0, le=20, description=(
-        "without logprobs, draw this many answers in all and use their agreement as the confidence (k calls)"))
+    self_consistency: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description=(
+            "without logprobs, draw this many answers in all and use their agreement as the confidence (k calls)"
+        ),
+    )
     sample_temperature: float = Field(0.7, gt=0.0, le=2.0, description="temperature of the extra samples")
 
     @field_validator("fields")
@@ -113,10 +125,12 @@ class OverlapSettings(_Strict):
 
     annotators: int = Field(1, ge=1, le=50, description="answers wanted per overlapped item (k)")
     sample: float = Field(1.0, gt=0.0, le=1.0, description="share of the items sent to people that get k answers")
-    include_accepted: bool = Field(False, description=(
-        "draw the sample from auto-accepted items too (a QC sample of the model's accepted labels)"))
+    include_accepted: bool = Field(
+        False, description=("draw the sample from auto-accepted items too (a QC sample of the model's accepted labels)")
+    )
     stratify: list[Literal["label", "confidence"]] = Field(
-        ["label", "confidence"], description="draw the sample evenly across predicted labels and confidence bands")
+        ["label", "confidence"], description="draw the sample evenly across predicted labels and confidence bands"
+    )
     seed: int = 0
 
     @property
@@ -131,11 +145,17 @@ class AnnotationSettings(_Strict):
     overlap: OverlapSettings = OverlapSettings()
     show_prelabel: bool = Field(True, description="show the model's answer to annotators (off: blind)")
     aggregate: Literal["majority", "dawid_skene"] = "majority"
-    sets: Literal["per_label", "whole"] = Field("per_label", description=(
-        "aggregate a set of labels one yes/no question per label, or as one choice among whole sets"))
+    sets: Literal["per_label", "whole"] = Field(
+        "per_label",
+        description=("aggregate a set of labels one yes/no question per label, or as one choice among whole sets"),
+    )
     model_votes: list[str] = Field([], description="labelers (label --as NAME) whose answers vote beside people")
-    min_agreement: float = Field(0.5, ge=0.0, le=1.0, description=(
-        "an item whose winning answer has a lower share (or Dawid-Skene posterior) goes to adjudication"))
+    min_agreement: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description=("an item whose winning answer has a lower share (or Dawid-Skene posterior) goes to adjudication"),
+    )
     batch_match: float = Field(0.9, ge=0.0, le=1.0, description="a batch matching less than this goes to rework")
     min_kappa: float = Field(0.6, ge=-1.0, le=1.0, description="annotators below this kappa are flagged")
 
@@ -164,10 +184,13 @@ class PolicySettings(_Strict):
     target_precision: float = Field(0.95, gt=0.0, lt=1.0, description="precision auto-accepted labels must reach")
     confidence_level: float = Field(0.9, gt=0.5, lt=1.0, description="confidence of that guarantee (Clopper-Pearson)")
     calibration: Literal["isotonic", "platt"] = "isotonic"
-    small_alone: bool = Field(False, description=(
-        "the small model alone labels items where its guaranteed threshold is met; the LLM is not called"))
-    cross_check: bool = Field(True, description=(
-        "where both labeled: disagreement goes to review; agreement with both confident is accepted"))
+    small_alone: bool = Field(
+        False,
+        description=("the small model alone labels items where its guaranteed threshold is met; the LLM is not called"),
+    )
+    cross_check: bool = Field(
+        True, description=("where both labeled: disagreement goes to review; agreement with both confident is accepted")
+    )
 
 
 class LearnSettings(_Strict):
@@ -177,8 +200,9 @@ class LearnSettings(_Strict):
     fewshot: int = Field(0, ge=0, le=32, description="nearest people-labeled examples added to each prompt")
     small_model: SmallModelSettings = SmallModelSettings()
     policy: PolicySettings = PolicySettings()
-    review_order: Literal["confidence", "active"] = Field("confidence", description=(
-        "active: uncertainty x diversity and labeler disagreement choose the next items"))
+    review_order: Literal["confidence", "active"] = Field(
+        "confidence", description=("active: uncertainty x diversity and labeler disagreement choose the next items")
+    )
 
 
 class CleanSettings(_Strict):
@@ -202,13 +226,16 @@ class CleanSettings(_Strict):
 class PiiSettings(_Strict):
     """PII found in the text before anything else sees it: per type mask, placeholder or keep."""
 
-    types: dict[Literal["email", "phone", "cn_id", "bank_card", "ip", "person", "address"],
-                Literal["mask", "placeholder", "keep"]] = Field(
-        {}, description="e.g. {phone: mask, email: placeholder}; types not listed are not looked for")
+    types: dict[
+        Literal["email", "phone", "cn_id", "bank_card", "ip", "person", "address"],
+        Literal["mask", "placeholder", "keep"],
+    ] = Field({}, description="e.g. {phone: mask, email: placeholder}; types not listed are not looked for")
     region: str = Field("CN", description="default region of phone numbers without a country code")
     ner: bool = Field(False, description="names and addresses with Presidio, when it is installed")
-    key_env: str = Field("LABELLOOP_PII_KEY", description=(
-        "environment variable holding the passphrase that encrypts the original text and placeholders"))
+    key_env: str = Field(
+        "LABELLOOP_PII_KEY",
+        description=("environment variable holding the passphrase that encrypts the original text and placeholders"),
+    )
 
 
 class DedupSettings(_Strict):

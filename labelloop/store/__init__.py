@@ -1,7 +1,7 @@
 """The project store: one SQLite file (WAL). Every read and write of project data lives here.
 
 :class:`Store` is the one facade; each concern is a class of its own module (items and ingest, runs and
-predictions, reviews, the audit log, gold, learning, PII, Label Studio), all deriving from
+predictions, reviews, the review queue, the audit log, gold, learning, PII, Label Studio), all deriving from
 :class:`~labelloop.store._base.StoreBase`, which holds the connection and opens transactions.
 """
 
@@ -19,19 +19,32 @@ from .labelstudio import LabelStudioStore
 from .learn import LearnStore
 from .migrations import MIGRATIONS, apply_migrations
 from .pii import PiiStore
+from .queue import Need, QueueStore
 from .records import CallRecord, Item, PredictionRecord, RunCounts
-from .reviews import Need, ReviewStore
+from .reviews import ReviewStore
 from .runs import RunStore, process_alive
 
-__all__ = ["Store", "Item", "CallRecord", "PredictionRecord", "RunCounts", "Conflict", "Need", "MIGRATIONS", "utc_now",
-           "process_alive"]
+__all__ = [
+    "Store",
+    "Item",
+    "CallRecord",
+    "PredictionRecord",
+    "RunCounts",
+    "Conflict",
+    "Need",
+    "MIGRATIONS",
+    "utc_now",
+    "process_alive",
+]
 
 
-class Store(RunStore, ItemStore, PiiStore, LabelStudioStore, ReviewStore, AuditStore, GoldStore, LearnStore):
+class Store(
+    RunStore, ItemStore, PiiStore, LabelStudioStore, ReviewStore, QueueStore, AuditStore, GoldStore, LearnStore
+):
     """A project's SQLite database. Open with :meth:`open`; close with :meth:`close`."""
 
     @classmethod
-    def open(cls, path: str | Path) -> "Store":
+    def open(cls, path: str | Path) -> Store:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
         path = Path(path)
         try:

@@ -32,12 +32,28 @@ class StoreBase:
         self.db.execute("COMMIT")
 
     @staticmethod
-    def _audit(db: sqlite3.Connection, at: str, actor: str, action: str, item_id: str | None, before: Any,
-               after: Any, detail: str | None = None) -> None:
-        db.execute("INSERT INTO audit_log (at, actor, action, item_id, before, after, detail)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (at, actor, action, item_id, None if before is None else dumps(before),
-                    None if after is None else dumps(after), detail))
+    def _audit(
+        db: sqlite3.Connection,
+        at: str,
+        actor: str,
+        action: str,
+        item_id: str | None,
+        before: Any,
+        after: Any,
+        detail: str | None = None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO audit_log (at, actor, action, item_id, before, after, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                at,
+                actor,
+                action,
+                item_id,
+                None if before is None else dumps(before),
+                None if after is None else dumps(after),
+                detail,
+            ),
+        )
 
     def _item_column(self, ids: Iterable[str], column: str) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -14,14 +14,22 @@ from ._common import utc_now
 class AuditStore(StoreBase):
     """Mixed into :class:`~labelloop.store.Store`; the audit log's queries."""
 
-    def audit(self, actor: str, action: str, item_id: str | None = None, before: Any = None, after: Any = None,
-              detail: str | None = None) -> None:
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        item_id: str | None = None,
+        before: Any = None,
+        after: Any = None,
+        detail: str | None = None,
+    ) -> None:
         """Append one row to the audit log."""
         with self.transaction() as db:
             self._audit(db, utc_now(), actor, action, item_id, before, after, detail)
 
-    def audit_rows(self, *, action: str | None = None, actor: str | None = None, item_id: str | None = None,
-                   limit: int = 50) -> list[sqlite3.Row]:
+    def audit_rows(
+        self, *, action: str | None = None, actor: str | None = None, item_id: str | None = None, limit: int = 50
+    ) -> list[sqlite3.Row]:
         """The newest audit-log rows matching every filter given."""
         where, params = [], []
         for column, value in (("action", action), ("actor", actor), ("item_id", item_id)):

@@ -18,28 +18,35 @@ class GoldStore(StoreBase):
 
     def model_answers(self, labeler: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(item id, output) of every valid current prediction of ``labeler``."""
-        rows = self.db.execute("SELECT item_id, output FROM predictions WHERE is_current = 1 AND labeler = ?"
-                               " AND status = 'ok' AND output IS NOT NULL AND route != 'failed'", (labeler,))
+        rows = self.db.execute(
+            "SELECT item_id, output FROM predictions WHERE is_current = 1 AND labeler = ?"
+            " AND status = 'ok' AND output IS NOT NULL AND route != 'failed'",
+            (labeler,),
+        )
         for item_id, output in rows:
             yield item_id, json.loads(output)
 
     def labelers(self) -> list[str]:
         """Every labeler with current predictions (``label --as NAME``), by name."""
-        return [row[0] for row in self.db.execute(
-            "SELECT DISTINCT labeler FROM predictions WHERE is_current = 1 ORDER BY labeler")]
+        return [
+            row[0]
+            for row in self.db.execute("SELECT DISTINCT labeler FROM predictions WHERE is_current = 1 ORDER BY labeler")
+        ]
 
     def change_watermark(self) -> str:
         """Changes whenever an answer or a prediction does (every answer change writes an audit row)."""
         audit, prediction = self.db.execute(
-            "SELECT (SELECT max(id) FROM audit_log), (SELECT max(id) FROM predictions)").fetchone()
+            "SELECT (SELECT max(id) FROM audit_log), (SELECT max(id) FROM predictions)"
+        ).fetchone()
         return f"{audit}:{prediction}"
 
     def last_aggregation_watermark(self) -> str | None:
         row = self.db.execute("SELECT watermark FROM aggregations ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else row[0]
 
-    def replace_gold(self, decisions: Mapping[str, Any], method: str, watermark: str,
-                     details: dict[str, Any] | None = None) -> None:
+    def replace_gold(
+        self, decisions: Mapping[str, Any], method: str, watermark: str, details: dict[str, Any] | None = None
+    ) -> None:
         """Swap the whole gold table for ``decisions`` (``aggregate.Decision`` by item) in one transaction;
         ``details`` (e.g. annotators' confusion matrices) are kept with the aggregation's log row."""
         now = utc_now()
@@ -48,12 +55,32 @@ class GoldStore(StoreBase):
             db.executemany(
                 "INSERT INTO gold (item_id, status, output, method, decided_by, confidence, votes, decided_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(item, "disputed" if d.disputed else "decided", dumps(d.output), d.method, dumps(d.decided_by),
-                  d.confidence, d.votes, now) for item, d in decisions.items()])
-            db.execute("INSERT INTO aggregations (method, watermark, items, disputed, details, created_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", (method, watermark, len(decisions),
-                                                      sum(d.disputed for d in decisions.values()),
-                                                      dumps(details or {}), now))
+                [
+                    (
+                        item,
+                        "disputed" if d.disputed else "decided",
+                        dumps(d.output),
+                        d.method,
+                        dumps(d.decided_by),
+                        d.confidence,
+                        d.votes,
+                        now,
+                    )
+                    for item, d in decisions.items()
+                ],
+            )
+            db.execute(
+                "INSERT INTO aggregations (method, watermark, items, disputed, details, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    method,
+                    watermark,
+                    len(decisions),
+                    sum(d.disputed for d in decisions.values()),
+                    dumps(details or {}),
+                    now,
+                ),
+            )
 
     def gold(self, item_id: str | None = None) -> list[sqlite3.Row]:
         """Gold records (all, or one item's)."""
@@ -68,4 +95,6 @@ class GoldStore(StoreBase):
             " p.field_confidence, p.reasons, p.route, g.confidence AS agreement FROM gold g"
             " JOIN items i ON i.id = g.item_id"
             " LEFT JOIN predictions p ON p.item_id = i.id AND p.is_current = 1 AND p.labeler = ?"
-            " WHERE g.status = 'disputed' ORDER BY g.confidence, i.seq LIMIT ?", (labeler, limit)).fetchall()
+            " WHERE g.status = 'disputed' ORDER BY g.confidence, i.seq LIMIT ?",
+            (labeler, limit),
+        ).fetchall()

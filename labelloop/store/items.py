@@ -12,15 +12,18 @@ from ._common import dumps, utc_now
 from .pii import PiiStore
 from .records import Item
 
-_PENDING = ("NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = items.id"
-            " AND p.labeler = ? AND p.is_current = 1 AND p.job_key = ?"
-            " AND p.item_hash = items.content_hash AND p.status != 'failed')")
-_SETTLED = ("NOT EXISTS (SELECT 1 FROM predictions s WHERE s.item_id = items.id"
-            " AND s.labeler = ? AND s.is_current = 1 AND s.route = 'accepted')")
+_PENDING = (
+    "NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = items.id"
+    " AND p.labeler = ? AND p.is_current = 1 AND p.job_key = ?"
+    " AND p.item_hash = items.content_hash AND p.status != 'failed')"
+)
+_SETTLED = (
+    "NOT EXISTS (SELECT 1 FROM predictions s WHERE s.item_id = items.id"
+    " AND s.labeler = ? AND s.is_current = 1 AND s.route = 'accepted')"
+)
 
 
-_MEMBER = ("NOT EXISTS (SELECT 1 FROM duplicates d WHERE d.item_id = items.id"
-           " AND d.representative != items.id)")
+_MEMBER = "NOT EXISTS (SELECT 1 FROM duplicates d WHERE d.item_id = items.id AND d.representative != items.id)"
 
 
 class ItemStore(PiiStore):
@@ -43,16 +46,30 @@ class ItemStore(PiiStore):
             elif known == item.content_hash:
                 repeats.append(item)
             else:
-                raise IdCollisionError(item.source_file or "?", item.source_line,
-                                       f"id {item.id!r} already exists with different content", field="id")
+                raise IdCollisionError(
+                    item.source_file or "?",
+                    item.source_line,
+                    f"id {item.id!r} already exists with different content",
+                    field="id",
+                )
         now = utc_now()
         self.db.executemany(
             "INSERT INTO items (id, text, fields, content_hash, source_file, source_line, ingested_at, original,"
             " cleaning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(i.id, i.text, dumps(i.fields), i.content_hash, i.source_file, i.source_line, now,
-              i.prepared.original if i.prepared else None,
-              dumps(i.prepared.cleaning) if i.prepared and i.prepared.cleaning else None)
-             for i in fresh.values()],
+            [
+                (
+                    i.id,
+                    i.text,
+                    dumps(i.fields),
+                    i.content_hash,
+                    i.source_file,
+                    i.source_line,
+                    now,
+                    i.prepared.original if i.prepared else None,
+                    dumps(i.prepared.cleaning) if i.prepared and i.prepared.cleaning else None,
+                )
+                for i in fresh.values()
+            ],
         )
         self._save_pii([i for i in fresh.values() if i.prepared is not None])
         return len(fresh), repeats
@@ -60,14 +77,21 @@ class ItemStore(PiiStore):
     def check_collisions(self, items: Sequence[Item]) -> list[tuple[Item, str]]:
         """Items whose id exists with other content, with the reason (used to skip bad lines)."""
         existing = self.content_hashes(item.id for item in items)
-        return [(i, f"id {i.id!r} already exists with different content")
-                for i in items if i.id in existing and existing[i.id] != i.content_hash]
+        return [
+            (i, f"id {i.id!r} already exists with different content")
+            for i in items
+            if i.id in existing and existing[i.id] != i.content_hash
+        ]
 
     def fields_present(self, names: list[str]) -> set[str]:
         """Which of ``names`` are a field of at least one item."""
         marks = ",".join("?" * len(names))
-        return {row[0] for row in self.db.execute(
-            f"SELECT DISTINCT j.key FROM items, json_each(items.fields) j WHERE j.key IN ({marks})", names)}
+        return {
+            row[0]
+            for row in self.db.execute(
+                f"SELECT DISTINCT j.key FROM items, json_each(items.fields) j WHERE j.key IN ({marks})", names
+            )
+        }
 
     def count_items(self) -> int:
         return self.db.execute("SELECT count(*) FROM items").fetchone()[0]
@@ -96,35 +120,51 @@ class ItemStore(PiiStore):
     def first_item(self) -> Item | None:
         return next(self._iter_items_where("", (), 1), None)
 
-    def iter_pending(self, labeler: str, job_key: str, chunk: int = 1000, settled_by: str | None = None,
-                     representatives_only: bool = False) -> Iterator[Item]:
+    def iter_pending(
+        self,
+        labeler: str,
+        job_key: str,
+        chunk: int = 1000,
+        settled_by: str | None = None,
+        representatives_only: bool = False,
+    ) -> Iterator[Item]:
         """Items without a current, finished prediction of ``labeler`` for this job and content (with
         ``settled_by``, also without an accepted prediction of that labeler; with ``representatives_only``,
         not a non-representative member of a duplicate group)."""
         where, extra = _pending(settled_by, representatives_only)
         yield from self._iter_items_where("AND " + where, (labeler, job_key, *extra), chunk)
 
-    def count_pending(self, labeler: str, job_key: str, settled_by: str | None = None,
-                      representatives_only: bool = False) -> int:
+    def count_pending(
+        self, labeler: str, job_key: str, settled_by: str | None = None, representatives_only: bool = False
+    ) -> int:
         where, extra = _pending(settled_by, representatives_only)
         return self.db.execute(f"SELECT count(*) FROM items WHERE {where}", (labeler, job_key, *extra)).fetchone()[0]
 
     def count_settled(self, labeler: str) -> int:
         """Items ``labeler`` (e.g. the small model) settled: its current prediction is accepted."""
-        return self.db.execute("SELECT count(*) FROM predictions WHERE labeler = ? AND is_current = 1"
-                               " AND route = 'accepted'", (labeler,)).fetchone()[0]
+        return self.db.execute(
+            "SELECT count(*) FROM predictions WHERE labeler = ? AND is_current = 1 AND route = 'accepted'", (labeler,)
+        ).fetchone()[0]
 
     def _iter_items_where(self, where: str, params: tuple, chunk: int) -> Iterator[Item]:
         last = 0
         while True:
             rows = self.db.execute(
                 "SELECT seq, id, text, fields, content_hash, source_file, source_line FROM items"
-                f" WHERE seq > ? {where} ORDER BY seq LIMIT ?", (last, *params, chunk)).fetchall()
+                f" WHERE seq > ? {where} ORDER BY seq LIMIT ?",
+                (last, *params, chunk),
+            ).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield Item(row["id"], row["text"], json.loads(row["fields"]), row["content_hash"],
-                           row["source_file"], row["source_line"])
+                yield Item(
+                    row["id"],
+                    row["text"],
+                    json.loads(row["fields"]),
+                    row["content_hash"],
+                    row["source_file"],
+                    row["source_line"],
+                )
             last = rows[-1]["seq"]
 
 

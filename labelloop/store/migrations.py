@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
@@ -30,8 +30,9 @@ def apply_migrations(db: sqlite3.Connection) -> list[str]:
         db.execute("BEGIN IMMEDIATE")
         try:
             fn(db)
-            db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                       (fn.__name__, datetime.now(timezone.utc).isoformat()))
+            db.execute(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (fn.__name__, datetime.now(UTC).isoformat())
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -128,8 +129,15 @@ def m001_items_runs_calls_predictions(db: sqlite3.Connection) -> None:
 
 @migration
 def m002_validation_confidence_route(db: sqlite3.Connection) -> None:
-    for column in ("problems TEXT", "repaired INTEGER NOT NULL DEFAULT 0", "confidence REAL",
-                   "confidence_method TEXT", "field_confidence TEXT", "route TEXT", "reasons TEXT"):
+    for column in (
+        "problems TEXT",
+        "repaired INTEGER NOT NULL DEFAULT 0",
+        "confidence REAL",
+        "confidence_method TEXT",
+        "field_confidence TEXT",
+        "route TEXT",
+        "reasons TEXT",
+    ):
         db.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
     db.execute("CREATE INDEX predictions_route ON predictions(route, confidence) WHERE is_current = 1")
 

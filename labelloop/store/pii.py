@@ -24,15 +24,18 @@ class PiiStore(StoreBase):
     def pii_entry(self, item_id: str) -> tuple[bytes | None, list[sqlite3.Row]]:
         """An item's sealed original (if any) and where PII was found in it."""
         sealed = self.db.execute("SELECT sealed FROM pii_vault WHERE item_id = ?", (item_id,)).fetchone()
-        findings = self.db.execute('SELECT type, start, "end", detector, action FROM pii_findings WHERE item_id = ?'
-                                   " ORDER BY start", (item_id,)).fetchall()
+        findings = self.db.execute(
+            'SELECT type, start, "end", detector, action FROM pii_findings WHERE item_id = ? ORDER BY start', (item_id,)
+        ).fetchall()
         return (sealed[0] if sealed else None), findings
 
     def _save_pii(self, items: Sequence[Item]) -> None:
         """Where each detector fired (offsets and type, never the value) and the sealed originals."""
         self.db.executemany(
             'INSERT INTO pii_findings (item_id, type, start, "end", detector, action) VALUES (?, ?, ?, ?, ?, ?)',
-            [(i.id, f.type, f.start, f.end, f.detector, action) for i in items
-             for f, action in i.prepared.findings])
-        self.db.executemany("INSERT INTO pii_vault (item_id, sealed) VALUES (?, ?)",
-                            [(i.id, i.prepared.sealed) for i in items if i.prepared.sealed is not None])
+            [(i.id, f.type, f.start, f.end, f.detector, action) for i in items for f, action in i.prepared.findings],
+        )
+        self.db.executemany(
+            "INSERT INTO pii_vault (item_id, sealed) VALUES (?, ?)",
+            [(i.id, i.prepared.sealed) for i in items if i.prepared.sealed is not None],
+        )

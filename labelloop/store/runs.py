@@ -22,32 +22,60 @@ class RunStore(ItemStore):
         self.db.execute(
             "INSERT INTO prompts (version, messages, item_template, output_schema, created_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(version) DO NOTHING",
-            (version, dumps(messages), item_template, dumps(output_schema), utc_now()))
+            (version, dumps(messages), item_template, dumps(output_schema), utc_now()),
+        )
 
-    def start_run(self, *, labeler: str, backend: str, model: str, params: dict, prompt_version: str,
-                  job_key: str, items_planned: int, pid: int) -> int:
+    def start_run(
+        self,
+        *,
+        labeler: str,
+        backend: str,
+        model: str,
+        params: dict,
+        prompt_version: str,
+        job_key: str,
+        items_planned: int,
+        pid: int,
+    ) -> int:
         cursor = self.db.execute(
             "INSERT INTO runs (labeler, backend, model, params, prompt_version, job_key, status, pid,"
             " started_at, items_planned) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-            (labeler, backend, model, dumps(params), prompt_version, job_key, pid, utc_now(), items_planned))
+            (labeler, backend, model, dumps(params), prompt_version, job_key, pid, utc_now(), items_planned),
+        )
         return int(cursor.lastrowid)
 
     def mark_stale_runs(self, is_alive: Callable[[int], bool] | None = None) -> int:
         """Mark runs left 'running' by a process that no longer exists as 'interrupted'."""
         is_alive = is_alive or process_alive
-        stale = [row["id"] for row in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
-                 if row["pid"] is None or not is_alive(row["pid"])]
+        stale = [
+            row["id"]
+            for row in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
+            if row["pid"] is None or not is_alive(row["pid"])
+        ]
         for run_id in stale:
-            self.db.execute("UPDATE runs SET status = 'interrupted', error = 'process ended without finishing'"
-                            " WHERE id = ?", (run_id,))
+            self.db.execute(
+                "UPDATE runs SET status = 'interrupted', error = 'process ended without finishing' WHERE id = ?",
+                (run_id,),
+            )
         return len(stale)
 
     def finish_run(self, run_id: int, status: str, counts: RunCounts, error: str | None = None) -> None:
         self.db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, error = ?, items_done = ?, items_failed = ?,"
             " calls = ?, cache_hits = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
-            (status, utc_now(), error, counts.items_done, counts.items_failed, counts.calls,
-             counts.cache_hits, counts.prompt_tokens, counts.completion_tokens, run_id))
+            (
+                status,
+                utc_now(),
+                error,
+                counts.items_done,
+                counts.items_failed,
+                counts.calls,
+                counts.cache_hits,
+                counts.prompt_tokens,
+                counts.completion_tokens,
+                run_id,
+            ),
+        )
 
     def cached_calls(self, cache_keys: Iterable[str]) -> dict[str, sqlite3.Row]:
         """The newest successful call for each cache key that has one."""
@@ -55,24 +83,34 @@ class RunStore(ItemStore):
         for chunk in chunks(list(cache_keys), 500):
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                    "SELECT id, cache_key, response, output_text, prompt_tokens, completion_tokens"
-                    f" FROM llm_calls WHERE error IS NULL AND cache_key IN ({marks}) ORDER BY id", chunk):
+                "SELECT id, cache_key, response, output_text, prompt_tokens, completion_tokens"
+                f" FROM llm_calls WHERE error IS NULL AND cache_key IN ({marks}) ORDER BY id",
+                chunk,
+            ):
                 found[row["cache_key"]] = row
         return found
 
     def record_run(self, records: Sequence[PredictionRecord], *, backend: str) -> int:
         """A finished run of answers made without model calls (the small model, duplicates), in one go."""
         first = records[0]
-        run = self.start_run(labeler=first.labeler, backend=backend, model=first.model, params={},
-                             prompt_version=first.prompt_version, job_key=first.job_key, items_planned=len(records),
-                             pid=os.getpid())
+        run = self.start_run(
+            labeler=first.labeler,
+            backend=backend,
+            model=first.model,
+            params={},
+            prompt_version=first.prompt_version,
+            job_key=first.job_key,
+            items_planned=len(records),
+            pid=os.getpid(),
+        )
         counts = RunCounts(items_done=len(records))
         self.save_predictions(run, records, counts)
         self.finish_run(run, "finished", counts)
         return run
 
-    def save_predictions(self, run_id: int, predictions: Sequence[PredictionRecord],
-                         counts: RunCounts | None = None) -> None:
+    def save_predictions(
+        self, run_id: int, predictions: Sequence[PredictionRecord], counts: RunCounts | None = None
+    ) -> None:
         """Write predictions with their calls in one transaction; each becomes the current one."""
         now = utc_now()
         with self.transaction() as db:
@@ -84,36 +122,83 @@ class RunStore(ItemStore):
                         " request, response, output_text, status_code, error, attempt, latency_ms,"
                         " prompt_tokens, completion_tokens, created_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (run_id, call.item_id, call.cache_key, call.backend, call.model, call.prompt_version,
-                         dumps(call.request), call.response, call.output_text, call.status_code, call.error,
-                         call.attempt, call.latency_ms, call.prompt_tokens, call.completion_tokens, now),
+                        (
+                            run_id,
+                            call.item_id,
+                            call.cache_key,
+                            call.backend,
+                            call.model,
+                            call.prompt_version,
+                            dumps(call.request),
+                            call.response,
+                            call.output_text,
+                            call.status_code,
+                            call.error,
+                            call.attempt,
+                            call.latency_ms,
+                            call.prompt_tokens,
+                            call.completion_tokens,
+                            now,
+                        ),
                     ).lastrowid
                 if pred.calls and pred.calls[-1].error is not None:
                     call_id = None
-                db.execute("UPDATE predictions SET is_current = 0 WHERE item_id = ? AND labeler = ?"
-                           " AND is_current = 1", (pred.item_id, pred.labeler))
+                db.execute(
+                    "UPDATE predictions SET is_current = 0 WHERE item_id = ? AND labeler = ? AND is_current = 1",
+                    (pred.item_id, pred.labeler),
+                )
                 db.execute(
                     "INSERT INTO predictions (item_id, labeler, run_id, call_id, job_key, item_hash,"
                     " prompt_version, model, status, output, raw_text, error, problems, repaired, confidence,"
                     " confidence_method, field_confidence, route, reasons, created_at, duplicate_of)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (pred.item_id, pred.labeler, run_id, call_id, pred.job_key, pred.item_hash,
-                     pred.prompt_version, pred.model, pred.status,
-                     None if pred.output is None else dumps(pred.output), pred.raw_text, pred.error,
-                     dumps(pred.problems), int(pred.repaired), pred.confidence, pred.confidence_method,
-                     dumps(pred.field_confidence), pred.route, dumps(pred.reasons), now, pred.duplicate_of))
+                    (
+                        pred.item_id,
+                        pred.labeler,
+                        run_id,
+                        call_id,
+                        pred.job_key,
+                        pred.item_hash,
+                        pred.prompt_version,
+                        pred.model,
+                        pred.status,
+                        None if pred.output is None else dumps(pred.output),
+                        pred.raw_text,
+                        pred.error,
+                        dumps(pred.problems),
+                        int(pred.repaired),
+                        pred.confidence,
+                        pred.confidence_method,
+                        dumps(pred.field_confidence),
+                        pred.route,
+                        dumps(pred.reasons),
+                        now,
+                        pred.duplicate_of,
+                    ),
+                )
             if counts is not None:
                 db.execute(
                     "UPDATE runs SET items_done = ?, items_failed = ?, calls = ?, cache_hits = ?,"
                     " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
-                    (counts.items_done, counts.items_failed, counts.calls, counts.cache_hits,
-                     counts.prompt_tokens, counts.completion_tokens, run_id))
+                    (
+                        counts.items_done,
+                        counts.items_failed,
+                        counts.calls,
+                        counts.cache_hits,
+                        counts.prompt_tokens,
+                        counts.completion_tokens,
+                        run_id,
+                    ),
+                )
 
     def final_records(self, labeler: str, fallbacks: Sequence[str] = ()) -> Iterator[sqlite3.Row]:
         """Every item with its gold record (if any) and current prediction of ``labeler`` (if any; else the
         first accepted prediction of the ``fallbacks`` labelers)."""
-        accepted = "".join(",   (SELECT id FROM predictions WHERE item_id = i.id AND is_current = 1 AND labeler = ?"
-                           " AND route = 'accepted')" for _ in fallbacks)
+        accepted = "".join(
+            ",   (SELECT id FROM predictions WHERE item_id = i.id AND is_current = 1 AND labeler = ?"
+            " AND route = 'accepted')"
+            for _ in fallbacks
+        )
         query = (
             "SELECT i.seq, i.id, i.text, i.fields, g.output AS human_output, g.method, g.decided_by,"
             " g.status AS gold_status, g.confidence AS gold_confidence,"
@@ -122,7 +207,8 @@ class RunStore(ItemStore):
             " LEFT JOIN predictions p ON p.id = coalesce("
             f"   (SELECT id FROM predictions WHERE item_id = i.id AND is_current = 1 AND labeler = ?){accepted})"
             " LEFT JOIN gold g ON g.item_id = i.id"
-            " WHERE i.seq > ? ORDER BY i.seq LIMIT 1000")
+            " WHERE i.seq > ? ORDER BY i.seq LIMIT 1000"
+        )
         last = 0
         while rows := self.db.execute(query, (labeler, *fallbacks, last)).fetchall():
             yield from rows
@@ -131,7 +217,9 @@ class RunStore(ItemStore):
     def current_predictions(self, labeler: str) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT p.*, i.text FROM predictions p JOIN items i ON i.id = p.item_id"
-            " WHERE p.is_current = 1 AND p.labeler = ? ORDER BY i.seq", (labeler,)).fetchall()
+            " WHERE p.is_current = 1 AND p.labeler = ? ORDER BY i.seq",
+            (labeler,),
+        ).fetchall()
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -141,33 +229,54 @@ class RunStore(ItemStore):
         filter_ = ""
         if labeler is not None:
             filter_, params = " AND labeler = ?", (labeler,)
-        counts = dict(self.db.execute(
-            f"SELECT status, count(*) FROM predictions WHERE is_current = 1{filter_} GROUP BY status", params))
+        counts = dict(
+            self.db.execute(
+                f"SELECT status, count(*) FROM predictions WHERE is_current = 1{filter_} GROUP BY status", params
+            )
+        )
         labeled_items = self.db.execute(
-            f"SELECT count(DISTINCT item_id) FROM predictions WHERE is_current = 1{filter_}", params).fetchone()[0]
+            f"SELECT count(DISTINCT item_id) FROM predictions WHERE is_current = 1{filter_}", params
+        ).fetchone()[0]
         counts["unlabeled"] = self.count_items() - labeled_items
         return counts
 
     def route_counts(self, labeler: str | None = None) -> tuple[dict[str, int], dict[str, int]]:
         """Current predictions by routing state, and by reason."""
         filter_, params = ("AND labeler = ?", (labeler,)) if labeler else ("", ())
-        states = dict(self.db.execute(
-            f"SELECT coalesce(route, 'unrouted'), count(*) FROM predictions WHERE is_current = 1 {filter_}"
-            " GROUP BY 1", params))
-        reasons = dict(self.db.execute(
-            "SELECT r.value, count(*) FROM predictions p, json_each(p.reasons) r"
-            f" WHERE p.is_current = 1 {filter_} GROUP BY r.value ORDER BY count(*) DESC", params))
+        states = dict(
+            self.db.execute(
+                f"SELECT coalesce(route, 'unrouted'), count(*) FROM predictions WHERE is_current = 1 {filter_}"
+                " GROUP BY 1",
+                params,
+            )
+        )
+        reasons = dict(
+            self.db.execute(
+                "SELECT r.value, count(*) FROM predictions p, json_each(p.reasons) r"
+                f" WHERE p.is_current = 1 {filter_} GROUP BY r.value ORDER BY count(*) DESC",
+                params,
+            )
+        )
         return states, reasons
 
     def confidences(self, labeler: str | None = None) -> list[float]:
         filter_, params = ("AND labeler = ?", (labeler,)) if labeler else ("", ())
-        return [row[0] for row in self.db.execute(
-            f"SELECT confidence FROM predictions WHERE is_current = 1 AND confidence IS NOT NULL {filter_}", params)]
+        return [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT confidence FROM predictions WHERE is_current = 1 AND confidence IS NOT NULL {filter_}", params
+            )
+        ]
 
     def top_errors(self, limit: int = 5) -> list[tuple[str, int]]:
-        return [(row[0], row[1]) for row in self.db.execute(
-            "SELECT error, count(*) AS n FROM predictions WHERE is_current = 1 AND error IS NOT NULL"
-            " GROUP BY error ORDER BY n DESC LIMIT ?", (limit,))]
+        return [
+            (row[0], row[1])
+            for row in self.db.execute(
+                "SELECT error, count(*) AS n FROM predictions WHERE is_current = 1 AND error IS NOT NULL"
+                " GROUP BY error ORDER BY n DESC LIMIT ?",
+                (limit,),
+            )
+        ]
 
     def call_totals(self) -> dict[str, Any]:
         row = self.db.execute(

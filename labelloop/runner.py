@@ -1,0 +1,204 @@
+"""A labeling run at full speed: a producer serves cached answers and queues the rest, a pool of workers
+calls the backend and judges each answer, and one writer commits each batch of results in one transaction.
+
+The pool size is ``model.concurrency`` (capped by what the backend can serve at once); the work queue is
+bounded, so pending items stream from the store in chunks and a million items are never held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from .backends import Backend, CompletionRequest, CompletionResponse
+from .cache import cached_verdict
+from .calls import Caller
+from .confidence.extra_calls import ExtraCalls, extra_calls
+from .errors import BackendError, BudgetExhausted, InputError
+from .gate import Verdict, judge, with_confidence
+from .job import Job, LabelOptions
+from .selection import CHUNK, FIRST_CHUNK, chunked
+from .store import CallRecord, Item, PredictionRecord, RunCounts, Store
+
+
+class ProgressSink(Protocol):
+    """Receives progress; the CLI shows it as a rich progress bar."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, items: int, *, errors: int, tokens: int, calls: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Runner:
+    """A producer serves cached answers and queues the rest; a pool of workers calls the backend; one
+    writer commits each batch of results in one transaction."""
+
+    store: Store
+    job: Job
+    backend: Backend
+    options: LabelOptions
+    run_id: int
+    progress: ProgressSink | None
+    counts: RunCounts = field(default_factory=RunCounts)
+    unparsable: int = 0
+    stop_reason: str | None = None
+
+    async def run(self, items: Iterator[Item]) -> None:
+        self._results: asyncio.Queue[PredictionRecord | None] = asyncio.Queue()
+        self._caller = Caller(self.backend, self.job, self.counts, self.options.max_calls)
+        work: asyncio.Queue[tuple[Item, str] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+        writer = asyncio.create_task(self._write_results())
+        tasks = [
+            asyncio.create_task(self._produce(items, work)),
+            *(asyncio.create_task(self._worker(work)) for _ in range(self._concurrency)),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._results.put(None)
+            await writer
+
+    async def _produce(self, items: Iterator[Item], work: asyncio.Queue[tuple[Item, str] | None]) -> None:
+        for item_and_key in self._uncached(items):
+            if self.stop_reason:
+                break
+            await work.put(item_and_key)
+        for _ in range(self._concurrency):
+            await work.put(None)
+
+    @property
+    def _concurrency(self) -> int:
+        """Requests in flight: the setting, capped by what the backend can serve at once."""
+        cap = getattr(self.backend, "max_concurrency", None)
+        return min(self.job.settings.concurrency, cap or self.job.settings.concurrency)
+
+    def _uncached(self, items: Iterator[Item]) -> Iterator[tuple[Item, str]]:
+        """Items (with their cache keys) that need a call."""
+        for chunk in chunked(items, CHUNK, first=FIRST_CHUNK):
+            yield from self._serve_from_cache(chunk)
+
+    def _serve_from_cache(self, chunk: list[Item]) -> list[tuple[Item, str]]:
+        keyed = [(item, self.job.cache_key(item)) for item in chunk]
+        if not self.options.use_cache:
+            return keyed
+        cached = self.store.cached_calls(key for _, key in keyed)
+        uncached = []
+        for item, key in keyed:
+            row = cached.get(key)
+            verdict = None if row is None else cached_verdict(self.store, self.job, item, key, row)
+            if row is None or verdict is None:
+                uncached.append((item, key))
+                continue
+            prediction = self.job.prediction(item, row["output_text"] or "", verdict)
+            prediction.cached_call_id = row["id"]
+            self.counts.cache_hits += 1
+            self._results.put_nowait(prediction)
+        return uncached
+
+    async def _worker(self, work: asyncio.Queue[tuple[Item, str] | None]) -> None:
+        while (item_and_key := await work.get()) is not None:
+            if not self._budget_reached():  # past the budget, items stay pending
+                await self._results.put(await self._label_one(*item_and_key))
+
+    def _budget_reached(self) -> bool:
+        if self._caller.budget_spent:
+            self.stop_reason = f"call budget of {self.options.max_calls} reached"
+        tokens = self.counts.prompt_tokens + self.counts.completion_tokens
+        if self.options.max_tokens is not None and tokens >= self.options.max_tokens:
+            self.stop_reason = f"token budget of {self.options.max_tokens} reached"
+        return self.stop_reason is not None
+
+    async def _label_one(self, item: Item, cache_key: str) -> PredictionRecord:
+        calls: list[CallRecord] = []
+        try:
+            request = self.job.request(item)
+            response = await self._caller.call(item, cache_key, request, calls)
+        except (BackendError, BudgetExhausted, InputError) as exc:
+            prediction = self.job.prediction(item, None, None, error=str(exc))
+        else:
+            verdict = judge(self.job.spec, item, response.text, response.token_logprobs)
+            response, verdict = await self._ask_again(item, cache_key, request, response, verdict, calls)
+            extra = extra_calls(self.job.spec, item, request, verdict.validation, verdict.confidence, cache_key)
+            if extra is not None:
+                verdict = await self._score_with_extra_calls(item, extra, verdict, calls)
+            prediction = self.job.prediction(item, response.text, verdict)
+        prediction.calls = calls
+        return prediction
+
+    async def _ask_again(
+        self,
+        item: Item,
+        cache_key: str,
+        request: CompletionRequest,
+        response: CompletionResponse,
+        verdict: Verdict,
+        calls: list[CallRecord],
+    ) -> tuple[CompletionResponse, Verdict]:
+        """Feed validation problems back to the model, up to ``review.feedback_retries`` times."""
+        for _ in range(self.job.spec.review.feedback_retries):
+            if verdict.validation.valid:
+                break
+            request = replace(
+                request,
+                messages=[
+                    *request.messages,
+                    {"role": "assistant", "content": response.text},
+                    {"role": "user", "content": verdict.validation.feedback()},
+                ],
+            )
+            try:
+                response = await self._caller.call(item, cache_key, request, calls)
+            except (BackendError, BudgetExhausted):
+                break  # keep the answer we have; its problems route it to review
+            verdict = judge(self.job.spec, item, response.text, response.token_logprobs)
+        return response, verdict
+
+    async def _score_with_extra_calls(
+        self, item: Item, extra: ExtraCalls, verdict: Verdict, calls: list[CallRecord]
+    ) -> Verdict:
+        """Make the extra calls one after another (in-flight calls stay bounded) and re-route."""
+        texts: list[str | None] = []
+        for key, request in extra.requests:
+            try:
+                texts.append((await self._caller.call(item, key, request, calls)).text)
+            except (BackendError, BudgetExhausted):
+                texts.append(None)
+        confidence = extra.combine(texts)
+        return verdict if confidence is None else with_confidence(self.job.spec, verdict, confidence)
+
+    async def _write_results(self) -> None:
+        """Commit whatever results have arrived, one transaction per batch."""
+        done = False
+        while not done:
+            batch = [await self._results.get()]
+            while not self._results.empty() and len(batch) < CHUNK:
+                batch.append(self._results.get_nowait())
+            if batch[-1] is None:
+                done = True
+            predictions = [p for p in batch if p is not None]
+            if predictions:
+                self._count(predictions)
+                self.store.save_predictions(self.run_id, predictions, self.counts)
+
+    def _count(self, predictions: list[PredictionRecord]) -> None:
+        failed = sum(p.status == "failed" for p in predictions)
+        self.counts.items_done += len(predictions) - failed
+        self.counts.items_failed += failed
+        self.unparsable += sum(p.status == "unparsable" for p in predictions)
+        calls = sum(len(p.calls) for p in predictions)
+        self.counts.calls += calls
+        if self.progress:
+            self.progress.advance(
+                len(predictions),
+                errors=failed,
+                tokens=self.counts.prompt_tokens + self.counts.completion_tokens,
+                calls=calls,
+            )
