@@ -191,7 +191,7 @@ class Project:
     def web_app(self, labeler: str = labelers.LLM) -> Any:
         """The review web app (FastAPI) for this project; needs the ``[web]`` extra."""
         web = require("labelloop.review.web", "web", "the review web app")
-        return web.create_app(self.store, self.spec, labeler)
+        return web.create_app(self.store, lambda: self.spec, labeler)  # the spec as it is now, at each request
 
     def serve(
         self,
@@ -203,7 +203,7 @@ class Project:
     ) -> None:
         """Run the review web app until interrupted (``starting`` is told its address); needs the ``[web]`` extra."""
         web = require("labelloop.review.web", "web", "the review web app")
-        web.serve(self.store, self.spec, host, port, labeler=labeler, starting=starting)
+        web.serve(self.store, lambda: self.spec, host, port, labeler=labeler, starting=starting)
 
     def import_annotations(
         self,

@@ -73,7 +73,7 @@ def test_init_ingest_plan_label_status_logs_with_the_embedded_model(tmp_path, mo
     assert "response" in json.loads(invoke("logs", "-n", "1", "--full").output)[0]
     text = " ".join(invoke("status").output.split())
     assert "3 items" in text and f"model calls: {summary['calls']['calls']:,} (" in text
-    assert summary["calls"]["calls"] >= 2 and "recent runs" in text and "finished" in text
+    assert summary["calls"]["calls"] >= 2 and "recent runs" in text and "prediction status" in text
 
 
 def test_outside_a_project_is_a_one_line_error(tmp_path, monkeypatch):

@@ -66,9 +66,14 @@ async def current_reviewer(request: Request) -> Reviewer:
 Who = Annotated[Reviewer, Depends(current_reviewer)]
 
 
-def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> FastAPI:
-    """The app over one project's store and task; sessions live in memory (a restart asks reviewers to log
-    in again)."""
+def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: str = labelers.LLM) -> FastAPI:
+    """The app over one project's store and task. ``spec`` may be a function returning the task, so that a
+    changed ``labelloop.yaml`` takes effect without a restart (:meth:`labelloop.Project.web_app` passes one).
+    Sessions live in memory (a restart asks reviewers to log in again)."""
+
+    def task() -> TaskSpec:
+        return spec() if callable(spec) else spec
+
     app = FastAPI(title="labelloop review", summary="Review doubtful labels; read-only JSON API under /api")
     templates = Jinja2Templates(directory=str(_HERE / "templates"))  # autoescape is on for .html
     templates.env.filters["as_json"] = lambda value: json.dumps(value, ensure_ascii=False)  # escaped on output
@@ -125,7 +130,7 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
     async def dispute_page(request: Request, item_id: str, who: Who) -> Response:
         _expert(who)
         dispute = next(
-            (d for d in adjudication_queue(store, spec, labeler, limit=100_000) if d.item.item_id == item_id), None
+            (d for d in adjudication_queue(store, task(), labeler, limit=100_000) if d.item.item_id == item_id), None
         )
         if dispute is None:
             raise HTTPException(404, f"{item_id!r} is not disputed")
@@ -141,7 +146,8 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
         return _item_page(request, who, _item(item_id, who), None)
 
     def _item_page(request: Request, who: Reviewer, item: QueueItem, dispute: Dispute | None) -> Response:
-        latest = store.latestannotation_json(item.item_id)
+        spec = task()
+        latest = store.latest_annotation(item.item_id)
         blind = not spec.annotation.show_prelabel
         answers = [{"by": by, "output": output} for by, output in dispute.answers.items()] if dispute else []
         return templates.TemplateResponse(
@@ -184,7 +190,7 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
         if output is None:
             raise HTTPException(422, "this item has no model answer to accept: edit or pick a label")
         try:
-            submit(store, spec, item, who.name, output, decision.action, decision.version, labeler=labeler)
+            submit(store, task(), item, who.name, output, decision.action, decision.version, labeler=labeler)
         except ReviewError as exc:
             raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
         except Conflict as conflict:
@@ -209,7 +215,7 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
             raise HTTPException(422, "an adjudication needs an answer")
         else:
             try:
-                adjudicate(store, spec, item, who.name, decision.output)
+                adjudicate(store, task(), item, who.name, decision.output)
             except ReviewError as exc:
                 raise HTTPException(422, f"{exc.field or 'answer'}: {exc.reason}") from None
         disputes = _disputes(who, limit=1)
@@ -262,16 +268,16 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
             raise HTTPException(403, "only reviewers with the expert role adjudicate")
 
     def _progress() -> dict[str, Any]:
-        return store.review_progress(labeler, need(spec))
+        return store.review_progress(labeler, need(task()))
 
     def _queue(who: Reviewer, limit: int) -> list[QueueItem]:
         passed = skipped.get(who.name, set())
-        items = review_queue(store, spec, who.name, labeler, limit=limit + len(passed))
+        items = review_queue(store, task(), who.name, labeler, limit=limit + len(passed))
         return _passed_last(items, passed, limit, key=lambda i: i.item_id)
 
     def _disputes(who: Reviewer, limit: int) -> list[Dispute]:
         passed = skipped.get(who.name, set())
-        found = adjudication_queue(store, spec, labeler, limit=limit + len(passed))
+        found = adjudication_queue(store, task(), labeler, limit=limit + len(passed))
         return _passed_last(found, passed, limit, key=lambda d: d.item.item_id)
 
     def _next_url(who: Reviewer) -> str:
@@ -279,7 +285,7 @@ def create_app(store: Store, spec: TaskSpec, labeler: str = labelers.LLM) -> Fas
         return f"/items/{items[0].item_id}" if items else "/"
 
     def _item(item_id: str, who: Reviewer) -> QueueItem:
-        found = queue_item(store, spec, item_id, labeler, who)
+        found = queue_item(store, task(), item_id, labeler, who)
         if found is None:
             raise HTTPException(404, f"no item {item_id!r}")
         return found
@@ -294,7 +300,7 @@ def _passed_last(found: list[Any], passed: set[str], limit: int, key: Callable[[
 
 def serve(
     store: Store,
-    spec: TaskSpec,
+    spec: TaskSpec | Callable[[], TaskSpec],
     host: str = "127.0.0.1",
     port: int = 8400,
     *,
