@@ -59,7 +59,8 @@ def _spans(field: str, labels: set[str] | None = None) -> Callable[[dict], list[
 
 
 _CROSSWOZ_DOMAINS = {"餐馆": ("名称", "推荐菜", "人均消费", "评分"), "景点": ("名称", "门票", "评分", "游玩时间"),
-                     "酒店": ("名称", "酒店类型", "价格", "评分"), "出租": ("出发地", "目的地"), "地铁": ("出发地", "目的地")}
+                     "酒店": ("名称", "酒店类型", "价格", "评分"), "出租": ("出发地", "目的地"),
+                     "地铁": ("出发地", "目的地")}
 # 16 of the 44 labels: the gold spans of the 28 酒店-酒店设施-* labels are the value 是 ("yes")
 # matched at an arbitrary 是 in the turn, not a mention (see benchmarks/specs/crosswoz_spans.yaml).
 CROSSWOZ_SLOTS = {f"{domain}-{slot}" for domain, slots in _CROSSWOZ_DOMAINS.items() for slot in slots}

@@ -64,7 +64,8 @@ def write_spec(project_dir: Path, aggregate: str, sets: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/datasets/medrel_crowd")
+    default_data = Path(__file__).resolve().parents[2] / "shared/datasets/medrel_crowd"
+    parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     expert = [json.loads(line) for line in (args.data / "expert.jsonl").open(encoding="utf-8")]

@@ -337,7 +337,8 @@ def warm_up_backend() -> float:
 
 def print_report(report: Report) -> None:
     """The results table, then one line per target."""
-    header = f"{'measurement':<42}{'items':>7}{'wall s':>9}{'items/s':>10}{'cli CPU s':>10}{'srv CPU s':>10}{'calls':>9}  note"
+    header = (f"{'measurement':<42}{'items':>7}{'wall s':>9}{'items/s':>10}"
+              f"{'cli CPU s':>10}{'srv CPU s':>10}{'calls':>9}  note")
     print(header)
     print("-" * len(header))
     for row in report.rows:

@@ -126,6 +126,7 @@ def dawid_skene(spec: TaskSpec, items: Mapping[str, Votes]) -> tuple[dict[str, t
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 model = DawidSkene(n_iter=100).fit(frame)
+            assert model.probas_ is not None, "fit() sets probas_"
             best, probs = model.probas_.idxmax(axis=1), model.probas_.max(axis=1)
             errors[name] = _confusion_matrices(model.errors_)
         for task, label in best.items():

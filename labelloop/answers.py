@@ -15,11 +15,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from .spec import TaskSpec
 
 Votes = Mapping[str, dict[str, Any]]  # annotator -> output
+
+ItemT = TypeVar("ItemT", bound=Hashable)
+RaterT = TypeVar("RaterT", bound=Hashable)
+Annotations = Mapping[ItemT, Mapping[RaterT, Hashable]]  # item -> annotator -> answer (any hashable ids)
 
 
 def canonical(output: Any) -> str:
@@ -55,9 +59,10 @@ def questions(spec: TaskSpec, votes: Votes, whole_sets: bool = False) -> dict[st
                 for annotator, output in votes.items()
             }
         elif name in sets:
+            allowed = sets[name]
             keys = (
-                [_element_key(e) for e in sets[name]]
-                if sets[name] is not None
+                [_element_key(e) for e in allowed]
+                if allowed is not None
                 else sorted({_element_key(e) for output in votes.values() for e in output.get(name) or []})
             )
             for key in keys:
@@ -93,17 +98,19 @@ def compose(spec: TaskSpec, votes: Votes, answers: Mapping[str, Hashable]) -> di
                 if q.partition("=")[0] == name and value is True
             ]
         else:
-            output[name] = json.loads(answers[name])
+            value = answers[name]
+            assert isinstance(value, str), "a scalar question's value is its field's value as JSON"
+            output[name] = json.loads(value)
     return output
 
 
-def majority(annotations: Mapping[Hashable, Mapping[Hashable, Hashable]]) -> dict[Hashable, dict[str, Any]]:
+def majority(annotations: Annotations[ItemT, RaterT]) -> dict[ItemT, dict[str, Any]]:
     """Majority answer per item: ``value``, its ``share`` of the item's answers, and ``tie``.
 
     On a tie, ``value`` is the tied answer that sorts first by ``repr`` (deterministic) and ``tie``
     is True, so callers can route tied items to review. Items without answers are left out.
     """
-    out: dict[Hashable, dict[str, Any]] = {}
+    out: dict[ItemT, dict[str, Any]] = {}
     for item, raters in annotations.items():
         counts = Counter(raters.values())
         if not counts:

@@ -7,8 +7,7 @@ answer is served from the cache only when all of them are cached too.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+import sqlite3
 
 from .backends.base import response_from_body
 from .confidence.extra_calls import extra_calls
@@ -17,7 +16,7 @@ from .job import Job
 from .store import Item, Store
 
 
-def cached_verdict(store: Store, job: Job, item: Item, key: str, row: Mapping[str, Any]) -> Verdict | None:
+def cached_verdict(store: Store, job: Job, item: Item, key: str, row: sqlite3.Row) -> Verdict | None:
     """Judge the cached answer ``row`` (a call-log row of cache key ``key``), with its cached extra calls;
     None when one of those is not cached."""
     text = row["output_text"] or ""
@@ -27,8 +26,8 @@ def cached_verdict(store: Store, job: Job, item: Item, key: str, row: Mapping[st
     if extra is None:
         return verdict
     found = store.cached_calls(extra_key for extra_key, _ in extra.requests)
-    rows = [found.get(extra_key) for extra_key, _ in extra.requests]
-    if any(r is None for r in rows):
+    rows = [found[extra_key] for extra_key, _ in extra.requests if extra_key in found]
+    if len(rows) < len(extra.requests):
         return None
     confidence = extra.combine([r["output_text"] or "" for r in rows])
     return verdict if confidence is None else with_confidence(job.spec, verdict, confidence)

@@ -189,7 +189,10 @@ def _final_rows(
         raw = row["human_output"] if outcome == "human" else row["model_output"]
         output = None if raw is None else json.loads(raw)
         if outcome in SOURCES:
-            output = place_mentions(spec, output, row["text"]) if validator.is_valid(output) else None
+            if output is not None and validator.is_valid(output):  # (None never is: output schemas are objects)
+                output = place_mentions(spec, output, row["text"])
+            else:
+                output = None
             outcome = "invalid" if output is None else outcome
         if outcome not in SOURCES:
             excluded[outcome] += 1
@@ -212,28 +215,6 @@ def _outcome(row: Any, include_unreviewed: bool) -> str:
     if row["route"] == FAILED or row["status"] == "failed":
         return "failed"
     return "model" if include_unreviewed else "needs_review"  # needs_review, or not routed yet
-
-
-def _record(row: Any, source: str, output: Any, item: Item, keep: list[str], extra: dict[str, Any]) -> dict[str, Any]:
-    """The JSONL record: answer, provenance, what the spec adds (``extra``) and the kept item fields."""
-    record: dict[str, Any] = {"id": item.id, "text": item.text, "output": output, "source": source}
-    if source == "human":
-        record.update(method=row["method"], decided_by=",".join(json.loads(row["decided_by"])))
-    if source == "model" and row["duplicate_of"]:
-        record["duplicate_of"] = row["duplicate_of"]
-    record.update(
-        confidence=_human_confidence(row) if source == "human" else row["confidence"],
-        model=row["model"],
-        prompt_version=row["prompt_version"],
-        **extra,
-    )
-    record.update({name: item.fields.get(name) for name in keep})
-    return record
-
-
-def _human_confidence(row: Any) -> float:
-    """People's labels: 1.0 when one person or an expert decided, else the vote share or posterior."""
-    return 1.0 if row["gold_confidence"] is None else row["gold_confidence"]
 
 
 def _record(row: Any, source: str, output: Any, item: Item, keep: list[str], extra: dict[str, Any]) -> dict[str, Any]:

@@ -159,7 +159,7 @@ def fewshot_pool(store: Store, spec: TaskSpec) -> Any:
 def model_known(backend: Backend) -> bool:
     """Whether the backend knows its model's name before it is opened."""
     try:
-        backend.model_id
+        _ = backend.model_id  # a backend that does not know it yet raises
     except BackendError:
         return False
     return True

@@ -73,27 +73,26 @@ class Preparer:
         result = Prepared(text)
         if self.config is not None:
             cleaned = clean.clean(text, self.config)
+            assert self.cleaning is not None, "made with the config"
             self.cleaning.add(text, cleaned)
             if cleaned.rejected:
                 self.report.filtered[cleaned.rejected] += 1
                 return cleaned.rejected
             result = Prepared(cleaned.text, text if cleaned.changed else None, cleaned.changed)
         if self.pii is not None:
-            result = self._mask(text, result)
+            result = self._mask(text, result, self.pii)
         return result
 
-    def _mask(self, raw: str, result: Prepared) -> Prepared:
+    def _mask(self, raw: str, result: Prepared, settings: PiiSettings) -> Prepared:
         from . import pii
 
-        masked = pii.mask(result.text, self.pii.types, region=self.pii.region, ner=self.pii.ner)
+        assert self.key is not None, "made with the pii settings"
+        modes: dict[str, str] = dict(settings.types.items())  # type -> mask, placeholder or keep
+        masked = pii.mask(result.text, modes, region=settings.region, ner=settings.ner)
         self.report.pii.update(f.type for f in masked.findings)
         sealed = self.key.seal({"original": raw, **pii.PseudonymVault.mapping(masked)}) if masked.findings else None
         return Prepared(
-            masked.text,
-            None,
-            result.cleaning + (["pii"] if masked.findings else []),
-            _shifted(masked, self.pii.types),
-            sealed,
+            masked.text, None, result.cleaning + (["pii"] if masked.findings else []), _shifted(masked, modes), sealed
         )
 
     def finish(self) -> HygieneReport:
@@ -106,7 +105,7 @@ def _clean_config(settings: CleanSettings, profile: str | None) -> Any:
     from . import clean
 
     base = clean.config_from_profile(profile or settings.profile)
-    overrides = {
+    overrides: dict[str, Any] = {
         k: (tuple(v) if isinstance(v, list) else v)
         for k, v in settings.model_dump(exclude={"profile"}).items()
         if v is not None

@@ -60,8 +60,8 @@ class Project:
         root.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(text, encoding="utf-8")
         project = cls(root)
-        project.spec  # validate the template before anything else is written
-        project.store
+        _ = project.spec  # validate the template before anything else is written
+        _ = project.store  # then create the database
         return project
 
     @classmethod
@@ -277,7 +277,8 @@ class Project:
         return _learn().calibrate(self.store, self.spec, labeler, plot)
 
     def simulate(self, gold: str | Path, **options: Any) -> Replay:
-        """Replay the loop on a gold file with this project's task (see :func:`labelloop.learn.replay.run_simulation`)."""
+        """Replay the loop on a gold file with this project's task
+        (see :func:`labelloop.learn.replay.run_simulation`)."""
         replay = require("labelloop.learn.replay", "embed", "simulate")
         return replay.run_simulation(gold, spec=self.spec, **options)
 

@@ -84,12 +84,12 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
         if not isinstance(data, dict):
             yield Record(number, None, text, InputError(str(path), number, "a line must be a JSON object"))
             continue
-        problem = _unstorable(data)
+        unstorable = _unstorable(data)
         yield Record(
             number,
-            None if problem else data,
-            text[:200] if problem else text,
-            InputError(str(path), number, problem) if problem else None,
+            None if unstorable else data,
+            text[:200] if unstorable else text,
+            InputError(str(path), number, unstorable) if unstorable else None,
         )
 
 
@@ -132,7 +132,11 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[Record]:
     reader = csv.reader(text_lines(), delimiter=delimiter)
     header: list[str] | None = None
     start = 1
-    for row in _csv_rows(reader, path, lambda: start):
+
+    def current_line() -> int:  # where the reader has got to, read when a malformed line stops it
+        return start
+
+    for row in _csv_rows(reader, path, current_line):
         line, start = start, reader.line_num + 1
         problem = next((problems[n] for n in range(line, start) if n in problems), None)
         if header is None:

@@ -173,7 +173,8 @@ def ground(text: str, entities: list[dict], *, overlaps: str = "prefer_finer") -
     """
     if overlaps not in OVERLAP_POLICIES:
         raise ValueError(f"overlaps must be one of {OVERLAP_POLICIES}, not {overlaps!r}")
-    views, used = _views(text), defaultdict(set)
+    views = _views(text)
+    used: defaultdict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)  # see _locate
     found: list[Span] = []
     ungrounded: list[dict] = []
     for entity in entities:

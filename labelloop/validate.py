@@ -16,7 +16,7 @@ import simpleeval
 
 from .rules import ALLOWED_FUNCTIONS, load_validator
 from .spans import ground
-from .spec import ClassifySpec, TaskSpec
+from .spec import ClassifySpec, MentionSpec, TaskSpec
 from .store import Item
 
 
@@ -91,14 +91,14 @@ def validate_answer(spec: TaskSpec, text: str, item: Item) -> Validation:
         expected = "one of the labels" if isinstance(spec, ClassifySpec) and spec.scores_bare_label else "a JSON object"
         return Validation(None, repaired, [Problem("parse", f"not {expected}: {_snippet(text)}")])
     problems = _schema_problems(spec, output)
-    if not problems and hasattr(spec, "mentions_field"):
+    if not problems and isinstance(spec, MentionSpec):
         output, problems = _grounded(spec, output, item)
     if not problems:  # rules and validators may assume the schema holds
         problems = _rule_problems(spec, output, item) + _custom_problems(spec, output, item)
     return Validation(output, repaired, problems)
 
 
-def _grounded(spec: TaskSpec, output: dict[str, Any], item: Item) -> tuple[dict[str, Any], list[Problem]]:
+def _grounded(spec: MentionSpec, output: dict[str, Any], item: Item) -> tuple[dict[str, Any], list[Problem]]:
     """Find each mention's offsets in the item text; a mention that is not there is ``ungrounded``."""
     field_name = spec.mentions_field
     found = ground(item.text, output[field_name], overlaps=spec.overlaps)
@@ -125,7 +125,7 @@ def _schema_problems(spec: TaskSpec, output: dict[str, Any]) -> list[Problem]:
     validator = _schema_validator(json.dumps(spec.output_schema(), sort_keys=True))
     problems = []
     for error in sorted(validator.iter_errors(output), key=lambda e: list(e.absolute_path)):
-        path = ".".join(str(p) for p in error.absolute_path)
+        path: str | None = ".".join(str(p) for p in error.absolute_path)
         if not path and error.validator == "required":
             path = error.message.split("'")[1] if "'" in error.message else None
         problems.append(Problem("schema", error.message, path or None))
@@ -156,7 +156,7 @@ def _rule_problems(spec: TaskSpec, output: dict[str, Any], item: Item) -> list[P
 
 
 def _custom_problems(spec: TaskSpec, output: dict[str, Any], item: Item) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     for name in spec.validators:
         result = load_validator(name)(output, item)
         messages = [result] if isinstance(result, str) else list(result or [])

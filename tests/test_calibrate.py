@@ -171,7 +171,8 @@ def test_a_required_precision_per_threshold_replaces_the_target():
     assert guaranteed_threshold(confidence, correct, target=0.8).threshold == 0.85
     loose = guaranteed_threshold(confidence, correct, target=0.8, required=lambda values: np.full(len(values), 0.6))
     assert (loose.threshold, loose.accepted) == (0.5, 60)  # 46/60 right: bound 0.682 >= 0.6
-    strict = guaranteed_threshold(confidence, correct, target=0.8, required=lambda values: np.where(values > 0.9, 0.8, 0.99))
+    strict = guaranteed_threshold(confidence, correct, target=0.8,
+                                  required=lambda values: np.where(values > 0.9, 0.8, 0.99))
     assert strict.threshold == 0.95  # the second threshold fails the stricter need: the walk stops above it
 
 

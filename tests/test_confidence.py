@@ -86,7 +86,8 @@ def test_first_token_shared_by_several_labels_uses_the_label_sequence():
     # "ne" starts both "neutral" and "negative": the first token cannot tell them apart.
     tokens = label_stream([entry("ne", -0.4, {"ne": -0.4, "positive": -1.2}), entry("utral", -0.7)])
     result = check(SENTIMENT, joined(tokens), tokens)
-    assert result == Confidence(pytest.approx(math.exp(-1.1)), "label_sequence", {"label": pytest.approx(math.exp(-1.1))})
+    assert result == Confidence(pytest.approx(math.exp(-1.1)), "label_sequence",
+                                {"label": pytest.approx(math.exp(-1.1))})
 
 
 def test_chinese_labels_compare_first_tokens_byte_by_byte():

@@ -53,7 +53,8 @@ def test_answers_aggregate_and_export_without_any_extra(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "exported 2 ['majority', 'single']" in result.stdout
     assert "agree exit 1" in result.stdout and "pip install 'labelloop[agree]'" in result.stdout
-    assert "train exit 1" in result.stdout and "pip install torch==2.13.0 && pip install 'labelloop[embed]'" in result.stdout
+    assert "train exit 1" in result.stdout
+    assert "pip install torch==2.13.0 && pip install 'labelloop[embed]'" in result.stdout
     assert "dedup exit 1" in result.stdout and "pip install 'labelloop[dedup]'" in result.stdout
     lines = {line.split(" ", 1)[0]: line for line in result.stdout.splitlines()}
     embed_hint = "needs the embed extra: pip install torch==2.13.0 && pip install 'labelloop[embed]'"

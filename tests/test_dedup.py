@@ -169,7 +169,8 @@ def test_missing_datasketch_is_a_missing_extra_for_near_duplicates_only(monkeypa
     monkeypatch.setitem(sys.modules, "datasketch", None)  # makes `import datasketch` raise ImportError
     items = [("a", "Hello"), ("b", "hello"), ("c", CARD)]
     assert group_duplicates(items, near=False) == [Group("a", ["a", "b"], "exact", 1.0)]
-    with pytest.raises(MissingExtra, match=r"finding near duplicates needs the dedup extra: pip install 'labelloop\[dedup\]'"):
+    with pytest.raises(MissingExtra,
+                       match=r"finding near duplicates needs the dedup extra: pip install 'labelloop\[dedup\]'"):
         near_groups(items)
 
 

@@ -97,7 +97,8 @@ def test_jsonl_round_trip_keeps_labels_and_provenance(sentiment, tmp_path):
         "s9": {"id": "s9", "text": "Fast shipping.", "output": {"label": "positive"}, "source": "model",
                "confidence": None, "model": MODEL, "prompt_version": VERSION},
         "s10": {"id": "s10", "text": "Rude staff.", "output": {"label": "negative"}, "source": "human",
-                "method": "single", "decided_by": "alice", "confidence": 1.0, "model": MODEL, "prompt_version": VERSION},
+                "method": "single", "decided_by": "alice", "confidence": 1.0, "model": MODEL,
+                "prompt_version": VERSION},
     }
     assert [r["id"] for r in read_jsonl(out)] == ["s0", "s1", "s6", "s9", "s10"]  # ingest order
     assert (result.path, result.format, result.written) == (str(out), "jsonl", 5)
@@ -381,6 +382,7 @@ def test_an_export_appends_one_audit_row(sentiment, tmp_path):
 def test_a_missing_optional_package_says_what_to_install(sentiment, tmp_path, monkeypatch, fmt, modules, extra):
     for module in modules:
         monkeypatch.setitem(sys.modules, module, None)  # makes the import fail, as if not installed
-    with pytest.raises(MissingExtra, match=rf"the {fmt} format needs the {extra} extra: pip install 'labelloop\[{extra}\]'"):
+    with pytest.raises(MissingExtra,
+                       match=rf"the {fmt} format needs the {extra} extra: pip install 'labelloop\[{extra}\]'"):
         export(sentiment, SENTIMENT, tmp_path / "out", fmt)
     assert not (tmp_path / "out").exists()

@@ -266,8 +266,8 @@ def test_spacy_missing_says_how_to_install_it(spans, tmp_path, monkeypatch):
 MULTI_CASES = [Case("m0", "Aspirin treats pain and causes ulcers.", "accepted", {"labels": ["TREATS", "CAUSES"]}, 0.9),
                Case("m1", "Nothing relevant.", "needs_review", {"labels": ["TREATS"]}, 0.2, human={"labels": []}),
                Case("m2", "Vaccines prevent flu.", "accepted", {"labels": ["PREVENTS"]}, 0.8)]
-MULTI_COLUMNS = ["labels", "label:TREATS", "label:CAUSES", "label:PREVENTS", "id", "text", "source", "method", "decided_by",
-                 "confidence", "model", "prompt_version"]
+MULTI_COLUMNS = ["labels", "label:TREATS", "label:CAUSES", "label:PREVENTS", "id", "text", "source", "method",
+                 "decided_by", "confidence", "model", "prompt_version"]
 
 
 @pytest.fixture

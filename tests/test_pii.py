@@ -89,7 +89,8 @@ def test_phone_positives(text, value):
     assert found(text, "phone") == [value]
 
 
-@pytest.mark.parametrize("text", ["2024-01-02", "日期2024-01-02 12:30", "12812345678", "138123456789", "订单号 20240102"])
+@pytest.mark.parametrize("text", ["2024-01-02", "日期2024-01-02 12:30", "12812345678", "138123456789",
+                                  "订单号 20240102"])
 def test_phone_negatives(text):
     assert found(text, "phone") == []
 
@@ -258,7 +259,8 @@ def test_vault_round_trip_and_wrong_passphrase():
         PseudonymVault.open(blob, "wrong horse")
 
 
-@pytest.mark.parametrize("blob", [b"", b"garbage", b"labelloop-pii-v1:AAAA:xyz", b"labelloop-pii-v1:" + b"A" * 22 + b"==:xyz"])
+@pytest.mark.parametrize("blob", [b"", b"garbage", b"labelloop-pii-v1:AAAA:xyz",
+                                  b"labelloop-pii-v1:" + b"A" * 22 + b"==:xyz"])
 def test_vault_damaged_blob(blob):
     with pytest.raises(ValueError, match="wrong key or damaged data"):
         PseudonymVault.open(blob, "pw")

@@ -182,4 +182,4 @@ def test_a_validator_that_cannot_be_loaded_is_a_spec_error_naming_it(tmp_path):
     project.spec_path.write_text(text.replace("rules:\n", "validators: ['no_such_module:check']\nrules:\n", 1),
                                  encoding="utf-8")
     with pytest.raises(SpecError, match=r"labelloop.yaml:\d+: validators.0: validator 'no_such_module:check' cannot"):
-        project.spec
+        _ = project.spec  # reading the spec validates it

@@ -78,7 +78,8 @@ def test_extract_output_schema_is_the_schema_given():
 def test_typo_of_a_required_key_points_at_the_typo_line():
     error = spec_error("name: t\nkind: classify\ninstrucion: pick one\nlabels: [a, b]\n")
     assert (error.line, error.key) == (3, "instrucion")
-    assert str(error) == "task.yaml:3: instrucion: Extra inputs are not permitted (did you mean 'instruction'?) (and 1 more)"
+    assert str(error) == ("task.yaml:3: instrucion: Extra inputs are not permitted (did you mean 'instruction'?)"
+                          " (and 1 more)")
 
 
 def test_unknown_top_level_key_names_its_line_and_key():
@@ -115,13 +116,15 @@ def test_out_of_range_value_names_line_and_key():
 def test_missing_kind_is_reported_at_line_1():
     error = spec_error("name: t\ninstruction: pick one\nlabels: [a, b]\n")
     assert (error.line, error.key) == (1, "kind")
-    assert str(error) == "task.yaml:1: kind: must be one of classify, extract, multilabel, spans, intent_slots, rate, generate (got None)"
+    assert str(error) == ("task.yaml:1: kind: must be one of classify, extract, multilabel, spans, intent_slots, rate,"
+                          " generate (got None)")
 
 
 def test_unknown_kind_names_its_line():
     error = spec_error("name: t\ninstruction: pick one\nkind: classfy\nlabels: [a, b]\n")
     assert (error.line, error.key) == (3, "kind")
-    assert str(error) == "task.yaml:3: kind: must be one of classify, extract, multilabel, spans, intent_slots, rate, generate (got 'classfy')"
+    assert str(error) == ("task.yaml:3: kind: must be one of classify, extract, multilabel, spans, intent_slots, rate,"
+                          " generate (got 'classfy')")
 
 
 def test_spec_that_is_not_a_mapping():

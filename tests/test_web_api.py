@@ -59,7 +59,8 @@ def test_decisions_conflicts_and_progress(app_and_tokens):
     item = client.get("/api/items/t000", headers=eve).json()
     assert [(a["annotator"], a["output"]) for a in item["annotations"]] == [("ana", {"label": "positive"})]
     assert client.get("/api/progress", headers=ana).json()["done"] == 1
-    assert client.post("/api/items/nope/decision", headers=ana, json={"action": "accept", "version": 0}).status_code == 404
+    missing = client.post("/api/items/nope/decision", headers=ana, json={"action": "accept", "version": 0})
+    assert missing.status_code == 404
     assert client.post("/api/undo", headers=ana).json()["item_id"] == "t000"
     assert client.post("/api/undo", headers=ana).status_code == 404
 

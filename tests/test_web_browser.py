@@ -183,9 +183,9 @@ def test_edit_one_extract_field(tmp_path, browser):
         page.wait_for_url(server.url + "/")
         saved = project.store.annotations("t000")[-1]
         assert saved["action"] == "edit"
-        assert json.loads(saved["output"]) == {"intent": "book_flight", "departure_city": "杭州", "arrival_city": "北京",
-                                               "date": "明天", "time": "09:00", "class": "business",
-                                               "passenger_count": 1}
+        assert json.loads(saved["output"]) == {"intent": "book_flight", "departure_city": "杭州",
+                                               "arrival_city": "北京", "date": "明天", "time": "09:00",
+                                               "class": "business", "passenger_count": 1}
 
 
 def test_long_label_sets_are_searchable(tmp_path, browser):

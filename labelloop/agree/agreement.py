@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -187,10 +187,12 @@ def _facets(spec: TaskSpec, humans: Answers) -> list[FacetAgreement]:
     for facet, values in _facet_values(spec, multi).items():
         ordinal = isinstance(spec, RateSpec) and facet in (ANSWER, "rating")
         level = "ordinal" if ordinal else "binary" if "[" in facet else "nominal"
-        order = [_canonical(level_.value) for level_ in spec.levels] if ordinal else None
+        order = [_canonical(lv.value) for lv in spec.levels] if ordinal and isinstance(spec, RateSpec) else None
         row = FacetAgreement(facet=facet, level=level, items=len(values), percent_agreement=_pooled_agreement(values))
         if values and not (facet == ANSWER and several):
-            categories = order or sorted({v for raters in values.values() for v in raters.values()}, key=repr)
+            categories: Sequence[Hashable] = order or sorted(
+                {v for raters in values.values() for v in raters.values()}, key=repr
+            )
             row.fleiss_kappa = fleiss_kappa(values, categories)
             row.krippendorff_alpha = krippendorff_alpha(values, level if ordinal else "nominal", order)
         out.append(row)
@@ -277,7 +279,7 @@ def _annotators(
     gold = {item: _answer_value(spec, output) for item, output in reference.items()}
     human_answers = {item: {a: _answer_value(spec, o) for a, o in raters.items()} for item, raters in humans.items()}
     rows: dict[str, AnnotatorAgreement] = {}
-    pairs: dict[str, list[tuple[str, str]]] = {}
+    pairs: dict[str, list[tuple[Hashable, Hashable]]] = {}
     gold_hits: dict[str, list[bool]] = {}
     for item, raters in answers.items():
         for annotator, value in raters.items():
@@ -305,7 +307,7 @@ def _annotators(
     return sorted(rows.values(), key=lambda r: (r.kind, -r.items, r.name))
 
 
-def _kappa(a: list[str], b: list[str]) -> float | None:
+def _kappa(a: list[Hashable], b: list[Hashable]) -> float | None:
     if len(a) < 2:
         return None
     _, codes = np.unique(np.array(a + b, dtype=object).astype(str), return_inverse=True)

@@ -13,17 +13,18 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Container, Hashable, Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import Any
+from typing import Any, Literal
 
 import krippendorff
 import numpy as np
+import numpy.typing as npt
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import cohens_kappa as _sm_cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
 
-from ..answers import majority
+from ..answers import Annotations, ItemT, RaterT, majority
 
 __all__ = [
     "binarize",
@@ -35,8 +36,6 @@ __all__ = [
     "pairwise",
     "per_label_agreement",
 ]
-
-Annotations = Mapping[Hashable, Mapping[Hashable, Hashable]]
 
 
 def from_records(
@@ -52,11 +51,13 @@ def from_records(
     return out
 
 
-def _defined(x: float) -> float | None:
+def _defined(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
-def _categories(annotations: Annotations, order: Sequence[Hashable] | None = None) -> dict[Hashable, int]:
+def _categories(
+    annotations: Annotations[ItemT, RaterT], order: Sequence[Hashable] | None = None
+) -> dict[Hashable, int]:
     """Map each category to an int: by ``order`` if given, else sorted by ``repr`` (frozensets included)."""
     if order is None:
         order = sorted({v for raters in annotations.values() for v in raters.values()}, key=repr)
@@ -70,7 +71,7 @@ def _pair_agreement(values: Sequence[Hashable]) -> tuple[int, int]:
     return same, n * (n - 1) // 2
 
 
-def pairwise(annotations: Annotations, min_items: int = 2) -> list[dict[str, Any]]:
+def pairwise(annotations: Annotations[ItemT, RaterT], min_items: int = 2) -> list[dict[str, Any]]:
     """Percent agreement and Cohen's kappa for every annotator pair sharing at least ``min_items`` items.
 
     Kappa is statsmodels' ``cohens_kappa`` of the pair's contingency table over the shared items
@@ -78,7 +79,7 @@ def pairwise(annotations: Annotations, min_items: int = 2) -> list[dict[str, Any
     of its cost, which matters with hundreds of crowd workers); it is ``None`` where undefined (both
     annotators used one and the same category throughout).
     """
-    by_annotator: dict[Hashable, dict[Hashable, Hashable]] = {}
+    by_annotator: dict[RaterT, dict[ItemT, Hashable]] = {}
     for item, raters in annotations.items():
         for annotator, value in raters.items():
             by_annotator.setdefault(annotator, {})[item] = value
@@ -98,7 +99,7 @@ def pairwise(annotations: Annotations, min_items: int = 2) -> list[dict[str, Any
     return result
 
 
-def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+def cohen_kappa(a: npt.ArrayLike, b: npt.ArrayLike) -> float | None:
     """Cohen's kappa of two raters' category codes (statsmodels, from the contingency table); None if undefined."""
     used = np.unique(np.concatenate([a, b]))
     index = np.searchsorted(used, a), np.searchsorted(used, b)
@@ -109,7 +110,7 @@ def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
         return _defined(_sm_cohens_kappa(table, return_results=False))
 
 
-def fleiss_kappa(annotations: Annotations, labels: Sequence[Hashable]) -> float | None:
+def fleiss_kappa(annotations: Annotations[ItemT, RaterT], labels: Sequence[Hashable]) -> float | None:
     """Fleiss' kappa (statsmodels) over the categories ``labels``.
 
     Fleiss' kappa needs the same number of ratings on every item, so it is computed only on the items
@@ -136,7 +137,7 @@ def fleiss_kappa(annotations: Annotations, labels: Sequence[Hashable]) -> float 
 
 
 def krippendorff_alpha(
-    annotations: Annotations, level: str = "nominal", order: Sequence[Hashable] | None = None
+    annotations: Annotations[ItemT, RaterT], level: str = "nominal", order: Sequence[Hashable] | None = None
 ) -> float | None:
     """Krippendorff's alpha (``krippendorff`` package), using every item and tolerating missing values.
 
@@ -147,30 +148,35 @@ def krippendorff_alpha(
     """
     if level not in ("nominal", "ordinal"):
         raise ValueError(f"level must be 'nominal' or 'ordinal', not {level!r}")
+    measurement: Literal["nominal", "ordinal"] = "nominal" if level == "nominal" else "ordinal"
     codes = _categories(annotations, order)
-    counts = np.zeros((len(annotations), len(codes)))
+    counts: npt.NDArray[np.float64] = np.zeros((len(annotations), len(codes)))
     for row, raters in enumerate(annotations.values()):
         for value in raters.values():
             counts[row, codes[value]] += 1
     present = np.flatnonzero(counts.sum(axis=0))
     if len(present) < 2:
         return None
-    if level == "nominal":
+    if measurement == "nominal":
         counts = counts[:, present]  # unused categories change nothing for nominal data
     with np.errstate(divide="ignore", invalid="ignore"):
         return _defined(
             krippendorff.alpha(
-                value_counts=counts, level_of_measurement=level, value_domain=list(range(counts.shape[1]))
+                value_counts=counts, level_of_measurement=measurement, value_domain=list(range(counts.shape[1]))
             )
         )
 
 
-def binarize(annotations: Annotations, label: Hashable) -> dict[Hashable, dict[Hashable, bool]]:
+def binarize(
+    annotations: Mapping[ItemT, Mapping[RaterT, Container[Hashable]]], label: Hashable
+) -> dict[ItemT, dict[RaterT, bool]]:
     """One yes/no question per annotator and item: does the annotator's label set contain ``label``?"""
     return {item: {a: label in value for a, value in raters.items()} for item, raters in annotations.items()}
 
 
-def per_label_agreement(annotations: Annotations, labels: Sequence[Hashable]) -> dict[Hashable, dict[str, Any]]:
+def per_label_agreement(
+    annotations: Mapping[ItemT, Mapping[RaterT, Container[Hashable]]], labels: Sequence[Hashable]
+) -> dict[Hashable, dict[str, Any]]:
     """Multi-label agreement: each label is a binary present/absent question per annotator.
 
     For each label: ``alpha`` (Krippendorff's alpha, nominal, over the binarised answers; ``None``

@@ -80,6 +80,7 @@ class OpenAIBackend:
     async def _check_server(self) -> None:
         """Fail fast, in one line, when the server is unreachable; learn the model if none was named."""
         url = f"{self.base_url}/models"
+        assert self._session is not None, "opened by __aenter__"
         try:
             async with self._session.get(
                 url, timeout=aiohttp.ClientTimeout(total=min(self.settings.timeout, 30))

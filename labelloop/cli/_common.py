@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -14,11 +14,14 @@ from ..errors import LabelloopError
 from ..project import Project
 from . import _print as out
 
+if TYPE_CHECKING:
+    from typer._click import Context  # what TyperGroup.invoke takes: typer's copy of click's Context
+
 
 class Group(TyperGroup):
     """Turns every LabelloopError into one line on stderr and exit status 1."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except LabelloopError as exc:

@@ -9,7 +9,15 @@ import json
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -41,7 +49,7 @@ class RichProgress:
             transient=False,
         )
         self._description = description
-        self._task = None
+        self._task: TaskID | None = None  # set by start()
         self._errors = self._calls = 0
 
     def start(self, total: int) -> None:
@@ -49,6 +57,7 @@ class RichProgress:
         self._task = self._progress.add_task(self._description, total=total, tokens=0, calls=0, errors=0, rate="")
 
     def advance(self, items: int, *, errors: int, tokens: int, calls: int) -> None:
+        assert self._task is not None, "advance() after start()"
         self._errors += errors
         self._calls += calls
         self._progress.update(self._task, advance=items, tokens=tokens, calls=self._calls, errors=self._errors)

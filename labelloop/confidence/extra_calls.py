@@ -46,10 +46,13 @@ def extra_calls(
     """The extra calls an answer (validated as ``validation``, scored ``confidence`` from its tokens)
     needs for its confidence, if any: a judge's rating for a generated output, or, with
     ``review.self_consistency``, samples for a valid answer that has no confidence of its own."""
+    answer = validation.output
+    if answer is None:  # not even a JSON object: neither judged nor sampled
+        return None
     if isinstance(spec, GenerateSpec) and validation.valid:
-        return _judge_calls(spec, item, request, validation.output, cache_key)
+        return _judge_calls(spec, item, request, answer, cache_key)
     if needs_samples(spec, validation, confidence):
-        return _sample_calls(spec, item, request, validation.output, cache_key)
+        return _sample_calls(spec, item, request, answer, cache_key)
     return None
 
 
@@ -80,9 +83,10 @@ def _sample_calls(
     ]
 
     def combine(texts: list[str | None]) -> Confidence | None:
-        if any(text is None for text in texts):
+        answered = [text for text in texts if text is not None]
+        if len(answered) < len(texts):
             return None  # too few samples to judge: the answer keeps its missing confidence
-        samples = [validate_answer(spec, text, item).output for text in texts]
+        samples = [validate_answer(spec, text, item).output for text in answered]
         return agreement(spec, answer, samples)
 
     return ExtraCalls(requests, combine)

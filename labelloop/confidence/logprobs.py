@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 
-from ..spec import ClassifySpec, MultilabelSpec, TaskSpec
+from ..spec import ClassifySpec, MentionSpec, MultilabelSpec, TaskSpec
 from .result import NO_CONFIDENCE, Confidence
 from .tokens import QUOTE, Span, Token, align, array_elements, skip_space, span_probability, string_end, top_level_spans
 
@@ -39,7 +39,7 @@ def score(spec: TaskSpec, output: dict, text: str, token_logprobs: list[dict] | 
         return _score_label(spec.label_names, output, raw, spans, tokens)
     if isinstance(spec, MultilabelSpec):
         return _score_label_set(raw, spans, tokens)
-    if getattr(spec, "mentions_field", None):
+    if isinstance(spec, MentionSpec):
         return _score_mentions(spec.mentions_field, output, raw, spans, tokens)
     return _score_fields(spec.output_schema().get("required", []), output, spans, tokens)
 
@@ -92,8 +92,9 @@ def _first_token_share(first: Token, label: str, options: list[str], lead: bytes
         return None
     mass = dict.fromkeys(options, 0.0)
     for data, logprob in first.alternatives.items():
-        if owners[data] is not None:
-            mass[owners[data]] += math.exp(logprob)
+        owner = owners[data]
+        if owner is not None:
+            mass[owner] += math.exp(logprob)
     return mass[label] / sum(mass.values())
 
 
@@ -159,8 +160,9 @@ def _score_bare_label(options: list[str], label: str | None, tokens: list[Token]
     if owners.get(first.data) == label:
         mass = dict.fromkeys(options, 0.0)
         for data, logprob in first.alternatives.items():
-            if owners[data] is not None:
-                mass[owners[data]] += math.exp(logprob)
+            owner = owners[data]
+            if owner is not None:
+                mass[owner] += math.exp(logprob)
         share = mass[label] / sum(mass.values())
         return Confidence(share, "label_first_token", {"label": share})
     value = math.exp(sum(t.logprob for t in tokens))

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._extras import require
 from ..spans import Span, atis_line, conll, ground, tokenize
-from ..spec import TaskSpec
+from ..spec import MentionSpec, TaskSpec
 from . import Exporter, ExportOptions, Records
 
 MENTION_KINDS = ("spans", "intent_slots")
@@ -61,6 +61,7 @@ def _as_mention(span: Span) -> dict[str, Any]:
 
 def mention_spans(spec: TaskSpec, output: dict[str, Any]) -> list[Span]:
     """The spans of an output whose mentions carry offsets (see :func:`place_mentions`)."""
+    assert isinstance(spec, MentionSpec), "the mention formats export only the mention kinds"
     return [Span(m["start"], m["end"], m["label"], m["text"]) for m in output[spec.mentions_field]]
 
 

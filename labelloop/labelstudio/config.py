@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LabelloopError
-from ..spec import ClassifySpec, IntentSlotsSpec, MultilabelSpec, RateSpec, SpansSpec, TaskSpec
+from ..spec import ClassifySpec, IntentSlotsSpec, MentionSpec, MultilabelSpec, RateSpec, SpansSpec, TaskSpec
 
 TEXT = "labelloop_text"  # the object tag showing the item's text
 _TAGS = {"choices": "Choices", "number": "Number", "textarea": "TextArea", "labels": "Labels"}
@@ -45,11 +45,10 @@ def fields_of(spec: TaskSpec) -> list[Field]:
         return [
             Field("label", "choices", False, choices={n: n for n in spec.label_names}, hints=_label_hints(spec.labels))
         ]
-    mentions = getattr(spec, "mentions_field", None)
     hints = _hints(spec)
     fields = []
     for name, prop in spec.output_schema()["properties"].items():
-        if name == mentions:
+        if isinstance(spec, MentionSpec) and name == spec.mentions_field:
             fields.append(
                 Field(name, "labels", False, choices={n: n for n in spec.label_names}, hints=hints.get(name, {}))
             )
@@ -146,7 +145,7 @@ def to_result(fields: list[Field], output: dict[str, Any]) -> list[dict[str, Any
     """A Label Studio ``result`` holding each value of ``output`` that its field's control can show."""
     result = []
     for f in fields:
-        value = output.get(f.name)
+        value: Any = output.get(f.name)  # any JSON value
         if f.control == "labels":
             result.extend(_label_regions(f, value if isinstance(value, list) else []))
             continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,10 +95,8 @@ def _emails(client: Any, tasks: list[dict[str, Any]], api_error: type[Exception]
     emails = {}
     users = [a.get("completed_by") for t in tasks for a in t.get("annotations") or []]
     for user_id in {u for u in users if isinstance(u, int)}:
-        try:
+        with suppress(api_error):
             emails[user_id] = client.users.get(user_id).email
-        except api_error:
-            pass
     return emails
 
 

@@ -100,6 +100,11 @@ class Labels:
     def has_llm(self) -> bool:
         return self.llm_label is not None
 
+    def llm(self) -> tuple[np.ndarray, np.ndarray]:
+        """The LLM's labels and confidences (given together; only when ``has_llm``)."""
+        assert self.llm_label is not None and self.llm_confidence is not None, "no LLM answers"
+        return self.llm_label, self.llm_confidence
+
 
 def simulate(data: Labels, config: SimulationConfig, strategy: str = "flywheel") -> SimulationResult:
     """Run the rounds (``strategy``: ``flywheel`` = small model + LLM + active batches; ``llm_only`` = the
@@ -167,9 +172,10 @@ def _fit_round(
             oof_correct=oof_label == y,
         )
     if data.has_llm:
-        correct = data.llm_label[rows] == y
-        calibrator = fit_calibrator(data.llm_confidence[rows], correct, method=config.calibration)
-        state.update(llm_conf=calibrator(data.llm_confidence), llm_correct_reviewed=correct)
+        llm_label, llm_confidence = data.llm()
+        correct = llm_label[rows] == y
+        calibrator = fit_calibrator(llm_confidence[rows], correct, method=config.calibration)
+        state.update(llm_conf=calibrator(llm_confidence), llm_correct_reviewed=correct)
     return state
 
 
@@ -193,15 +199,16 @@ def _accept(data: Labels, state: dict[str, Any], target: float, level: float) ->
         accepted[by_small] = state["small_label"][by_small]
         budget -= spent
     if data.has_llm:
+        llm_label, _ = data.llm()
         llm_ok = state["llm_correct_reviewed"]
         if "small_label" in state:  # the LLM where the small model does not contradict it with more confidence
             calibration = audit & ~_contradicted(
-                state["oof_label"], state["oof_conf"], data.llm_label[rows], state["llm_conf"][rows]
+                state["oof_label"], state["oof_conf"], llm_label[rows], state["llm_conf"][rows]
             )
             eligible = (
                 open_
                 & ~by_small
-                & ~_contradicted(state["small_label"], state["small_conf"], data.llm_label, state["llm_conf"])
+                & ~_contradicted(state["small_label"], state["small_conf"], llm_label, state["llm_conf"])
             )
         else:
             calibration, eligible = audit, open_
@@ -214,7 +221,7 @@ def _accept(data: Labels, state: dict[str, Any], target: float, level: float) ->
             target,
             level,
         )
-        accepted[chosen] = data.llm_label[chosen]
+        accepted[chosen] = llm_label[chosen]
     return accepted, by_small
 
 
@@ -244,6 +251,7 @@ def _within_budget(
     found = guaranteed_threshold(calibration_conf, calibration_ok, target, level, required=required)
     if found.threshold is None:
         return np.zeros(len(conf), dtype=bool), 0.0
+    assert found.lower_bound is not None, "set with every threshold"
     chosen = eligible & (conf >= found.threshold)
     return chosen, (1.0 - found.lower_bound) * int(chosen.sum())
 
@@ -313,13 +321,12 @@ def _coverage_curves(data: Labels, reviewed: np.ndarray, state: dict[str, Any]) 
     """Coverage vs accuracy of each labeler's answers on the items not reviewed yet, most confident first."""
     curves = {}
     open_rows = np.flatnonzero(~reviewed)
-    for name, label_key, conf in (
-        ("small model", "small_label", state.get("small_conf")),
-        ("LLM", None, state.get("llm_conf")),
+    for name, labels, conf in (
+        ("small model", state.get("small_label"), state.get("small_conf")),
+        ("LLM", data.llm_label, state.get("llm_conf")),
     ):
-        if conf is None or len(open_rows) == 0:
+        if conf is None or labels is None or len(open_rows) == 0:
             continue
-        labels = state[label_key] if label_key else data.llm_label
         order = open_rows[np.argsort(-conf[open_rows], kind="stable")]
         hits = np.cumsum(labels[order] == data.gold[order])
         steps = np.unique(np.linspace(max(1, len(order) // 50), len(order), num=min(50, len(order))).astype(int))

@@ -23,7 +23,8 @@ td { text-align: right; } td.name { text-align: left; }</style></head><body>
 <p>{{ replay.items }} gold items; {{ "the LLM labeled every item (" ~ replay.llm_calls ~ " calls), its accuracy "
    ~ ("%.1f%%" % (100 * replay.llm_accuracy)) if replay.llm_only else "no LLM: the small model alone" }}.</p>
 <ul>{% for line in lines %}<li>{{ line }}</li>{% endfor %}</ul>
-<table><thead><tr><th>target</th><th>labelloop (flywheel)</th>{% if replay.llm_only %}<th>LLM-only routing</th>{% endif %}
+<table><thead><tr><th>target</th><th>labelloop (flywheel)</th>
+{%- if replay.llm_only %}<th>LLM-only routing</th>{% endif %}
 <th>everything by hand</th></tr></thead><tbody>
 {% for row in summary %}<tr><td class="name">{{ row.target }}</td><td>{{ row.flywheel }}</td>
 {% if replay.llm_only %}<td>{{ row.llm_only }}</td>{% endif %}<td>100%</td></tr>{% endfor %}

@@ -196,8 +196,11 @@ def predict(store: Store, spec: TaskSpec, model: SmallModel, embeddings: Embeddi
     )
     hashes = store.content_hashes(embeddings.ids)
     records = []
+    routes: dict[str, int] = {}  # counts by route
     for item_id, label, conf_raw, conf in zip(embeddings.ids, labels, raw, calibrated):
         accepted = threshold is not None and conf >= threshold
+        route = "accepted" if accepted else "needs_review"
+        routes[route] = routes.get(route, 0) + 1
         records.append(
             PredictionRecord(
                 item_id,
@@ -211,12 +214,9 @@ def predict(store: Store, spec: TaskSpec, model: SmallModel, embeddings: Embeddi
                 confidence=float(conf),
                 confidence_method=f"{model.calibrator.method}(logreg {conf_raw:.3f})",
                 field_confidence={"label": float(conf)},
-                route="accepted" if accepted else "needs_review",
+                route=route,
                 reasons=[] if accepted else ["small_model_unsure"],
             )
         )
     store.record_run(records, backend="small-model")
-    routes: dict[str, int] = {}
-    for record in records:
-        routes[record.route] = routes.get(record.route, 0) + 1
     return routes

@@ -83,8 +83,8 @@ def _detect_phone(text: str, region: str) -> Iterator[Finding]:
         import phonenumbers
     except ImportError:  # optional: without it only Chinese mobiles are found
         return
-    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-        yield Finding("phone", match.start, match.end, "phonenumbers")
+    for number in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+        yield Finding("phone", number.start, number.end, "phonenumbers")
 
 
 def _detect_cn_id(text: str, region: str) -> Iterator[Finding]:

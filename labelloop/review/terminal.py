@@ -125,6 +125,7 @@ class TerminalReview:
                 return False
             draft = answers[int(key) - 1]
         elif key.isdigit():
+            assert isinstance(self.spec, ClassifySpec), "a number key picks a label only in a classify task"
             labels = self.spec.label_names
             if not 1 <= int(key) <= len(labels):
                 self.console.print(f"pick 1-{len(labels)}")

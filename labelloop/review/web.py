@@ -179,8 +179,11 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
             },
         )
 
-    @app.post("/api/items/{item_id}/decision", summary="Accept, edit, label or skip an item")
-    async def decide(item_id: str, decision: Decision, who: Who) -> dict[str, Any]:
+    # response_model: the usual answer; the 409 below is a JSONResponse, which FastAPI sends as it is
+    @app.post(
+        "/api/items/{item_id}/decision", summary="Accept, edit, label or skip an item", response_model=dict[str, Any]
+    )
+    async def decide(item_id: str, decision: Decision, who: Who) -> dict[str, Any] | JSONResponse:
         item = _item(item_id, who)
         if decision.action == "skip":
             skip(store, item, who.name)

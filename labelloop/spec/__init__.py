@@ -16,7 +16,17 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from .._yaml import line_of, load_with_lines
 from ..errors import SpecError
 from .base import TaskSpec, _LocatedError
-from .kinds import ClassifySpec, ExtractSpec, GenerateSpec, IntentSlotsSpec, Level, MultilabelSpec, RateSpec, SpansSpec
+from .kinds import (
+    ClassifySpec,
+    ExtractSpec,
+    GenerateSpec,
+    IntentSlotsSpec,
+    Level,
+    MentionSpec,
+    MultilabelSpec,
+    RateSpec,
+    SpansSpec,
+)
 from .settings import (
     DEFAULT_ROLE,
     ENV_PREFIX,
@@ -55,6 +65,7 @@ __all__ = [
     "KINDS",
     "Label",
     "Level",
+    "MentionSpec",
     "ModelSettings",
     "MultilabelSpec",
     "OverlapSettings",

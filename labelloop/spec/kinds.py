@@ -214,7 +214,7 @@ class SpansSpec(TaskSpec):
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
 
-    def guided_schema(self) -> dict[str, Any] | None:
+    def guided_schema(self) -> dict[str, Any]:
         return {
             "type": "object",
             "properties": {"entities": {"type": "array", "items": _mention_schema(self.label_names)}},
@@ -249,7 +249,7 @@ class IntentSlotsSpec(TaskSpec):
     def label_names(self) -> list[str]:
         return [label.name for label in self.slots]
 
-    def guided_schema(self) -> dict[str, Any] | None:
+    def guided_schema(self) -> dict[str, Any]:
         return {
             "type": "object",
             "properties": {
@@ -274,6 +274,9 @@ class IntentSlotsSpec(TaskSpec):
                 'Answer with {"intent": "...", "slots": [{"text": "...", "label": "..."}, ...]}.',
             ]
         )
+
+
+MentionSpec = SpansSpec | IntentSlotsSpec  # the kinds whose answers hold mentions (in ``mentions_field``)
 
 
 class Level(_Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,12 +36,12 @@ class ModelSettings(_Strict):
     retries: int = Field(4, ge=0, le=20)
     backoff: float = Field(1.0, ge=0.0, description="first retry delay in seconds; doubles per retry, with jitter")
 
-    def with_overrides(self, overrides: dict[str, Any], environ: dict[str, str] | None = None) -> ModelSettings:
+    def with_overrides(self, overrides: dict[str, Any], environ: Mapping[str, str] | None = None) -> ModelSettings:
         """Apply ``LABELLOOP_*`` environment variables, then explicit overrides (None = not given)."""
-        environ = os.environ if environ is None else environ
+        env = os.environ if environ is None else environ
         merged = self.model_dump()
         for name in type(self).model_fields:
-            env_value = environ.get(ENV_PREFIX + name.upper())
+            env_value = env.get(ENV_PREFIX + name.upper())
             if env_value is not None:
                 merged[name] = env_value
         merged.update({k: v for k, v in overrides.items() if v is not None})

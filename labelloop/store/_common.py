@@ -1,9 +1,11 @@
 """Pure helpers shared by the store's modules (no connection needed): the UTC timestamp every row
-carries, the compact JSON the store writes, and splitting long id lists into chunks for ``IN (...)``."""
+carries, the compact JSON the store writes, splitting long id lists into chunks for ``IN (...)``, and
+the id of the row an INSERT wrote."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,3 +22,9 @@ def dumps(value: Any) -> str:
 def chunks(values: list, size: int) -> Iterator[list]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid of the row that ``cursor``'s INSERT wrote (``lastrowid`` is None only before any INSERT)."""
+    assert cursor.lastrowid is not None, "not the cursor of an INSERT"
+    return cursor.lastrowid

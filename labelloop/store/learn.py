@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._base import StoreBase
-from ._common import dumps, utc_now
+from ._common import dumps, inserted_id, utc_now
 
 
 class LearnStore(StoreBase):
@@ -54,12 +54,12 @@ class LearnStore(StoreBase):
         self, name: str, path: str, data_version: str, embedder: str, examples: int, report: dict[str, Any]
     ) -> int:
         with self.transaction() as db:
-            return int(
+            return inserted_id(
                 db.execute(
                     "INSERT INTO models (name, path, data_version, embedder, examples, report, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (name, path, data_version, embedder, examples, dumps(report), utc_now()),
-                ).lastrowid
+                )
             )
 
     def latest_model(self, name: str) -> sqlite3.Row | None:

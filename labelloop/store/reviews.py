@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import Conflict
 from ._base import StoreBase
-from ._common import dumps, utc_now
+from ._common import dumps, inserted_id, utc_now
 
 
 class ReviewStore(StoreBase):
@@ -71,13 +71,15 @@ class ReviewStore(StoreBase):
                 self._check_capacity(db, item_id, annotator, expected_version, capacity)
             db.execute("UPDATE items SET review_version = review_version + 1 WHERE id = ?", (item_id,))
             self._retire(db, item_id, annotator, kind)
-            annotation_id = db.execute(
-                "INSERT INTO annotations (item_id, annotator, output, action, prediction_id, created_at, kind)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (item_id, annotator, dumps(output), action, prediction_id, now, kind),
-            ).lastrowid
+            annotation_id = inserted_id(
+                db.execute(
+                    "INSERT INTO annotations (item_id, annotator, output, action, prediction_id, created_at, kind)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (item_id, annotator, dumps(output), action, prediction_id, now, kind),
+                )
+            )
             self._audit(db, now, annotator, action, item_id, before, output)
-        return int(annotation_id)
+        return annotation_id
 
     def add_imported_annotations(self, rows: list[dict[str, Any]], *, source: str, labeler: str) -> int:
         """Store annotations made elsewhere (keys: item_id, annotator, output, action, external_id) in one

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from ._common import chunks, dumps, utc_now
+from ._common import chunks, dumps, inserted_id, utc_now
 from .items import ItemStore
 from .records import PredictionRecord, RunCounts
 
@@ -18,7 +18,9 @@ class RunStore(ItemStore):
     """Mixed into :class:`~labelloop.store.Store`; all SQL about prompts, runs, calls and predictions (the
     prediction counts need the item count, hence the base :class:`~labelloop.store.items.ItemStore`)."""
 
-    def save_prompt(self, version: str, messages: list[dict], item_template: str, output_schema: dict) -> None:
+    def save_prompt(
+        self, version: str, messages: list[dict], item_template: str, output_schema: dict[str, Any] | None
+    ) -> None:
         self.db.execute(
             "INSERT INTO prompts (version, messages, item_template, output_schema, created_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(version) DO NOTHING",
@@ -42,7 +44,7 @@ class RunStore(ItemStore):
             " started_at, items_planned) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
             (labeler, backend, model, dumps(params), prompt_version, job_key, pid, utc_now(), items_planned),
         )
-        return int(cursor.lastrowid)
+        return inserted_id(cursor)
 
     def mark_stale_runs(self, is_alive: Callable[[int], bool] | None = None) -> int:
         """Mark runs left 'running' by a process that no longer exists as 'interrupted'."""
