@@ -35,7 +35,7 @@ from .store import Store
 if TYPE_CHECKING:
     from .agree import AgreementReport
     from .learn.loop import Calibration, TrainResult
-    from .learn.replay import Replay
+    from .learn.simulation_report import Replay
 
 DB_FILENAME = "labelloop.db"
 

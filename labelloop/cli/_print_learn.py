@@ -13,7 +13,7 @@ from ._print import console, err_console, print_json
 if TYPE_CHECKING:
     from ..dedup import DuplicateReport
     from ..learn.loop import Calibration, TrainResult
-    from ..learn.replay import Replay
+    from ..learn.simulation_report import Replay
 
 __all__ = ["console", "err_console", "print_json"]
 

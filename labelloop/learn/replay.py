@@ -14,7 +14,6 @@ import random
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,51 +28,8 @@ from ..readers import read_records
 from ..spec import ClassifySpec, TaskSpec, parse_spec
 from ..store import Store
 from .embed import create_embedder, ensure_embeddings, load_embeddings
-from .simulate import Labels, SimulationConfig, SimulationResult, simulate
-from .simulation_report import write_simulation_report
-
-
-@dataclass
-class Replay:
-    """What ``simulate`` found, and where the report went."""
-
-    flywheel: SimulationResult
-    llm_only: SimulationResult | None
-    targets: list[float]
-    items: int
-    llm_calls: int = 0
-    llm_accuracy: float | None = None
-    files: list[str] = field(default_factory=list)
-
-    def effort_lines(self) -> list[str]:
-        """One line per target, e.g. ``effort to 95%: 23.4% of items``."""
-        lines = []
-        for target in self.targets:
-            best = self.flywheel.best(target)
-            if best is None:
-                lines.append(f"effort to {target:.0%}: 100.0% of items (no threshold could be guaranteed)")
-                continue
-            lines.append(
-                f"effort to {target:.0%}: {best.effort:.1%} of items (round {best.round}, dataset accuracy"
-                f" {best.dataset_accuracy:.1%}, auto-accepted {best.accepted} at {_pct(best.accepted_accuracy)}"
-                f" accuracy, {best.accepted_by_small} by the small model alone: LLM calls saved)"
-            )
-        return lines
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "targets": self.targets,
-            "llm_calls": self.llm_calls,
-            "llm_accuracy": self.llm_accuracy,
-            "flywheel": self.flywheel.to_dict(),
-            "llm_only": self.llm_only.to_dict() if self.llm_only else None,
-            "files": self.files,
-        }
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
+from .simulate import Labels, SimulationConfig, simulate
+from .simulation_report import Replay, write_simulation_report
 
 
 def read_labeled_texts(path: Path, spec: TaskSpec | None, limit: int | None, seed: int) -> list[dict[str, Any]]:

@@ -1,18 +1,17 @@
-"""The simulation report: effort-accuracy and coverage-accuracy curves (PNG) and an HTML page with the tables."""
+"""What ``simulate`` found (:class:`Replay`) and its report: effort-accuracy and coverage-accuracy curves (PNG)
+and an HTML page with the tables."""
 
 from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from jinja2 import Environment
 
 from .simulate import SimulationResult
-
-if TYPE_CHECKING:
-    from .replay import Replay
 
 _PAGE = Environment(autoescape=True).from_string("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>labelloop simulation</title>
@@ -39,6 +38,49 @@ td { text-align: right; } td.name { text-align: left; }</style></head><body>
 <td>{{ "%.3f"|format(p.effort) }}</td><td>{{ "%.3f"|format(p.dataset_accuracy) }}</td></tr>{% endfor %}
 </tbody></table></body></html>
 """)
+
+
+@dataclass
+class Replay:
+    """What ``simulate`` found, and where the report went."""
+
+    flywheel: SimulationResult
+    llm_only: SimulationResult | None
+    targets: list[float]
+    items: int
+    llm_calls: int = 0
+    llm_accuracy: float | None = None
+    files: list[str] = field(default_factory=list)
+
+    def effort_lines(self) -> list[str]:
+        """One line per target, e.g. ``effort to 95%: 23.4% of items``."""
+        lines = []
+        for target in self.targets:
+            best = self.flywheel.best(target)
+            if best is None:
+                lines.append(f"effort to {target:.0%}: 100.0% of items (no threshold could be guaranteed)")
+                continue
+            lines.append(
+                f"effort to {target:.0%}: {best.effort:.1%} of items (round {best.round}, dataset accuracy"
+                f" {best.dataset_accuracy:.1%}, auto-accepted {best.accepted} at {_pct(best.accepted_accuracy)}"
+                f" accuracy, {best.accepted_by_small} by the small model alone: LLM calls saved)"
+            )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "targets": self.targets,
+            "llm_calls": self.llm_calls,
+            "llm_accuracy": self.llm_accuracy,
+            "flywheel": self.flywheel.to_dict(),
+            "llm_only": self.llm_only.to_dict() if self.llm_only else None,
+            "files": self.files,
+        }
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
 
 
 def write_simulation_report(replay: Replay, out: Path) -> list[str]:
