@@ -8,6 +8,7 @@ from __future__ import annotations
 
 LLM = "llm"  # the task's model; ``label --as NAME`` stores another model's answers under NAME
 SMALL = "small"  # the small model trained on people's labels (labelloop.learn.small)
+COMBINED = "combined"  # the LLM and the small model as one labeler (labelloop.learn.combine)
 DUPLICATES = "duplicates"  # a decided label proposed to the other members of a duplicate group (labelloop.dedup)
 
-__all__ = ["DUPLICATES", "LLM", "SMALL"]
+__all__ = ["COMBINED", "DUPLICATES", "LLM", "SMALL"]

@@ -263,8 +263,9 @@ class Project:
 
     # -- the flywheel ----------------------------------------------------------------------
 
-    def embed(self, progress: Any = None) -> tuple[str, int]:
-        """Embed every item that has no vector yet (extra ``embed``); (embedder name, items embedded now)."""
+    def embed(self, progress: Any = None) -> dict[str, int]:
+        """Embed every item that has no vector yet with each of the project's embedders (extra ``embed``);
+        items embedded now by embedder name."""
         return _learn().embed_items(self.store, self.spec, progress)
 
     def train(self, *, labeler: str = labelers.LLM, plot: str | Path | None = None) -> TrainResult:

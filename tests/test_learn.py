@@ -6,6 +6,7 @@ Embeddings are real (the bundled all-MiniLM-L6-v2 on the CPU) and so are the dat
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -139,12 +140,76 @@ def test_the_threshold_guarantees_precision_or_refuses(tmp_path):
     rng = np.random.default_rng(0)
     vectors = np.vstack([rng.normal(c, 0.35, size=(60, 8)) for c in range(3)])
     labels = [str(c) for c in range(3) for _ in range(60)]
-    model, report = small.fit(vectors, labels, target=0.95, level=0.9)
+    model, report = small.fit({"v": vectors}, labels, target=0.95, level=0.9)
     t = report.threshold
     assert t["threshold"] is not None and t["lower_bound"] >= 0.95 and t["precision"] >= t["lower_bound"]
     noisy = [labels[i] if rng.random() < 0.6 else str(rng.integers(3)) for i in range(len(labels))]
-    _, bad = small.fit(vectors, noisy, target=0.95, level=0.9)
+    _, bad = small.fit({"v": vectors}, noisy, target=0.95, level=0.9)
     assert bad.threshold["threshold"] is None  # 60-70% right: no threshold can promise 95%
+
+
+def test_the_small_model_is_chosen_by_cross_validation_among_embedders_and_strengths():
+    rng = np.random.default_rng(1)
+    labels = [str(c) for c in range(4) for _ in range(40)]
+    informative = np.vstack([np.eye(8)[c] + rng.normal(0, 0.3, size=(40, 8)) for c in range(4)])
+    noise = rng.normal(0, 1, size=(160, 8))
+    model, report = small.fit({"noise": noise, "good": informative}, labels, folds=4)
+    assert report.model.startswith("good C=") and model.embedders == ("good",)
+    assert set(report.candidates) == {f"{e} C={c}" for e in ("noise", "good", "noise+good") for c in (1, 10, 100)}
+    assert report.candidates[report.model]["accuracy"] == max(s["accuracy"] for s in report.candidates.values())
+    assert report.candidates["noise C=1"]["accuracy"] < 0.5 < report.accuracy
+    labels_out, _, _ = model.predict({"good": informative, "noise": noise})  # it reads its own embedder's rows
+    assert np.mean(np.array(labels_out) == np.array(labels)) > 0.9
+    fixed, fixed_report = small.fit({"good": informative}, labels, regularization=3.0)
+    assert fixed_report.model == "good C=3" and fixed_report.candidates == {}
+
+
+class ScriptedLLM(FaultServer):
+    """A chat server that answers each banking question with a label and token logprobs: the gold label for
+    ``accuracy`` of the questions (confident), a wrong one otherwise (less confident)."""
+
+    def __init__(self, rows: list[dict], accuracy: float):
+        super().__init__()
+        rng = np.random.default_rng(7)
+        self.answers = {}
+        for row in rows:
+            right = rng.random() < accuracy
+            wrong = LABELS[(LABELS.index(row["label"]) + 1) % len(LABELS)]
+            self.answers[row["text"]] = (row["label"], 0.9) if right else (wrong, float(rng.uniform(0.5, 0.95)))
+
+    def _next_action(self, body: dict) -> str:
+        super()._next_action(body)
+        label, p = self.answers[body["messages"][-1]["content"]]
+        other = LABELS[(LABELS.index(label) + 2) % len(LABELS)]
+        def entry(token: str, logprob: float, top: dict[str, float] | None = None) -> dict:
+            alternatives = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in (top or {}).items()]
+            return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": alternatives}
+        self.logprobs = [entry('{"', 0.0), entry("label", 0.0), entry('":', 0.0), entry(' "', 0.0),
+                         entry(label, math.log(p), {label: math.log(p), other: math.log(1 - p)}), entry('"}', 0.0)]
+        return "ok:" + json.dumps({"label": label})
+
+
+def test_the_llm_and_the_small_model_combined_route_the_llm_answers_when_they_beat_each_alone(tmp_path, embedder):
+    rows = banking(per_label=40)
+    learn = "{small_model: {min_examples: 20, extra_embedders: []}}"
+    with make(tmp_path, rows, learn=learn, gold=80) as project:
+        llm = ScriptedLLM(rows, accuracy=0.8)
+        project.label(base_url=llm.base_url, **FAST)
+        llm.close()
+        result = project.train()
+        combination = result.combination
+        assert combination is not None and combination.gold_items == 80
+        rows_by_labeler = {row["labeler"]: row for row in result.crossover.rows}
+        assert combination.accuracy > rows_by_labeler["llm"]["accuracy"] + 0.1  # the small model fixes LLM errors
+        assert combination.used and combination.auto_accept_share > rows_by_labeler["small"]["auto_accept_share"]
+        assert combination.threshold["lower_bound"] >= 0.95
+        gold = {r["id"]: r["label"] for r in rows}
+        answers = project.store.current_predictions("llm")
+        accepted = [r for r in answers if r["route"] == "accepted" and r["item_id"] not in set(list(gold)[:80])]
+        assert len(accepted) > 20
+        assert np.mean([json.loads(r["output"])["label"] == gold[r["item_id"]] for r in accepted]) >= 0.95
+        assert all("combined_accepts" in json.loads(r["reasons"]) for r in accepted if r["route"] == "accepted")
+        assert len(project.store.current_predictions("combined")) == 200
 
 
 def test_train_needs_enough_people_labels(tmp_path, embedder):
@@ -262,11 +327,29 @@ def blobs(n_per: int = 150, classes: int = 4, spread: float = 0.45, seed: int = 
 
 def test_simulation_reaches_the_targets_with_less_than_all_the_work():
     result = simulate(blobs(300, spread=0.35), SimulationConfig(targets=[0.95, 0.98], batch=40))
-    for target, most in ((0.95, 0.35), (0.98, 0.6)):
+    for target, most in ((0.95, 0.4), (0.98, 0.75)):
         best = result.best(target)
         assert best is not None and best.effort < most and best.dataset_accuracy >= target
-        assert best.accepted_by_small == best.accepted
+        assert best.accepted_by_small == best.accepted and best.labeler == "small model"
+        assert best.effort >= result.oracle[target]["effort"]  # an oracle knows when to stop; we must prove it
     assert result.curves["small model"][0][1] >= result.curves["small model"][-1][1]  # confident first
+    first = result.small_model["choices"][0]  # chosen by cross-validation among the strengths
+    assert set(first["scores"]) == {"embeddings C=1", "embeddings C=10", "embeddings C=100"}
+    assert first["scores"][first["chosen"]]["accuracy"] == max(s["accuracy"] for s in first["scores"].values())
+
+
+def test_the_guarantee_holds_over_resamples():
+    """Over 50 resampled datasets, the realized dataset accuracy reaches the target in at least the stated
+    confidence share of runs (the certification is exact; this checks the whole loop around it)."""
+    config = dict(targets=[0.95], batch=20, strengths=(10.0,), level=0.9)
+    reached, accepted = [], []
+    for seed in range(50):
+        result = simulate(blobs(100, spread=0.5, seed=100 + seed), SimulationConfig(seed=seed, **config))
+        point = result.points[0]
+        reached.append(point.dataset_accuracy >= 0.95)
+        accepted.append(point.accepted > 0)
+    assert np.mean(reached) >= 0.9
+    assert np.mean(accepted) >= 0.9  # not by doing everything by hand
 
 
 def with_llm(accuracy: float, informative: bool) -> Labels:
@@ -280,16 +363,18 @@ def with_llm(accuracy: float, informative: bool) -> Labels:
     return data
 
 
-def test_a_weak_llm_is_carried_by_the_small_model_a_strong_one_is_used():
+def test_a_weak_llm_is_carried_by_the_small_model_a_strong_one_is_combined_with_it():
     config = SimulationConfig(targets=[0.95], batch=40)
     weak = with_llm(0.7, informative=False)
     flywheel, llm_only = simulate(weak, config, "flywheel"), simulate(weak, config, "llm_only")
     assert flywheel.best(0.95).effort < 0.5 < 0.8 < llm_only.best(0.95).effort
-    assert flywheel.best(0.95).accepted_by_small > 0.9 * flywheel.best(0.95).accepted  # LLM calls saved
-    strong = with_llm(0.9, informative=True)  # here every random review calibrating the LLM pays off more
+    assert flywheel.best(0.95).labeler != "LLM"
+    strong = with_llm(0.9, informative=True)
     flywheel, llm_only = simulate(strong, config, "flywheel"), simulate(strong, config, "llm_only")
-    assert llm_only.best(0.95).effort < flywheel.best(0.95).effort < 0.4
+    assert flywheel.best(0.95).effort < llm_only.best(0.95).effort < 0.5
     assert flywheel.best(0.95).dataset_accuracy >= 0.95 and llm_only.best(0.95).accepted_by_small == 0
+    random = simulate(strong, config, "random")  # the oracle baseline: random batches, the small model
+    assert random.oracle[0.95]["effort"] > flywheel.oracle[0.95]["effort"]
 
 
 def test_simulate_cli_outside_a_project(tmp_path, embedder):
@@ -304,7 +389,9 @@ def test_simulate_cli_outside_a_project(tmp_path, embedder):
                                       "--batch", "30", "--target", "0.95", "--out", str(tmp_path / "sim")])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("effort to 95%: "))
-    assert float(line.split(": ")[1].split("%")[0]) < 100
+    assert float(line.split(": ")[1].split("%")[0]) < 100 and "guaranteed at 90%" in line
+    baselines = " ".join(result.output.split()).split("baselines for 95%: ")[1]
+    assert "active learning, oracle-stopped" in baselines and "random batches, oracle-stopped" in baselines
     assert {p.name for p in (tmp_path / "sim").iterdir()} == {"curves.png", "report.html", "simulation.json"}
     assert (tmp_path / "sim" / "curves.png").read_bytes().startswith(b"\x89PNG")
 
@@ -319,11 +406,13 @@ def test_embed_train_with_a_plot_and_calibrate_through_the_cli(tmp_path, embedde
         root = str(project.root)
     first = runner.invoke(app, ["embed", "--project", root])
     assert first.exit_code == 0 and "40 items embedded with all-MiniLM-L6-v2" in first.output
+    assert "40 items embedded with multilingual-e5-small" in first.output  # the small model's other embedder
     assert "0 items embedded" in runner.invoke(app, ["embed", "--project", root]).output
     plot = tmp_path / "reliability.png"
     trained = runner.invoke(app, ["train", "--plot", str(plot), "--project", root])
     assert trained.exit_code == 0, trained.output
     assert "small model: 30 people-labeled items, 5 labels" in trained.output
+    assert "chosen by cross-validation among 9 candidates: " in " ".join(trained.output.split())
     assert f"reliability diagram: {plot}" in " ".join(trained.output.split())
     assert plot.read_bytes().startswith(b"\x89PNG")
     calibrated = runner.invoke(app, ["calibrate", "--as", "small", "--json", "--project", root])

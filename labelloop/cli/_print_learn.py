@@ -25,6 +25,11 @@ def print_training(result: TrainResult) -> None:
         f" accuracy {r.accuracy:.3f}, macro F1 {r.macro_f1:.3f}; ECE {r.ece_before:.3f} → {r.ece_after:.3f}"
         f" after calibration; saved {escape(r.path)} (data version {r.data_version})"
     )
+    if r.candidates:
+        console.print(
+            f"chosen by cross-validation among {len(r.candidates)} candidates: {escape(r.model)}"
+            f" (accuracy {r.candidates[r.model]['accuracy']:.3f})"
+        )
     t = r.threshold
     if t["threshold"] is None:
         console.print(
@@ -42,6 +47,13 @@ def print_training(result: TrainResult) -> None:
         f" ({result.routes.get('accepted', 0) / total:.1%}), {result.routes.get('needs_review', 0)} to people;"
         f" {result.disagreements} LLM answers sent to review where the small model disagrees"
     )
+    combination = result.combination
+    if combination is not None and combination.used:
+        console.print(
+            f"the LLM and the small model combined may accept {combination.auto_accept_share:.1%} with the guarantee,"
+            f" more than each alone: {combination.accepted} LLM answers accepted, {combination.sent_to_review}"
+            " sent to people"
+        )
     for note in r.notes:
         console.print(f"note: {escape(note)}")
     if result.plot:
@@ -85,14 +97,9 @@ def print_calibration(c: Calibration) -> None:
 
 def print_replay(replay: Replay) -> None:
     for line in replay.effort_lines():
-        console.print(line)
-    baseline = replay.llm_only
-    for target in replay.targets:
-        parts = ["by hand 100%"]
-        if baseline is not None:
-            best = baseline.best(target)
-            parts.append(f"LLM-only routing {best.effort:.1%}" if best else "LLM-only routing 100% (no guarantee)")
-        console.print(f"  baselines for {target:.0%}: " + ", ".join(parts))
+        console.print(escape(line))
+    for line in replay.baseline_lines():
+        console.print("  " + escape(line))
     if replay.llm_accuracy is not None:
         console.print(f"LLM accuracy on the gold: {replay.llm_accuracy:.1%} ({replay.llm_calls} calls)")
     console.print("report: " + ", ".join(escape(f) for f in replay.files))

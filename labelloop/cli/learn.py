@@ -16,10 +16,12 @@ commands = typer.Typer()
 
 @commands.command()
 def embed(project: ProjectOpt = None) -> None:
-    """Embed every item once (bundled all-MiniLM-L6-v2 unless learn.embeddings says otherwise)."""
+    """Embed every item once with each embedder (all-MiniLM-L6-v2 unless learn.embeddings says otherwise, and
+    learn.small_model.extra_embedders)."""
     with open_project(project) as proj:
-        name, added = proj.embed()
-    out.console.print(f"{added} items embedded with {name}")
+        done = proj.embed()
+    for name, added in done.items():
+        out.console.print(f"{added} items embedded with {name}")
 
 
 @commands.command()

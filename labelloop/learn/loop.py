@@ -1,9 +1,11 @@
 """The flywheel inside a project: embed, train the small model, calibrate each labeler, cross-check them.
 
 ``train`` embeds what is missing, trains on people's labels, labels every item with the small model,
-applies the policy (a disagreement between the small model and the LLM sends the LLM's answer to review)
-and reports the crossover: at the current gold size, each labeler's accuracy, the share it may accept
-with the precision guarantee, and what it costs per item.
+applies the policy (a disagreement between the small model and the LLM sends the LLM's answer to review),
+combines the two into one labeler with its own guaranteed threshold (:func:`combine_labelers`; when it may
+accept more than each alone, it decides which LLM answers are accepted) and reports the crossover: at the
+current gold size, each labeler's accuracy, the share it may accept with the precision guarantee, and what it
+costs per item.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import numpy as np
 from .. import labelers
 from ..errors import ProjectError
 from ..spec import TaskSpec
-from ..store import Store
+from ..store import PredictionRecord, Store
 from . import small
 from .calibrate import expected_calibration_error, fit_calibrator, guaranteed_threshold, write_reliability_plot
-from .embed import Embeddings, create_embedder, ensure_embeddings, load_embeddings
+from .candidates import features, out_of_fold
+from .combine import combine
+from .embed import Embeddings, create_embedder, embedder_settings, ensure_embeddings, load_embeddings
 
 
 @dataclass
@@ -49,12 +53,27 @@ class Crossover:
 
 
 @dataclass
+class Combination:
+    """The LLM and the small model as one labeler: its out-of-fold accuracy on people's labels, its guaranteed
+    threshold and auto-accept share, and whether it beat each alone (then it routed the LLM's answers)."""
+
+    gold_items: int
+    accuracy: float
+    threshold: dict[str, Any]
+    auto_accept_share: float
+    used: bool
+    accepted: int = 0  # LLM answers it accepted
+    sent_to_review: int = 0  # accepted LLM answers it sent to people
+
+
+@dataclass
 class TrainResult:
     report: small.TrainReport
     routes: dict[str, int]
     disagreements: int
     crossover: Crossover
     plot: str | None = None  # the small model's reliability diagram, when asked for
+    combination: Combination | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,19 +82,23 @@ class TrainResult:
             "disagreements": self.disagreements,
             "crossover": asdict(self.crossover),
             "plot": self.plot,
+            "combination": asdict(self.combination) if self.combination else None,
         }
 
 
-def embed_items(store: Store, spec: TaskSpec, progress: Callable[[int, int], None] | None = None) -> tuple[str, int]:
-    """Embed every item that has no vector yet; (embedder name, items embedded now)."""
-    embedder = create_embedder(spec.learn.embeddings)
-    return embedder.name, ensure_embeddings(store, embedder, progress=progress)
+def embed_items(store: Store, spec: TaskSpec, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Embed, with every embedder of the project, the items that have no vector from it yet; items embedded
+    now by embedder name (``learn.embeddings``'s first)."""
+    done = {}
+    for settings in embedder_settings(spec):
+        embedder = create_embedder(settings)
+        done[embedder.name] = ensure_embeddings(store, embedder, progress=progress)
+    return done
 
 
-def current_embeddings(store: Store, spec: TaskSpec) -> Embeddings:
-    """Every item's vector, embedding first what is missing."""
-    name, _ = embed_items(store, spec)
-    return load_embeddings(store, name)
+def current_embeddings(store: Store, spec: TaskSpec) -> dict[str, Embeddings]:
+    """Every item's vectors by embedder, embedding first what is missing."""
+    return {name: load_embeddings(store, name) for name in embed_items(store, spec)}
 
 
 def train(
@@ -85,12 +108,122 @@ def train(
     writes the small model's reliability diagram (before and after calibration) as a PNG."""
     embeddings = current_embeddings(store, spec)
     report = small.train(store, spec, embeddings, models_dir)
-    routes = small.predict(store, spec, small.load(store), embeddings)
+    model = small.load(store)
+    routes = small.predict(store, spec, model, embeddings)
     disagreements = cross_check(store, labeler) if spec.learn.policy.cross_check else 0
-    result = TrainResult(report, routes, disagreements, crossover(store, spec, report, labeler))
+    combination = combine_labelers(store, spec, model, embeddings, labeler) if spec.learn.policy.combine else None
+    result = TrainResult(report, routes, disagreements, crossover(store, spec, report, labeler), None, combination)
+    if combination is not None:
+        result.crossover.rows.append(
+            {
+                "labeler": labelers.COMBINED,
+                "accuracy": combination.accuracy,
+                "auto_accept_share": combination.auto_accept_share,
+                **store.cost_per_item(labeler),
+                "measured_on": f"{combination.gold_items} gold items, out of fold"
+                + (", used" if combination.used else ""),
+            }
+        )
     if plot:
         result.plot = calibrate(store, spec, labelers.SMALL, plot).plot
     return result
+
+
+def combine_labelers(
+    store: Store, spec: TaskSpec, model: small.SmallModel, embeddings: dict[str, Embeddings], labeler: str
+) -> Combination | None:
+    """The LLM (``labeler``) and the small model as one labeler (:func:`.combine.combine`), stored as the labeler
+    ``combined``: a stacker fitted on people-labeled items, where the small model's probabilities are out of
+    fold; its threshold is guaranteed like every labeler's (Clopper-Pearson on its out-of-fold confidence).
+    When it may accept a larger share than the LLM and the small model alone, it routes the LLM's answers:
+    those it accepts with the LLM's label are accepted, the others go to review. None without enough LLM
+    answers with a confidence on people-labeled items."""
+    gold = small.gold_labels(store, spec)
+    answers = {
+        r["item_id"]: r for r in store.current_predictions(labeler) if r["output"] and r["confidence"] is not None
+    }
+    ids = [i for i in small.common_ids({n: embeddings[n] for n in model.embedders}) if i in answers]
+    rows = np.array([i in gold for i in ids])
+    if rows.sum() < spec.learn.small_model.min_examples:
+        return None
+    x = features({n: embeddings[n].rows(ids) for n in model.embedders}, model.embedders)
+    classes = model.classifier.classes_
+    probabilities = model.classifier.predict_proba(x)
+    y = np.array([gold.get(i, "") for i in ids])
+    oof = out_of_fold(x[rows], y[rows], float(model.classifier.C), spec.learn.small_model.folds)
+    columns = {label: c for c, label in enumerate(np.unique(y[rows]))}
+    probabilities[rows] = 0.0  # on people's items: the out-of-fold probabilities, not the fitted model's
+    for label, c in columns.items():
+        probabilities[rows, int(np.flatnonzero(classes == label)[0])] = oof[:, c]
+    llm_labels = np.array([str(json.loads(answers[i]["output"]).get("label")) for i in ids])
+    llm_conf = np.array([float(answers[i]["confidence"]) for i in ids])
+    both = combine(classes, probabilities, llm_labels, llm_conf, np.flatnonzero(rows), y)
+    right = both.audit_labels == y[rows]
+    policy = spec.learn.policy
+    calibrator = fit_calibrator(both.audit_confidence, right, method=policy.calibration)
+    threshold = guaranteed_threshold(
+        calibrator(both.audit_confidence), right, policy.target_precision, policy.confidence_level
+    )
+    confidence = calibrator(both.confidence)
+    accepted = confidence >= threshold.threshold if threshold.threshold is not None else np.zeros(len(ids), bool)
+    _store_combined(store, spec, model.data_version, ids, both.labels, confidence, accepted)
+    share = float(accepted.mean())
+    alone = max(
+        store.count_settled(small.LABELER) / max(1, store.count_items()), _guaranteed_share(store, spec, labeler)
+    )
+    result = Combination(int(rows.sum()), float(right.mean()), asdict(threshold), share, share > alone)
+    if result.used:
+        agree = accepted & (both.labels == llm_labels)
+        result.accepted = sum(answers[i]["route"] != "accepted" for i in np.array(ids)[agree])
+        store.accept_predictions([answers[i]["id"] for i in np.array(ids)[agree]], "combined_accepts")
+        unsure = [answers[i]["id"] for i in np.array(ids)[~agree] if answers[i]["route"] == "accepted"]
+        result.sent_to_review = len(unsure)
+        store.send_to_review(unsure, "combined_unsure")
+    return result
+
+
+def _guaranteed_share(store: Store, spec: TaskSpec, labeler: str) -> float:
+    try:
+        return calibrate(store, spec, labeler).auto_accept_share
+    except ProjectError:
+        return 0.0
+
+
+def _store_combined(
+    store: Store,
+    spec: TaskSpec,
+    data_version: str,
+    ids: list[str],
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    accepted: np.ndarray,
+) -> None:
+    version = f"{labelers.COMBINED}-{data_version}"
+    store.save_prompt(
+        version, [{"role": "system", "content": "stacker on the LLM and the small model"}], "", spec.output_schema()
+    )
+    hashes = store.content_hashes(ids)
+    store.record_run(
+        [
+            PredictionRecord(
+                item_id,
+                labelers.COMBINED,
+                version,
+                hashes[item_id],
+                version,
+                version,
+                "ok",
+                output={"label": str(label)},
+                confidence=float(conf),
+                confidence_method="stacker",
+                field_confidence={"label": float(conf)},
+                route="accepted" if ok else "needs_review",
+                reasons=[] if ok else ["combined_unsure"],
+            )
+            for item_id, label, conf, ok in zip(ids, labels, confidence, accepted)
+        ],
+        backend="combined",
+    )
 
 
 def cross_check(store: Store, labeler: str = labelers.LLM) -> int:

@@ -2,9 +2,10 @@
 
 The gold items go into a work store (``labelloop.db`` in ``workdir``, kept so that a rerun reuses its
 embeddings and the LLM's cached answers; a temporary directory otherwise) through the same stages as a
-project's (:func:`~labelloop.ingest.ingest_file`, :func:`~labelloop.engine.label`): they are embedded,
-labeled by the task's model unless ``use_llm`` is off, and handed to
-:func:`~labelloop.learn.simulate.simulate` with their gold labels.
+project's (:func:`~labelloop.ingest.ingest_file`, :func:`~labelloop.engine.label`): they are embedded by
+every embedder of the project, labeled by the task's model unless ``use_llm`` is off, and handed to
+:func:`~labelloop.learn.simulate.simulate` with their gold labels — the flywheel, and on the same items the
+baselines that price the guarantee: random batches (stopped by an oracle) and LLM-only routing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..ingest import ingest_file
 from ..readers import read_records
 from ..spec import ClassifySpec, TaskSpec, parse_spec
 from ..store import Store
-from .embed import create_embedder, ensure_embeddings, load_embeddings
+from .embed import create_embedder, embedder_settings, ensure_embeddings, load_embeddings
 from .simulate import Labels, SimulationConfig, simulate
 from .simulation_report import Replay, write_simulation_report
 
@@ -86,11 +87,39 @@ def run_simulation(
     whose labels are the gold file's. ``model_overrides`` change the task's model settings.
     """
     config = config or SimulationConfig()
+    data, calls = prepare_gold(
+        gold,
+        spec=spec,
+        kind=kind,
+        workdir=workdir,
+        use_llm=use_llm,
+        limit=limit,
+        seed=config.seed,
+        progress=progress,
+        **model_overrides,
+    )
+    return replay(data, config, out, llm_calls=calls, progress=progress)
+
+
+def prepare_gold(
+    gold: str | Path,
+    *,
+    spec: TaskSpec | None = None,
+    kind: str | None = None,
+    workdir: str | Path | None = None,
+    use_llm: bool = True,
+    limit: int | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    **model_overrides: Any,
+) -> tuple[Labels, int]:
+    """The gold file as a project would see it: every item embedded by each of the task's embedders and,
+    unless ``use_llm`` is off, labeled by its model; (the data, the LLM calls made)."""
     if spec is not None and not isinstance(spec, ClassifySpec):
         raise ProjectError(f"simulate needs a classify task; this project's task is {spec.kind}")
     if spec is None and kind not in (None, "classify"):
         raise ProjectError(f"--kind {kind}: simulate knows classify tasks")
-    rows = read_labeled_texts(Path(gold), spec, limit, config.seed)
+    rows = read_labeled_texts(Path(gold), spec, limit, seed)
     labels = sorted({r["label"] for r in rows})
     if len(labels) < 2:
         raise InputError(str(gold), None, "the gold labels need at least two classes")
@@ -98,25 +127,46 @@ def run_simulation(
     say = progress or (lambda message: None)
     with _work_store(workdir) as store:
         _ingest(store, spec, rows)
-        say(f"embedding {len(rows)} items")
-        embedder = create_embedder(spec.learn.embeddings)
-        ensure_embeddings(store, embedder)
-        vectors = load_embeddings(store, embedder.name).rows([r["id"] for r in rows])
+        ids = [r["id"] for r in rows]
+        vectors = {}
+        for settings in embedder_settings(spec):
+            embedder = create_embedder(settings)
+            say(f"embedding {len(rows)} items with {embedder.name}")
+            ensure_embeddings(store, embedder)
+            vectors[embedder.name] = load_embeddings(store, embedder.name).rows(ids)
         data = Labels(np.array([r["label"] for r in rows]), vectors)
-        replay_llm_calls = 0
+        calls = 0
         if use_llm:
             say(f"labeling {len(rows)} items with the task's model")
             result = label(store, spec, spec.model.with_overrides(model_overrides), actor="simulate")
-            replay_llm_calls = result.counts.calls
-            data.llm_label, data.llm_confidence = _llm_answers(store, [r["id"] for r in rows])
+            calls = result.counts.calls
+            data.llm_label, data.llm_confidence = _llm_answers(store, ids)
+    return data, calls
+
+
+def replay(
+    data: Labels,
+    config: SimulationConfig,
+    out: str | Path = "simulation",
+    *,
+    llm_calls: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Replay:
+    """The flywheel and its baselines on the same items — random batches (oracle-stopped) and, when ``data``
+    has the LLM's answers, LLM-only routing — with the report written to ``out``."""
+    say = progress or (lambda message: None)
     say("replaying the loop")
     flywheel = simulate(data, config, "flywheel")
-    llm_only = simulate(data, config, "llm_only") if use_llm else None
-    replay = Replay(flywheel, llm_only, list(config.targets), len(rows), replay_llm_calls)
-    if use_llm:
-        replay.llm_accuracy = float(np.mean(data.llm_label == data.gold))
-    replay.files = write_simulation_report(replay, Path(out))
-    return replay
+    say("replaying the baselines: random batches" + (", LLM-only routing" if data.has_llm else ""))
+    random_batches = simulate(data, config, "random")
+    llm_only = simulate(data, config, "llm_only") if data.has_llm else None
+    result = Replay(
+        flywheel, llm_only, list(config.targets), len(data.gold), llm_calls, random=random_batches, level=config.level
+    )
+    if data.has_llm:
+        result.llm_accuracy = float(np.mean(data.llm()[0] == data.gold))
+    result.files = write_simulation_report(result, Path(out))
+    return result
 
 
 @contextmanager

@@ -1,334 +1,325 @@
-"""What a target accuracy costs in human work: the whole loop replayed with gold labels as the reviewer.
+"""What a target accuracy costs in human work: the loop replayed with gold labels as the reviewer.
 
-Each round: people (the gold) label a batch; the small model is retrained and calibrated on
-out-of-fold predictions; items are accepted by the small model alone (no LLM call needed), then by the
-LLM where the small model does not contradict it with more confidence (or by the LLM alone before there
-is a small model). Each rule's threshold is the lowest whose Clopper-Pearson bound on wrong labels fits
-what is left of the (1 - target) x n error budget. Stopping now would mean people label every item not
-accepted: *effort* is the share of items a person touched (reviewed plus those left), *dataset accuracy*
-the share of final labels that are right. The next batch is chosen by uncertainty x diversity and
-labeler disagreement (:mod:`.active`), except for the first batch and an ``audit`` share of each later
-one, drawn at random: thresholds are chosen on those audited items only, because actively chosen items
-are not like the rest (they are the hard or the typical ones), and a precision bound holds only for
-items like the ones it was measured on. Each round's bounds use the confidence level divided over every
-round the loop could run, so stopping at the cheapest-looking round keeps the stated guarantee.
-Baselines: everything by hand (100%), and LLM-only routing (random review batches calibrate the LLM).
+Each round people (the gold) review a batch: the first is drawn at random; later ones are mostly chosen by
+uncertainty x diversity and labeler disagreement (:mod:`.active`), with an ``audit`` share drawn at random. The
+small model is retrained (its embedders and regularisation chosen by cross-validation, :mod:`.candidates`),
+and each labeler — the small model, the LLM, and the two combined (:mod:`.combine`) — is calibrated on the
+random audit items alone, which are like the items nobody reviewed, unlike the actively chosen ones. From
+those calibrated confidences each round *predicts* what certifying now would cost (:func:`.certify.plan`).
+When the prediction has not improved for ``patience`` rounds, the newest labeler is frozen and *certified* on a
+fresh sample drawn at random from the unreviewed items (:func:`.certify.certify_in_looks`): the largest set of
+its most confident labels that holds at most ``(1 - target) * n`` wrong ones at the confidence ``level`` is
+accepted, and people label the rest. *Effort* is the share of items a person touched; *dataset accuracy* the
+share of final labels that are right. The stopping round is chosen without looking at the certification
+sample, so the guarantee needs no correction for the rounds tried.
+
+Baselines on the same items: active learning stopped by an oracle the moment the dataset is accurate enough
+(all of the model's labels accepted), the same with random batches, and LLM-only routing (random batches
+calibrate and certify the LLM).
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from .active import select_batch, uncertainty
-from .calibrate import fit_calibrator, guaranteed_threshold
+from .audited import AuditedLabeler, audited, main_score
+from .candidates import Candidate, candidates, choose, features, fitted
+from .certify import certify_in_looks, plan
+from .combine import combine
+from .outcome import Labels, Point, SimulationConfig, SimulationResult
 
+__all__ = ["Labels", "Point", "SimulationConfig", "SimulationResult", "simulate"]
 
-@dataclass
-class SimulationConfig:
-    targets: list[float] = field(default_factory=lambda: [0.95, 0.98])
-    batch: int = 100
-    level: float = 0.9
-    folds: int = 3
-    regularization: float = 1.0
-    calibration: str = "isotonic"
-    max_rounds: int = 200
-    audit: float = 0.2  # share of each batch drawn at random; thresholds are calibrated on these
-    seed: int = 0
-
-    def round_level(self, items: int) -> float:
-        """The confidence each round's bounds use: ``level`` shared out over every round the loop could run
-        (Bonferroni), so stopping at whichever round looks cheapest keeps the stated guarantee."""
-        rounds = min(self.max_rounds, -(-items // self.batch))
-        return 1.0 - (1.0 - self.level) / rounds
-
-
-@dataclass
-class Point:
-    """One round's outcome for one target, had the loop stopped there."""
-
-    round: int
-    reviewed: int
-    target: float
-    accepted: int
-    accepted_by_small: int
-    accepted_accuracy: float | None
-    effort: float
-    dataset_accuracy: float
-
-
-@dataclass
-class SimulationResult:
-    items: int
-    labels: int
-    llm: bool
-    strategy: str
-    points: list[Point]
-    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-
-    def best(self, target: float) -> Point | None:
-        """The round to stop at for ``target``: the least effort, which a user sees without gold (the
-        thresholds bound the accuracy); its ``dataset_accuracy`` says whether the target was really met.
-        None when no round accepted anything (everything by hand)."""
-        tried = [p for p in self.points if p.target == target and p.accepted]
-        return min(tried, key=lambda p: (p.effort, p.round)) if tried else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "best": {
-                str(t): asdict(b) if (b := self.best(t)) else None for t in sorted({p.target for p in self.points})
-            },
-        }
-
-
-@dataclass
-class Labels:
-    """The data of one simulation: gold labels, embeddings, and (optionally) the LLM's answers."""
-
-    gold: np.ndarray
-    vectors: np.ndarray
-    llm_label: np.ndarray | None = None
-    llm_confidence: np.ndarray | None = None
-
-    @property
-    def has_llm(self) -> bool:
-        return self.llm_label is not None
-
-    def llm(self) -> tuple[np.ndarray, np.ndarray]:
-        """The LLM's labels and confidences (given together; only when ``has_llm``)."""
-        assert self.llm_label is not None and self.llm_confidence is not None, "no LLM answers"
-        return self.llm_label, self.llm_confidence
+LOOKS = 2  # looks at the certification sample; the confidence budget is split evenly between them
 
 
 def simulate(data: Labels, config: SimulationConfig, strategy: str = "flywheel") -> SimulationResult:
-    """Run the rounds (``strategy``: ``flywheel`` = small model + LLM + active batches; ``llm_only`` = the
-    LLM routed by its own threshold, random batches) and record a point per round and target."""
-    rng = np.random.default_rng(config.seed)
+    """Replay the loop (``strategy``: ``flywheel``: the small model, the LLM and their combination, active batches;
+    ``llm_only``: the LLM alone, random batches; ``random``: the small model on random batches, for the oracle
+    baseline, found by bisection: :func:`random_oracle`) and certify each target once."""
+    if strategy == "random":
+        return random_oracle(data, config)
+    return _Run(data, config, strategy).go()
+
+
+def random_oracle(data: Labels, config: SimulationConfig) -> SimulationResult:
+    """Random batches stopped by an oracle: for each target, the fewest reviewed items (whole batches, drawn in
+    one random order) after which accepting every label of the small model trained on them makes the dataset
+    accurate enough. Found by bisection over the batches (accuracy grows with the labels, up to noise), so a
+    large set costs a handful of trainings instead of one per batch. Nothing is certified: every item without
+    an oracle is by hand."""
     n = len(data.gold)
-    reviewed = np.zeros(n, dtype=bool)
-    audited = np.zeros(n, dtype=bool)
-    points: list[Point] = [Point(0, 0, t, 0, 0, None, 1.0, 1.0) for t in config.targets]
-    best = dict.fromkeys(config.targets, 1.0)
-    state: dict[str, Any] = {}
-    curves: dict[str, list[tuple[float, float]]] = {}
-    level = config.round_level(n)
-    for round_ in range(1, config.max_rounds + 1):
-        batch, audit = _next_batch(data, reviewed, state, config, strategy, rng)
-        if not batch:
-            break
-        reviewed[batch] = True
-        audited[audit] = True
-        state = _fit_round(data, reviewed, audited, config, use_small=strategy == "flywheel")
-        round_points = [_point(data, reviewed, state, t, level, round_) for t in config.targets]
-        points.extend(round_points)
-        if round_points[0].effort <= best[config.targets[0]]:  # the curves where the first target is cheapest
-            curves = _coverage_curves(data, reviewed, state)
-        for p in round_points:
-            best[p.target] = min(best[p.target], p.effort)
-        if reviewed.mean() >= max(best.values()):  # effort is never below the reviewed share: no round can do better
-            break
-    return SimulationResult(n, len(np.unique(data.gold)), data.has_llm, strategy, points, curves)
+    order = np.random.default_rng(config.seed).permutation(n)
+    sizes = sorted({*range(config.batch, n, config.batch), n})
+    reached: dict[int, float] = {}
+    choices: list[dict[str, Any]] = []
 
+    def accuracy(size: int) -> float:
+        if size not in reached:
+            train, rest = order[:size], order[size:]
+            reached[size] = 1.0
+            if len(rest) and len(np.unique(data.gold[train])) >= 2:
+                picked = choose(
+                    {k: v[train] for k, v in data.vectors.items()},
+                    data.gold[train],
+                    candidates(list(data.vectors), config.strengths),
+                    config.folds,
+                    config.seed,
+                )
+                choices.append({"reviewed": size, "chosen": picked.best.name, "scores": picked.scores})
+                x = features(data.vectors, picked.best.embedders)
+                model = fitted(picked.best.strength, x[train], data.gold[train])
+                reached[size] = float((size + np.sum(model.predict(x[rest]) == data.gold[rest])) / n)
+            elif len(rest):
+                reached[size] = size / n
+        return reached[size]
 
-# -- one round ---------------------------------------------------------------------------------------
-
-
-def _fit_round(
-    data: Labels, reviewed: np.ndarray, audited: np.ndarray, config: SimulationConfig, use_small: bool
-) -> dict[str, Any]:
-    """Small model (out-of-fold on the reviewed, predictions on the rest) and LLM calibration; the
-    ``audit_*`` entries are the randomly drawn reviewed items that thresholds are chosen on."""
-    rows = np.flatnonzero(reviewed)
-    state: dict[str, Any] = {"reviewed": reviewed.copy(), "audit": audited[rows]}
-    y = data.gold[rows]
-    classes, counts = np.unique(y, return_counts=True)
-    if use_small and len(classes) >= 2 and len(rows) >= 10:
-        folds = int(max(2, min(config.folds, counts.max(), len(rows) // 2)))
-        model = LogisticRegression(C=config.regularization, max_iter=1000, class_weight="balanced")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            oof = cross_val_predict(
-                model,
-                data.vectors[rows],
-                y,
-                method="predict_proba",
-                cv=StratifiedKFold(folds, shuffle=True, random_state=config.seed),
-            )
-            model.fit(data.vectors[rows], y)
-        oof_label, oof_raw = classes[oof.argmax(axis=1)], oof.max(axis=1)
-        calibrator = fit_calibrator(oof_raw, oof_label == y, method=config.calibration)
-        probabilities = model.predict_proba(data.vectors)
-        state.update(
-            small_label=model.classes_[probabilities.argmax(axis=1)].astype(str),
-            small_conf=calibrator(probabilities.max(axis=1)),
-            oof_label=oof_label,
-            oof_conf=calibrator(oof_raw),
-            oof_correct=oof_label == y,
-        )
-    if data.has_llm:
-        llm_label, llm_confidence = data.llm()
-        correct = llm_label[rows] == y
-        calibrator = fit_calibrator(llm_confidence[rows], correct, method=config.calibration)
-        state.update(llm_conf=calibrator(llm_confidence), llm_correct_reviewed=correct)
-    return state
-
-
-def _accept(data: Labels, state: dict[str, Any], target: float, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """(label accepted per item or "", accepted by the small model alone) among the unreviewed.
-
-    The goal is a dataset accuracy, so a threshold may let through at most ``(1 - target) * n`` wrong labels
-    in all: each rule's threshold must keep (1 - its precision's lower bound) x (items it accepts) within
-    what is left of that error budget."""
-    n = len(data.gold)
-    open_ = ~state["reviewed"]
-    accepted = np.full(n, "", dtype=object)
-    by_small = np.zeros(n, dtype=bool)
-    rows = np.flatnonzero(state["reviewed"])
-    audit = state["audit"]
-    budget = (1.0 - target) * n
-    if "small_label" in state:
-        by_small, spent = _within_budget(
-            state["oof_conf"][audit], state["oof_correct"][audit], state["small_conf"], open_, budget, target, level
-        )
-        accepted[by_small] = state["small_label"][by_small]
-        budget -= spent
-    if data.has_llm:
-        llm_label, _ = data.llm()
-        llm_ok = state["llm_correct_reviewed"]
-        if "small_label" in state:  # the LLM where the small model does not contradict it with more confidence
-            calibration = audit & ~_contradicted(
-                state["oof_label"], state["oof_conf"], llm_label[rows], state["llm_conf"][rows]
-            )
-            eligible = (
-                open_
-                & ~by_small
-                & ~_contradicted(state["small_label"], state["small_conf"], llm_label, state["llm_conf"])
-            )
-        else:
-            calibration, eligible = audit, open_
-        chosen, _ = _within_budget(
-            state["llm_conf"][rows][calibration],
-            llm_ok[calibration],
-            state["llm_conf"],
-            eligible,
-            budget,
-            target,
-            level,
-        )
-        accepted[chosen] = llm_label[chosen]
-    return accepted, by_small
-
-
-def _contradicted(
-    small_label: np.ndarray, small_conf: np.ndarray, llm_label: np.ndarray, llm_conf: np.ndarray
-) -> np.ndarray:
-    """Where the small model gives another label and is surer of it than the LLM is of its own."""
-    return (small_label != llm_label) & (small_conf >= llm_conf)
-
-
-def _within_budget(
-    calibration_conf: np.ndarray,
-    calibration_ok: np.ndarray,
-    conf: np.ndarray,
-    eligible: np.ndarray,
-    budget: float,
-    target: float,
-    level: float,
-) -> tuple[np.ndarray, float]:
-    """Items accepted by the lowest threshold whose bound on wrong labels fits ``budget``; errors it may cost."""
-    candidates = np.sort(conf[eligible])
-
-    def required(values: np.ndarray) -> np.ndarray:
-        taken = len(candidates) - np.searchsorted(candidates, values, side="left")
-        return 1.0 - budget / np.maximum(taken, 1)
-
-    found = guaranteed_threshold(calibration_conf, calibration_ok, target, level, required=required)
-    if found.threshold is None:
-        return np.zeros(len(conf), dtype=bool), 0.0
-    assert found.lower_bound is not None, "set with every threshold"
-    chosen = eligible & (conf >= found.threshold)
-    return chosen, (1.0 - found.lower_bound) * int(chosen.sum())
-
-
-def _point(
-    data: Labels, reviewed: np.ndarray, state: dict[str, Any], target: float, level: float, round_: int
-) -> Point:
-    accepted, by_small = _accept(data, state, target, level)
-    taken = accepted != ""
-    right = int((accepted[taken] == data.gold[taken]).sum())
-    n = len(data.gold)
-    return Point(
-        round_,
-        int(reviewed.sum()),
-        target,
-        int(taken.sum()),
-        int(by_small.sum()),
-        right / taken.sum() if taken.any() else None,
-        (n - int(taken.sum())) / n,
-        (n - int(taken.sum()) + right) / n,
+    oracle: dict[float, dict[str, float]] = {}
+    for target in config.targets:
+        low, high = 0, len(sizes) - 1  # the first size that reaches the target is in sizes[low..high]
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if accuracy(sizes[middle]) >= target else (middle + 1, high)
+        oracle[target] = {"effort": sizes[low] / n, "dataset_accuracy": accuracy(sizes[low])}
+    points = [Point(0, 0, target, 0, 0, None, 1.0, 1.0) for target in config.targets]
+    return SimulationResult(
+        n, len(np.unique(data.gold)), data.has_llm, "random", points, {}, [], oracle, {"choices": choices}
     )
 
 
-def _next_batch(
-    data: Labels,
-    reviewed: np.ndarray,
-    state: dict[str, Any],
-    config: SimulationConfig,
-    strategy: str,
-    rng: np.random.Generator,
-) -> tuple[list[int], list[int]]:
-    """The next batch and its randomly drawn (audit) part."""
-    open_rows = np.flatnonzero(~reviewed)
-    if len(open_rows) == 0:
-        return [], []
-    size = min(config.batch, len(open_rows))
-    if strategy == "llm_only":
-        batch = [int(i) for i in rng.choice(open_rows, size=size, replace=False)]
-        return batch, batch
-    if not state:  # the first batch is all random: it calibrates the first thresholds
-        batch = [int(i) for i in rng.choice(open_rows, size=size, replace=False)]
-        return batch, batch
-    audit = [int(i) for i in rng.choice(open_rows, size=max(1, round(size * config.audit)), replace=False)]
-    rest = open_rows[~np.isin(open_rows, audit)]
-    anchors = np.flatnonzero(reviewed)
-    accepted, _ = _accept(data, state, max(config.targets), config.round_level(len(data.gold)))
-    pool = rest[accepted[rest] == ""]
-    if len(pool) == 0:
-        pool = rest
-    confidence, disagreements = _confidence(data, state)
-    scores = uncertainty(confidence, disagreements)
-    return audit + select_batch(data.vectors, scores, pool, np.concatenate([anchors, audit]), size - len(audit)), audit
+class _Run:
+    def __init__(self, data: Labels, config: SimulationConfig, strategy: str):
+        self.data, self.config, self.strategy = data, config, strategy
+        self.n = len(data.gold)
+        self.rng = np.random.default_rng(config.seed)
+        self.reviewed = np.zeros(self.n, dtype=bool)
+        self.audited = np.zeros(self.n, dtype=bool)
+        self.alpha = 1.0 - config.level
+        self.choice: Candidate | None = None
+        self.chosen_at = 0
+        self.choices: list[dict[str, Any]] = []
+        self.audits: np.ndarray = np.zeros(0, dtype=int)
+        self.best: dict[float, dict[str, Any]] = {}
+        self.points: dict[float, Point] = {}
+        self.oracle: dict[float, dict[str, float]] = {}
+        self.rounds: list[dict[str, Any]] = []
+        self.curves: dict[str, list[tuple[float, float]]] = {}
 
+    def go(self) -> SimulationResult:
+        uncertain: np.ndarray | None = None
+        for round_ in range(1, self.config.max_rounds + 1):
+            batch = self._next_batch(uncertain)
+            if len(batch) == 0:
+                break
+            self.reviewed[batch] = True
+            labelers = self._labelers()
+            if not labelers:
+                continue
+            uncertain = self._round(round_, labelers)
+            if len(self.points) == len(self.config.targets) and len(self.oracle) == len(self.config.targets):
+                break
+        for target in self.config.targets:  # nothing left to review: everything is by hand
+            self.points.setdefault(target, self._by_hand(target))
+        return SimulationResult(
+            self.n,
+            len(np.unique(self.data.gold)),
+            self.data.has_llm,
+            self.strategy,
+            [self.points[t] for t in self.config.targets],
+            self.curves,
+            self.rounds,
+            self.oracle,
+            {"choices": self.choices},
+        )
 
-def _confidence(data: Labels, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
-    if "small_label" in state and data.has_llm:
-        agree = state["small_label"] == data.llm_label
-        return np.where(agree, np.maximum(state["small_conf"], state["llm_conf"]), state["small_conf"]), ~agree
-    if "small_label" in state:
-        return state["small_conf"], None
-    if data.has_llm:
-        return state["llm_conf"], None
-    return np.zeros(len(data.gold)), None
+    # -- one round -----------------------------------------------------------------------------------
 
+    def _round(self, round_: int, labelers: list[AuditedLabeler]) -> np.ndarray:
+        open_ = np.flatnonzero(~self.reviewed)
+        trace: dict[str, Any] = {"round": round_, "reviewed": int(self.reviewed.sum())}
+        lead = labelers[0]
+        for target in self.config.targets:
+            budget = (1.0 - target) * self.n
+            options = [
+                (plan(1.0 - one.confidence[self._order(one, open_)], budget, self.alpha / LOOKS), one)
+                for one in labelers
+            ]
+            planned, labeler = min(options, key=lambda option: option[0].effort)
+            predicted = (self.reviewed.sum() + planned.effort) / self.n
+            trace[f"predicted {target:g}"] = round(float(predicted), 4)
+            trace[f"labeler {target:g}"] = labeler.name
+            if target == self.config.targets[0]:
+                lead = labeler
+            self._oracle(target, labeler, open_)
+            if target in self.points:
+                continue
+            trace[f"expected errors {target:g}"] = round(planned.expected_errors, 1)
+            if not planned.k or planned.expected_errors * labeler.caution > budget:
+                continue  # not even the planned set is likely to fit the budget yet
+            best = self.best.get(target)
+            if best is None or predicted < best["predicted"] - 0.5 / self.n:
+                self.best[target] = {"predicted": predicted, "labeler": labeler, "round": round_, "waited": 0}
+            else:
+                best["waited"] += 1
+            best = self.best[target]
+            if best["waited"] >= self.config.patience or self.reviewed.mean() >= best["predicted"]:
+                self.points[target] = self._certify(target, round_, labeler)
+        self.rounds.append(trace)
+        disagree = None
+        named = {labeler.name: labeler for labeler in labelers}
+        if "small model" in named and "LLM" in named:
+            disagree = (named["small model"].labels != named["LLM"].labels).astype(float)
+        return uncertainty(lead.confidence, disagree)
 
-def _coverage_curves(data: Labels, reviewed: np.ndarray, state: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
-    """Coverage vs accuracy of each labeler's answers on the items not reviewed yet, most confident first."""
-    curves = {}
-    open_rows = np.flatnonzero(~reviewed)
-    for name, labels, conf in (
-        ("small model", state.get("small_label"), state.get("small_conf")),
-        ("LLM", data.llm_label, state.get("llm_conf")),
-    ):
-        if conf is None or labels is None or len(open_rows) == 0:
-            continue
-        order = open_rows[np.argsort(-conf[open_rows], kind="stable")]
-        hits = np.cumsum(labels[order] == data.gold[order])
+    def _order(self, labeler: AuditedLabeler, items: np.ndarray) -> np.ndarray:
+        """``items`` by the labeler's own score, highest first (calibration keeps that order, but ties its blocks)."""
+        return items[np.lexsort((-main_score(labeler.raw)[items], -labeler.confidence[items]))]
+
+    def _oracle(self, target: float, labeler: AuditedLabeler, open_: np.ndarray) -> None:
+        """Active learning stopped by someone who knows the truth: every label of the labeler accepted."""
+        if target in self.oracle:
+            return
+        right = int((labeler.labels[open_] == self.data.gold[open_]).sum())
+        accuracy = (self.reviewed.sum() + right) / self.n
+        if accuracy >= target:
+            self.oracle[target] = {"effort": float(self.reviewed.mean()), "dataset_accuracy": float(accuracy)}
+
+    def _certify(self, target: float, round_: int, newest: AuditedLabeler) -> Point:
+        """Freeze a labeler — the best round's or the newest (which learned from the most reviews), whichever
+        plans cheaper on the items left — and certify it on a fresh random sample of the unreviewed items: a
+        first look at the planned sample, and, when that does not reach the planned set, a second look after as
+        many draws again (each look at half the confidence budget, so the two keep ``level`` together)."""
+        open_ = np.flatnonzero(~self.reviewed)
+        budget = (1.0 - target) * self.n
+        alpha = self.alpha / LOOKS
+        options = []
+        for labeler in (self.best[target]["labeler"], newest):
+            order = self._order(labeler, open_)
+            options.append((plan(1.0 - labeler.confidence[order], budget, alpha), labeler, order))
+        planned, labeler, order = min(options, key=lambda option: option[0].effort)
+        if planned.k == 0:
+            return self._by_hand(target, round_)
+        rng = np.random.default_rng([self.config.seed, int(target * 1000), round_])
+        wrong = labeler.labels[order] != self.data.gold[order]
+        result, positions = certify_in_looks(planned, len(order), budget, alpha, rng, lambda drawn: wrong[drawn], LOOKS)
+        accepted = np.setdiff1d(np.arange(result.accepted), positions)
+        right = int((~wrong[accepted]).sum())
+        if target == self.config.targets[0]:
+            self.curves = self._coverage(labeler, order)
+        taken = len(accepted)
+        return Point(
+            round_,
+            int(self.reviewed.sum()),
+            target,
+            taken,
+            int(labeler.by_small[order][accepted].sum()),
+            right / taken if taken else None,
+            (self.n - taken) / self.n,
+            (self.n - taken + right) / self.n,
+            len(positions),
+            labeler.name,
+            float((self.reviewed.sum() + planned.effort) / self.n),
+            result.upper_bound,
+        )
+
+    def _by_hand(self, target: float, round_: int = 0) -> Point:
+        return Point(round_, int(self.reviewed.sum()), target, 0, 0, None, 1.0, 1.0)
+
+    def _coverage(self, labeler: AuditedLabeler, order: np.ndarray) -> dict[str, list[tuple[float, float]]]:
+        if len(order) == 0:
+            return {}
+        hits = np.cumsum(labeler.labels[order] == self.data.gold[order])
         steps = np.unique(np.linspace(max(1, len(order) // 50), len(order), num=min(50, len(order))).astype(int))
-        curves[name] = [(float(k / len(order)), float(hits[k - 1] / k)) for k in steps]
-    return curves
+        return {labeler.name: [(float(k / len(order)), float(hits[k - 1] / k)) for k in steps]}
+
+    # -- batches --------------------------------------------------------------------------------------
+
+    def _next_batch(self, uncertain: np.ndarray | None) -> np.ndarray:
+        """The first batch and, for random strategies, every batch: drawn at random. Later: an ``audit`` share
+        at random, the rest by uncertainty x diversity. Random draws are judged by the labelers as they stand
+        before the draws train them (:meth:`_judge`)."""
+        open_ = np.flatnonzero(~self.reviewed)
+        size = min(self.config.batch, len(open_))
+        if size == 0:
+            return open_
+        if uncertain is None or self.strategy == "llm_only":
+            batch = self.rng.choice(open_, size=size, replace=False)
+            share = 0.5 if uncertain is None else self.config.audit  # the first batch: half trains, half audits
+            self._judge(batch[: max(1, round(size * share))])
+            return batch
+        audit = self.rng.choice(open_, size=max(1, round(size * self.config.audit)), replace=False)
+        self._judge(audit)
+        rest = np.setdiff1d(open_, audit)
+        chosen = select_batch(
+            self.data.primary, uncertain, rest, np.flatnonzero(self.reviewed), size - len(audit), widen=2
+        )
+        return np.concatenate([audit, np.asarray(chosen, dtype=int)])
+
+    def _judge(self, drawn: np.ndarray) -> None:
+        """Hold random draws out: the small model never trains on them, and every labeler is calibrated there."""
+        self.audited[drawn] = True
+
+    # -- labelers -------------------------------------------------------------------------------------
+
+    def _labelers(self) -> list[AuditedLabeler]:
+        """Each labeler's labels everywhere, with confidences calibrated on the held-out audit items: the small
+        model never trains on them, so its answers there are like its answers on the items nobody reviewed (not
+        quite: they were drawn from earlier pools, before active learning took the hardest items out). These
+        estimates only steer when to certify and how much to draw; the certification sample alone decides what
+        is accepted."""
+        train = np.flatnonzero(self.reviewed & ~self.audited)
+        self.audits = np.flatnonzero(self.reviewed & self.audited)
+        found: list[AuditedLabeler] = []
+        if self.strategy != "llm_only" and len(np.unique(self.data.gold[train])) >= 2 and len(train) >= 10:
+            classes, probabilities = self._small_model(train)
+            found.append(
+                self._calibrated(
+                    "small model",
+                    classes[probabilities.argmax(axis=1)],
+                    probabilities.max(axis=1),
+                    np.ones(self.n, dtype=bool),
+                )
+            )
+            if self.data.has_llm and self.strategy == "flywheel":
+                llm_label, llm_conf = self.data.llm()
+                both = combine(classes, probabilities, llm_label, llm_conf, self.audits, self.data.gold)
+                found.append(
+                    self._calibrated(
+                        "LLM + small model",
+                        both.labels,
+                        both.confidence,
+                        ~both.from_llm,
+                        (both.audit_labels, both.audit_confidence),
+                    )
+                )
+        if self.data.has_llm:
+            llm_label, llm_conf = self.data.llm()
+            found.append(self._calibrated("LLM", llm_label, llm_conf, np.zeros(self.n, dtype=bool)))
+        return [labeler for labeler in found if labeler.calibrated]
+
+    def _small_model(self, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities everywhere from the chosen candidate, trained on ``train``."""
+        vectors, gold = self.data.vectors, self.data.gold[train]
+        if self.choice is None or len(train) >= self.config.reselect * self.chosen_at:
+            options = candidates(list(vectors), self.config.strengths)
+            picked = choose(
+                {k: v[train] for k, v in vectors.items()}, gold, options, self.config.folds, self.config.seed
+            )
+            self.choice, self.chosen_at = picked.best, len(train)
+            self.choices.append({"reviewed": len(train), "chosen": picked.best.name, "scores": picked.scores})
+        x = features(vectors, self.choice.embedders)
+        model = fitted(self.choice.strength, x[train], gold)
+        return model.classes_, model.predict_proba(x)
+
+    def _calibrated(
+        self,
+        name: str,
+        labels: np.ndarray,
+        raw: np.ndarray,
+        by_small: np.ndarray,
+        at_audits: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> AuditedLabeler:
+        return audited(name, labels, raw, by_small, self.audits, self.data.gold, at_audits)

@@ -172,11 +172,21 @@ class EmbeddingSettings(_Strict):
 
 
 class SmallModelSettings(_Strict):
-    """The small model trained on people's labels (embeddings + logistic regression)."""
+    """The small model trained on people's labels: logistic regression on embeddings, its embedders and
+    regularisation chosen by cross-validation."""
 
     min_examples: int = Field(20, ge=4, description="gold items needed before training")
     folds: int = Field(5, ge=2, le=20, description="stratified cross-validation folds")
-    regularization: float = Field(1.0, gt=0, description="logistic regression C (larger: less regularised)")
+    regularization: float | None = Field(
+        None, gt=0, description="logistic regression C (larger: less regularised); unset: chosen among 1, 10, 100"
+    )
+    extra_embedders: list[str] = Field(
+        default_factory=lambda: ["multilingual-e5-small"],
+        description=(
+            "embedders besides learn.embeddings the small model may use, alone or concatenated; the candidate"
+            " with the best cross-validated accuracy wins"
+        ),
+    )
 
 
 class PolicySettings(_Strict):
@@ -191,6 +201,13 @@ class PolicySettings(_Strict):
     )
     cross_check: bool = Field(
         True, description=("where both labeled: disagreement goes to review; agreement with both confident is accepted")
+    )
+    combine: bool = Field(
+        True,
+        description=(
+            "the LLM and the small model as one labeler with its own guaranteed threshold; when it may accept more"
+            " than each alone, it decides which LLM answers are accepted"
+        ),
     )
 
 

@@ -76,6 +76,17 @@ class LearnStore(StoreBase):
                     (dumps(reasons), prediction_id),
                 )
 
+    def accept_predictions(self, prediction_ids: list[int], reason: str) -> None:
+        """Accept these predictions, adding ``reason`` (a policy with a guarantee of its own settled them)."""
+        with self.transaction() as db:
+            for prediction_id in prediction_ids:
+                row = db.execute("SELECT reasons FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
+                reasons = [*json.loads(row[0] or "[]"), reason]
+                db.execute(
+                    "UPDATE predictions SET route = 'accepted', reasons = ? WHERE id = ?",
+                    (dumps(reasons), prediction_id),
+                )
+
     def cost_per_item(self, labeler: str) -> dict[str, float]:
         """Mean model calls and tokens per item ``labeler`` labeled (cache hits cost nothing)."""
         calls, tokens, items = self.db.execute(
