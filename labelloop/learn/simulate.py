@@ -34,6 +34,7 @@ from .outcome import Labels, Point, SimulationConfig, SimulationResult
 __all__ = ["Labels", "Point", "SimulationConfig", "SimulationResult", "simulate"]
 
 LOOKS = 2  # looks at the certification sample; the confidence budget is split evenly between them
+MIN_COVERAGE = 0.5  # a round's plan is a candidate to stop at only once it would accept this share of the rest
 
 
 def simulate(data: Labels, config: SimulationConfig, strategy: str = "flywheel") -> SimulationResult:
@@ -159,6 +160,8 @@ class _Run:
             trace[f"expected errors {target:g}"] = round(planned.expected_errors, 1)
             if not planned.k or planned.expected_errors * labeler.caution > budget:
                 continue  # not even the planned set is likely to fit the budget yet
+            if planned.k < MIN_COVERAGE * len(open_):
+                continue  # the model still leaves most items to people: a flat start, not the bottom of the curve
             best = self.best.get(target)
             if best is None or predicted < best["predicted"] - 0.5 / self.n:
                 self.best[target] = {"predicted": predicted, "labeler": labeler, "round": round_, "waited": 0}
