@@ -73,6 +73,11 @@ class Replay:
             )
         return lines
 
+    def certified(self, target: float) -> dict[str, float] | None:
+        """The flywheel's effort and dataset accuracy for ``target`` (None: everything by hand)."""
+        best = self.flywheel.best(target)
+        return {"effort": best.effort, "dataset_accuracy": best.dataset_accuracy} if best is not None else None
+
     def baselines(self, target: float) -> dict[str, dict[str, float] | None]:
         """Each baseline's effort and dataset accuracy for ``target`` (None: it never got there)."""
         found: dict[str, dict[str, float] | None] = {
@@ -127,13 +132,10 @@ def write_simulation_report(replay: Replay, out: Path) -> list[str]:
     png = out / "curves.png"
     _plot(replay, png)
     methods = ["labelloop (guaranteed)", *replay.baselines(replay.targets[0])]
-    summary = []
-    for target in replay.targets:
-        best = replay.flywheel.best(target)
-        ours = {"effort": best.effort, "dataset_accuracy": best.dataset_accuracy} if best is not None else None
-        summary.append(
-            {"target": f"{target:.0%}", "cells": [_cost(ours), *map(_cost, replay.baselines(target).values())]}
-        )
+    summary = [
+        {"target": f"{t:.0%}", "cells": [_cost(c) for c in (replay.certified(t), *replay.baselines(t).values())]}
+        for t in replay.targets
+    ]
     round_keys = list(dict.fromkeys(key for r in replay.flywheel.rounds for key in r))
     html = out / "report.html"
     html.write_text(
@@ -164,11 +166,7 @@ def _plot(replay: Replay, path: Path) -> None:
     for method in ["labelloop (guaranteed)", *replay.baselines(replay.targets[0])]:
         points = []
         for target in replay.targets:
-            if method.startswith("labelloop"):
-                best = replay.flywheel.best(target)
-                found = {"effort": best.effort, "dataset_accuracy": best.dataset_accuracy} if best else None
-            else:
-                found = replay.baselines(target).get(method)
+            found = replay.certified(target) if method.startswith("labelloop") else replay.baselines(target).get(method)
             if found is not None:
                 points.append((found["effort"], found["dataset_accuracy"]))
         if points:

@@ -67,24 +67,19 @@ class LearnStore(StoreBase):
 
     def send_to_review(self, prediction_ids: list[int], reason: str) -> None:
         """Route these predictions to review, adding ``reason`` (a policy overruled their gate)."""
-        with self.transaction() as db:
-            for prediction_id in prediction_ids:
-                row = db.execute("SELECT reasons FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
-                reasons = [*json.loads(row[0] or "[]"), reason]
-                db.execute(
-                    "UPDATE predictions SET route = 'needs_review', reasons = ? WHERE id = ?",
-                    (dumps(reasons), prediction_id),
-                )
+        self._reroute(prediction_ids, "needs_review", reason)
 
     def accept_predictions(self, prediction_ids: list[int], reason: str) -> None:
         """Accept these predictions, adding ``reason`` (a policy with a guarantee of its own settled them)."""
+        self._reroute(prediction_ids, "accepted", reason)
+
+    def _reroute(self, prediction_ids: list[int], route: str, reason: str) -> None:
         with self.transaction() as db:
             for prediction_id in prediction_ids:
                 row = db.execute("SELECT reasons FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
                 reasons = [*json.loads(row[0] or "[]"), reason]
                 db.execute(
-                    "UPDATE predictions SET route = 'accepted', reasons = ? WHERE id = ?",
-                    (dumps(reasons), prediction_id),
+                    "UPDATE predictions SET route = ?, reasons = ? WHERE id = ?", (route, dumps(reasons), prediction_id)
                 )
 
     def cost_per_item(self, labeler: str) -> dict[str, float]:
