@@ -41,7 +41,7 @@ HOST = "127.0.0.1"
 MAX_HEAD_BYTES = 64 * 1024
 DEFAULT_ANSWERS = ('{"label": "positive"}', '{"label": "negative"}', '{"label": "neutral"}')
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required",
-            431: "Request Header Fields Too Large"}
+            429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -61,6 +61,7 @@ class ServerStats:
     """What the server did; served as JSON at ``/sim/stats``."""
 
     completions: int = 0
+    failed: int = 0  # requests answered 429 or 500 (--fail-every)
     in_system: int = 0
     busy_slots: int = 0
     max_busy_slots: int = 0
@@ -89,8 +90,9 @@ class SimServer:
     128 slots / 200 ms, which would have been charged to the client.)
     """
 
-    def __init__(self, slots: int, latency_ms: float, model: str, answers: Sequence[str]):
+    def __init__(self, slots: int, latency_ms: float, model: str, answers: Sequence[str], fail_every: int = 0):
         self.latency_s = latency_ms / 1000.0
+        self.fail_every, self.arrivals = fail_every, 0  # every fail_every-th request fails: 429, then 500, ...
         self.slot_count = slots
         self._slots_free_at = [0.0] * slots  # a heap: when each slot is next free
         self.model = model
@@ -113,6 +115,12 @@ class SimServer:
     def _schedule_completion(self, conn: HttpConnection, request: Request) -> None:
         if self.stats.first_arrival is None:
             self.stats.first_arrival = time.time()
+        self.arrivals += 1
+        if self.fail_every and self.arrivals % self.fail_every == 0:
+            self.stats.failed += 1
+            status = 429 if (self.arrivals // self.fail_every) % 2 else 500
+            conn.respond(status, b'{"error": {"message": "simulated failure"}}', request.keep_alive)
+            return
         if self.latency_s <= 0:  # zero latency: take and give back a slot at once
             conn.respond(200, self.completion_body(request.body), request.keep_alive)
             return
@@ -249,10 +257,10 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
 
 
 async def serve(port: int, slots: int, latency_ms: float, model: str, answers: Sequence[str],
-                max_seconds: float) -> None:
+                max_seconds: float, fail_every: int = 0) -> None:
     """Serve on 127.0.0.1 until stdin closes or ``max_seconds`` pass."""
     loop = asyncio.get_running_loop()
-    sim = SimServer(slots, latency_ms, model, answers)
+    sim = SimServer(slots, latency_ms, model, answers, fail_every)
     server = await loop.create_server(lambda: HttpConnection(sim), HOST, port, backlog=4096)
     stop = loop.create_future()
     _stop_on_stdin_eof(loop, stop)
@@ -288,6 +296,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="JSON list of message contents to answer with")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="exit after this long at most")
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
+    parser.add_argument("--fail-every", type=int, default=0, help="answer every N-th request 429 or 500 (0: never)")
     return parser.parse_args(argv)
 
 
@@ -297,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     asyncio.run(serve(args.port, args.slots, args.latency_ms, args.model, json.loads(args.answers),
-                      args.max_seconds))
+                      args.max_seconds, args.fail_every))
 
 
 # -- the launcher ------------------------------------------------------------------------------
@@ -311,6 +320,7 @@ class SimServerProcess:
     cpu: int | None = None
     max_seconds: float = 600.0
     model: str = "sim"
+    fail_every: int = 0
     startup_timeout_s: float = 15.0
     port: int = 0
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
@@ -329,7 +339,7 @@ class SimServerProcess:
     def start(self) -> None:
         command = [sys.executable, str(Path(__file__).resolve()), "--slots", str(self.slots),
                    "--latency-ms", str(self.latency_ms), "--max-seconds", str(self.max_seconds),
-                   "--model", self.model]
+                   "--model", self.model, "--fail-every", str(self.fail_every)]
         if self.cpu is not None:
             command += ["--cpu", str(self.cpu)]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -26,7 +26,7 @@ from .dedup import find_duplicates, inherit_labels
 from .job import Job, LabelOptions, fewshot_pool, model_known
 from .prompt import build_prompt
 from .runner import ProgressSink, Runner
-from .selection import planned_count, selected_items
+from .selection import Claims, planned_count, selected_items
 from .spec import ModelSettings, TaskSpec
 from .store import RunCounts, Store
 
@@ -147,7 +147,10 @@ async def _run(
     if progress:
         progress.start(planned)
     try:
-        await runner.run(selected_items(store, job, options))
+        if options.sample is not None:  # a sample is this run's own draw: no sharing
+            await runner.run(selected_items(store, job, options))
+        else:
+            await _run_leased(store, job, options, run_id, runner)
     except asyncio.CancelledError:
         status, error = "interrupted", "interrupted by the user"
         raise
@@ -157,6 +160,7 @@ async def _run(
     finally:
         if progress:
             progress.stop()
+        store.release(run_id)
         store.finish_run(run_id, status, runner.counts, error or runner.stop_reason)
     settled = store.count_settled(job.settled_by) if job.settled_by else 0
     return RunResult(
@@ -169,6 +173,33 @@ async def _run(
         runner.stop_reason,
         settled,
     )
+
+
+async def _run_leased(store: Store, job: Job, options: LabelOptions, run_id: int, runner: Runner) -> None:
+    """Label what this run can lease, pass after pass, renewing its leases meanwhile; while other workers hold
+    items, wait for them (a crashed one's leases expire and the next pass takes its items over)."""
+    seconds = options.lease_seconds
+    claims = Claims(store, job, options, run_id, seconds)
+    store.renew(run_id, seconds)
+
+    async def keep_leases() -> None:
+        while True:
+            await asyncio.sleep(seconds / 3)
+            store.renew(run_id, seconds)
+
+    renewing = asyncio.create_task(keep_leases())
+    try:
+        while True:
+            await runner.run(claims.items())
+            if runner.stop_reason or (options.limit is not None and claims.total >= options.limit):
+                return
+            if claims.claimed:
+                continue
+            if not store.leases_held_by_others(run_id, job.labeler):
+                return
+            await asyncio.sleep(min(seconds / 4, 5.0))
+    finally:
+        renewing.cancel()
 
 
 __all__ = ["LabelOptions", "ProgressSink", "RunResult", "label", "label_async"]

@@ -38,6 +38,7 @@ class LabelOptions:
     max_calls: int | None = None
     max_tokens: int | None = None
     use_cache: bool = True
+    lease_seconds: float = 60.0  # how long a claimed item stays this run's without a renewal (see store.leases)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
-"""A project: a directory holding ``labelloop.yaml`` and its SQLite store ``labelloop.db``.
+"""A project: a directory holding ``labelloop.yaml`` and its store (``labelloop.db`` beside it by default, or the
+PostgreSQL database ``store:`` or ``LABELLOOP_DATABASE_URL`` names).
 
 :class:`Project` finds the spec and opens the store; every method forwards to the stage function
 that does the work (the same functions the module-level API exposes), so the CLI, the library and
 the web app run the same stages in the same order.
+
+Long on purpose: the library's one facade, a short forwarding method per command.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,11 +30,12 @@ from .job import LabelOptions
 from .labelstudio import ImportResult, SyncResult, import_export, sync
 from .plan import Plan, make_plan
 from .prepare import reveal
+from .relocate import Relocation, relocate
 from .review import Dispute, add_reviewer, adjudication_queue
 from .review.terminal import ReviewSummary, TerminalReview
 from .spec import SPEC_FILENAME, ModelSettings, TaskSpec, load_spec, template_text
 from .status import StatusSummary, status_summary
-from .store import Store
+from .store import Store, is_url
 
 if TYPE_CHECKING:
     from .agree import AgreementReport
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from .learn.simulation_report import Replay
 
 DB_FILENAME = "labelloop.db"
+DATABASE_URL_VARIABLE = "LABELLOOP_DATABASE_URL"
 
 
 @dataclass
@@ -99,9 +105,17 @@ class Project:
         spec: TaskSpec = self.__dict__["_spec"][1]
         return spec
 
+    @property
+    def database(self) -> str | Path:
+        """Where the store lives: ``LABELLOOP_DATABASE_URL``, else the spec's ``store``, else ``labelloop.db`` here."""
+        location = os.environ.get(DATABASE_URL_VARIABLE) or self.spec.store
+        if not location:
+            return self.db_path
+        return location if is_url(location) else self.root / location
+
     @cached_property
     def store(self) -> Store:
-        return Store.open(self.db_path)
+        return Store.open(self.database)
 
     def close(self) -> None:
         if "store" in self.__dict__:
@@ -321,6 +335,13 @@ class Project:
     def sync_labelstudio(self, url: str, token: str, project_title: str, *, labeler: str = labelers.LLM) -> SyncResult:
         """Push the items waiting for review to a Label Studio project and pull its annotations (idempotent)."""
         return sync(self.store, self.spec, url, token, project_title, labeler=labeler)
+
+    def migrate_store(
+        self, to: str | Path, *, actor: str | None = None, progress: Callable[[str, int], None] | None = None
+    ) -> Relocation:
+        """Copy this project's data into the empty database ``to``, verified per table (rows and content hash);
+        then point ``store:`` (or ``LABELLOOP_DATABASE_URL``) at it."""
+        return relocate(self.store, to, actor=actor, progress=progress)
 
     # -- accountability --------------------------------------------------------------------
 

@@ -50,7 +50,8 @@ class Runner:
 
     async def run(self, items: Iterator[Item]) -> None:
         self._results: asyncio.Queue[PredictionRecord | None] = asyncio.Queue()
-        self._caller = Caller(self.backend, self.job, self.counts, self.options.max_calls)
+        if not hasattr(self, "_caller"):  # one call budget across the passes of a run
+            self._caller = Caller(self.backend, self.job, self.counts, self.options.max_calls)
         work: asyncio.Queue[tuple[Item, str] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         writer = asyncio.create_task(self._write_results())
         tasks = [

@@ -40,6 +40,37 @@ def selected_items(store: Store, job: Job, options: LabelOptions) -> Iterator[It
         yield item
 
 
+class Claims:
+    """The items a worker leases, chunk by chunk, so that several ``label`` processes share a project's pending
+    items (see :mod:`labelloop.store.leases`). One pass reads on from the last claimed item; when that runs
+    dry it looks once more from the start (leases that expired meanwhile). ``claimed`` counts this pass."""
+
+    def __init__(self, store: Store, job: Job, options: LabelOptions, run_id: int, seconds: float):
+        self.store, self.job, self.options, self.run_id, self.seconds = store, job, options, run_id, seconds
+        self.total = 0
+
+    def items(self) -> Iterator[Item]:
+        self.claimed, after, restarted = 0, 0, False
+        while True:
+            room = CHUNK if self.options.limit is None else min(CHUNK, self.options.limit - self.total)
+            if room <= 0:
+                return
+            chunk = self.store.claim(
+                self.run_id, self.job.labeler, self.job.key, room, self.seconds, after=after,
+                settled_by=self.job.settled_by, representatives_only=self.job.representatives_only,
+            )  # fmt: skip
+            if not chunk:
+                if restarted or after == 0:
+                    return
+                after, restarted = 0, True
+                continue
+            self.claimed += len(chunk)
+            self.total += len(chunk)
+            after = chunk[-1][0]
+            for _, item in chunk:
+                yield item
+
+
 def reservoir(items: Iterator[T], size: int, seed: int) -> list[T]:
     """A uniform random sample of ``size`` items, reading the stream once."""
     rng = random.Random(seed)

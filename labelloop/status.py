@@ -21,6 +21,8 @@ class StatusSummary:
     top_errors: list[tuple[str, int]]
     calls: dict[str, Any]
     runs: list[dict[str, Any]] = field(default_factory=list)
+    workers: list[dict[str, Any]] = field(default_factory=list)  # labeling processes alive now, with their leases
+    database: str = ""  # where the store lives (a SQLite file, or a PostgreSQL URL without its password)
 
 
 def status_summary(store: Store, runs: int = 5) -> StatusSummary:
@@ -40,6 +42,8 @@ def status_summary(store: Store, runs: int = 5) -> StatusSummary:
         top_errors=store.top_errors(),
         calls=store.call_totals(),
         runs=recent,
+        workers=[{**worker, "items_per_s": _live_rate(worker)} for worker in store.workers()],
+        database=str(store.path),
     )
 
 
@@ -49,6 +53,13 @@ def histogram(values: list[float], bins: int = 10) -> list[int]:
     for value in values:
         counts[min(int(value * bins), bins - 1)] += 1
     return counts
+
+
+def _live_rate(worker: dict[str, Any]) -> float | None:
+    started = datetime.fromisoformat(worker["started_at"]).timestamp()
+    seconds = (worker["heartbeat_at"] or started) - started
+    handled = worker["items_done"] + worker["items_failed"]
+    return handled / seconds if seconds > 0 else None
 
 
 def _throughput(run: dict[str, Any]) -> float | None:

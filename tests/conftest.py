@@ -24,6 +24,7 @@ from labelloop.backends.llamacpp import embedded_model_path
 from labelloop.prompt import build_prompt
 from labelloop.spec import TaskSpec
 from labelloop.store import Item, PredictionRecord, RunCounts, Store
+from pgcluster import PostgresCluster, pg_bin
 
 
 def free_port() -> int:
@@ -60,6 +61,35 @@ def serving_smollm2(log: Path, *options: str) -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server for the session (``make test`` installs the package when missing)."""
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, monkeypatch) -> str:
+    """Run the test on each store backend. On ``postgresql`` a fresh database is named by
+    ``LABELLOOP_DATABASE_URL``, so every project the test opens (subprocesses too) lives there."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("LABELLOOP_DATABASE_URL", request.getfixturevalue("postgres_cluster").database())
+    else:
+        monkeypatch.delenv("LABELLOOP_DATABASE_URL", raising=False)
+    return request.param
+
+
+@pytest.fixture
+def store_location(backend, tmp_path) -> str | Path:
+    """Where a bare :class:`Store` of this backend lives: a fresh PostgreSQL database or a SQLite file."""
+    return os.environ["LABELLOOP_DATABASE_URL"] if backend == "postgresql" else tmp_path / "labelloop.db"
 
 
 @pytest.fixture(scope="session")

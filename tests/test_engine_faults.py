@@ -8,6 +8,7 @@ import pytest
 
 from labelloop import BackendUnavailable, LabelOptions, Project
 
+pytestmark = pytest.mark.usefixtures("backend")  # every engine fault on both store backends
 FAST = dict(backend="openai", model="fault", timeout=0.5, retries=2, backoff=0.01, concurrency=1)
 
 
@@ -132,11 +133,13 @@ def test_concurrency_bounds_requests_in_flight(tmp_path, fault_server):
     project.close()
 
 
-def test_limit_and_seeded_sample_choose_items(tmp_path, fault_server):
+def test_limit_and_seeded_sample_choose_items(tmp_path, fault_server, backend, request, monkeypatch):
     from conftest import make_project
 
     texts = [f"review {i}" for i in range(30)]
     first = make_project(tmp_path / "a", texts)
+    if backend == "postgresql":  # a project of its own, not the first one's database
+        monkeypatch.setenv("LABELLOOP_DATABASE_URL", request.getfixturevalue("postgres_cluster").database())
     second = make_project(tmp_path / "b", texts)
     run(first, fault_server, options=LabelOptions(sample=5, seed=7))
     run(second, fault_server, options=LabelOptions(sample=5, seed=7))

@@ -64,8 +64,8 @@ VERSION = build_prompt(SENTIMENT).version
 
 
 @pytest.fixture
-def sentiment(tmp_path) -> Iterator[Store]:
-    store = build_store(tmp_path / "labelloop.db", SENTIMENT, SENTIMENT_CASES)
+def sentiment(store_location) -> Iterator[Store]:
+    store = build_store(store_location, SENTIMENT, SENTIMENT_CASES)
     yield store
     store.close()
 
@@ -134,8 +134,8 @@ FLIGHT_CASES = [
 
 
 @pytest.fixture
-def flight(tmp_path) -> Iterator[Store]:
-    store = build_store(tmp_path / "labelloop.db", FLIGHT, FLIGHT_CASES)
+def flight(store_location) -> Iterator[Store]:
+    store = build_store(store_location, FLIGHT, FLIGHT_CASES)
     yield store
     store.close()
 
@@ -189,8 +189,8 @@ NESTED_OUTPUT = {"tags": ["late", "refund"], "order": {"no": 7, "城市": "北�
 
 
 @pytest.fixture
-def nested(tmp_path) -> Iterator[Store]:
-    store = build_store(tmp_path / "labelloop.db", NESTED, [
+def nested(store_location) -> Iterator[Store]:
+    store = build_store(store_location, NESTED, [
         Case("n0", "Late again, refund please", "accepted", NESTED_OUTPUT, 0.8),
         Case("n1", "fine", "accepted", {"tags": [], "order": None, "urgent": False, "score": 0.5}, 0.9)])
     yield store
@@ -267,8 +267,8 @@ def test_alpaca_records(flight, tmp_path):
 
 
 @pytest.mark.parametrize("spec", [SENTIMENT, PRODUCT_REVIEWS], ids=["sentiment", "item-template"])
-def test_chat_records_use_the_task_prompt(tmp_path, spec):
-    store = build_store(tmp_path / "labelloop.db", spec, SENTIMENT_CASES[:2])
+def test_chat_records_use_the_task_prompt(tmp_path, spec, store_location):
+    store = build_store(store_location, spec, SENTIMENT_CASES[:2])
     out = tmp_path / "chat.jsonl"
     export(store, spec, out, "chat")
     store.close()

@@ -41,6 +41,10 @@ EXPECTED_SCHEMA = [
      "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT, source_line INTEGER, ingested_at TEXT NOT NULL , review_version INTEGER NOT NULL DEFAULT 0, original TEXT, cleaning TEXT)"),
     ('labelstudio_tasks',
      'CREATE TABLE labelstudio_tasks ( item_id TEXT NOT NULL REFERENCES items(id), ls_url TEXT NOT NULL, ls_project_id INTEGER NOT NULL, ls_task_id INTEGER NOT NULL, pushed_at TEXT NOT NULL, PRIMARY KEY (ls_url, ls_project_id, item_id) )'),
+    ('leases',
+     'CREATE TABLE leases ( item_id TEXT NOT NULL REFERENCES items(id), labeler TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id), expires_at REAL NOT NULL, PRIMARY KEY (item_id, labeler) )'),
+    ('leases_run',
+     'CREATE INDEX leases_run ON leases(run_id)'),
     ('llm_calls',
      'CREATE TABLE llm_calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), item_id TEXT NOT NULL REFERENCES items(id), cache_key TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), request TEXT NOT NULL, response TEXT, output_text TEXT, status_code INTEGER, error TEXT, attempt INTEGER NOT NULL, latency_ms REAL NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, created_at TEXT NOT NULL )'),
     ('llm_calls_cache',
@@ -72,15 +76,15 @@ EXPECTED_SCHEMA = [
     ('reviewers',
      "CREATE TABLE reviewers ( name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('annotator', 'expert')), token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0 )"),
     ('runs',
-     'CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT, items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0, items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT )'),
+     'CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT, items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0, items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT , host TEXT, heartbeat_at REAL)'),
 ]
 
 PROMPT = "p1"
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    store = Store.open(tmp_path / "labelloop.db")
+def store(store_location) -> Iterator[Store]:
+    store = Store.open(store_location)
     yield store
     store.close()
 
@@ -126,13 +130,13 @@ def dead_pid() -> int:
 # -- migrations and schema ------------------------------------------------------------------
 
 def test_fresh_store_records_exactly_the_known_migrations(store):
-    recorded = [row[0] for row in store.db.execute("SELECT name FROM migrations ORDER BY rowid")]
+    recorded = [row[0] for row in store.db.execute("SELECT name FROM migrations ORDER BY applied_at, name")]
     assert recorded == [fn.__name__ for fn in MIGRATIONS]
     assert len(recorded) >= 1
 
 
-def test_reopening_applies_no_migration_again(tmp_path):
-    path = tmp_path / "labelloop.db"
+def test_reopening_applies_no_migration_again(store_location):
+    path = store_location
     store = Store.open(path)
     first = store.db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall()
     store.close()
@@ -145,8 +149,16 @@ def test_reopening_applies_no_migration_again(tmp_path):
         store.close()
 
 
-def test_schema_is_pinned(store):
+@pytest.fixture
+def sqlite_store(tmp_path) -> Iterator[Store]:
+    store = Store.open(tmp_path / "labelloop.db")
+    yield store
+    store.close()
+
+
+def test_schema_is_pinned(sqlite_store):
     """An intentional schema change needs a new migration *and* an update of EXPECTED_SCHEMA."""
+    store = sqlite_store
     actual = [(name, " ".join(sql.split())) for name, sql in store.db.execute(
         "SELECT name, sql FROM sqlite_master WHERE type IN ('table','index','trigger') AND sql IS NOT NULL"
         " ORDER BY name")]
@@ -268,3 +280,64 @@ def test_mark_stale_runs_interrupts_runs_of_dead_processes_only(store):
     assert status == {stale: ("interrupted", "process ended without finishing"), live: ("running", None),
                       finished: ("done", None)}
     assert store.mark_stale_runs() == 0
+
+
+# -- both backends -----------------------------------------------------------------------------
+
+def columns(store: Store) -> dict[str, list[str]]:
+    """Every table's column names, in order, read from the database's own catalogue."""
+    if store.dialect == "postgresql":
+        rows = store.db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " ORDER BY table_name, ordinal_position").fetchall()
+    else:
+        rows = [(table, column["name"]) for (table,) in store.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+            for column in store.db.execute(f"PRAGMA table_info({table})").fetchall()]
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    return found
+
+
+def test_postgresql_has_the_same_tables_and_columns_as_sqlite(sqlite_store, postgres_cluster):
+    pg = Store.open(postgres_cluster.database())
+    try:
+        assert pg.dialect == "postgresql"
+        assert columns(pg) == columns(sqlite_store)
+    finally:
+        pg.close()
+
+
+def test_the_audit_log_refuses_update_and_delete(store):
+    store.audit("tester", "note", None, None, {"x": 1})
+    for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
+        with pytest.raises(Exception, match="append-only"):
+            store.db.execute(statement)
+    if store.dialect == "postgresql":
+        with pytest.raises(Exception, match="append-only"):
+            store.db.execute("TRUNCATE audit_log")
+    assert [row["actor"] for row in store.audit_log()] == ["tester"]
+
+
+def test_the_database_itself_refuses_a_second_current_prediction(store):
+    [item] = add_items(store, "a")
+    run = start_run(store)
+    store.save_predictions(run, [prediction(item, output={"label": "a"})])
+    with pytest.raises(Exception, match="(?i)unique"):
+        store.db.execute(
+            "INSERT INTO predictions (item_id, labeler, run_id, job_key, item_hash, prompt_version, model, status,"
+            " created_at) VALUES (?, 'm', ?, 'job', 'h', ?, 'x', 'ok', 'now')", (item.id, run, PROMPT))
+
+
+def test_two_processes_opening_a_new_database_apply_each_migration_once(store_location):
+    """Migrations are recorded once even when two processes create the database together."""
+    code = "import sys; from labelloop.store import Store; Store.open(sys.argv[1]).close()"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(store_location)]) for _ in range(2)]
+    assert [process.wait(60) for process in processes] == [0, 0]
+    store = Store.open(store_location)
+    try:
+        names = [row[0] for row in store.db.execute("SELECT name FROM migrations")]
+        assert sorted(names) == sorted(fn.__name__ for fn in MIGRATIONS)
+    finally:
+        store.close()

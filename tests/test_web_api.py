@@ -7,6 +7,7 @@ import pytest
 from conftest import FaultServer, make_project
 
 testclient = pytest.importorskip("fastapi.testclient")
+pytestmark = pytest.mark.usefixtures("backend")
 FAST = dict(backend="openai", model="fault", timeout=2, retries=0, backoff=0.01, concurrency=1)
 
 

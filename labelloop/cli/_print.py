@@ -162,6 +162,17 @@ def print_status(summary: StatusSummary) -> None:
                 run["started_at"][:19],
             )
         console.print(runs)
+    if summary.workers:
+        workers = Table(title=f"workers labeling now ({summary.database})")
+        for column in ("run", "labeler", "host", "pid", "done", "calls", "items/s", "leases"):
+            workers.add_column(column)
+        for worker in summary.workers:
+            rate = f"{worker['items_per_s']:.1f}" if worker["items_per_s"] else "-"
+            workers.add_row(
+                str(worker["id"]), worker["labeler"], worker["host"] or "-", str(worker["pid"]),
+                f"{worker['items_done']:,}", f"{worker['calls']:,}", rate, f"{worker['leases']:,}",
+            )  # fmt: skip
+        console.print(workers)
 
 
 def print_routes(summary: StatusSummary) -> None:

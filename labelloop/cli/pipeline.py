@@ -109,12 +109,17 @@ def label(
     max_tokens: MaxTokensOpt = None,
     no_cache: NoCacheOpt = False,
     labeler: LabelerOpt = LLM,
+    lease_seconds: Annotated[
+        float, typer.Option(help="Seconds a claimed item stays this worker's without a renewal (several workers)")
+    ] = 60.0,
     quiet: QuietOpt = False,
     actor: ActorOpt = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Label the pending items with the model (resumes after a crash; cached answers cost nothing)."""
+    """Label the pending items with the model (resumes after a crash; cached answers cost nothing). Start it in
+    several processes, here or on other machines sharing the database, and they share the items."""
     options = LabelOptions(
+        lease_seconds=lease_seconds,
         labeler=labeler,
         limit=limit,
         sample=sample,

@@ -52,6 +52,18 @@ class TaskSpec(_Strict):
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
     input: InputSettings = InputSettings()
+    store: str | None = Field(
+        None,
+        description="where the project's data lives: a postgresql:// URL, or a SQLite file relative to this spec;"
+        " unset = labelloop.db beside it (LABELLOOP_DATABASE_URL overrides both)",
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _store_location(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"{value.split('://')[0]}:// is not a store; use postgresql://… or a SQLite file path")
+        return value
 
     @field_validator("rules", mode="before")
     @classmethod

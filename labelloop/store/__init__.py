@@ -1,4 +1,5 @@
-"""The project store: one SQLite file (WAL). Every read and write of project data lives here.
+"""The project store: one SQLite file (WAL) by default, or a PostgreSQL database named by URL. Every read and
+write of project data lives here, in one SQL for both (see :mod:`~labelloop.store._postgres`).
 
 :class:`Store` is the one facade; each concern is a class of its own module (items and ingest, runs and
 predictions, reviews, the review queue, the audit log, gold, learning, PII, Label Studio), all deriving from
@@ -12,11 +13,14 @@ from pathlib import Path
 
 from ..errors import Conflict, ProjectError
 from ._common import utc_now
+from ._postgres import PgConnection, is_url, redact
 from .audit import AuditStore
+from .copy import TableCopy, copy_store
 from .gold import GoldStore
 from .items import ItemStore
 from .labelstudio import LabelStudioStore
 from .learn import LearnStore
+from .leases import LeaseStore
 from .migrations import MIGRATIONS, apply_migrations
 from .pii import PiiStore
 from .queue import Need, QueueStore
@@ -35,17 +39,35 @@ __all__ = [
     "MIGRATIONS",
     "utc_now",
     "process_alive",
+    "is_url",
+    "redact",
+    "TableCopy",
+    "copy_store",
 ]
 
 
 class Store(
-    RunStore, ItemStore, PiiStore, LabelStudioStore, ReviewStore, QueueStore, AuditStore, GoldStore, LearnStore
+    RunStore,
+    LeaseStore,
+    ItemStore,
+    PiiStore,
+    LabelStudioStore,
+    ReviewStore,
+    QueueStore,
+    AuditStore,
+    GoldStore,
+    LearnStore,
 ):
-    """A project's SQLite database. Open with :meth:`open`; close with :meth:`close`."""
+    """A project's database. Open with :meth:`open`; close with :meth:`close`."""
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+        """Open (creating if needed) the database at ``path`` (a SQLite file, or a ``postgresql://`` URL)
+        and bring its schema up to date."""
+        if isinstance(path, str) and is_url(path):
+            pg = PgConnection(path)
+            apply_migrations(pg)  # type: ignore[arg-type]  # PgConnection speaks like sqlite3.Connection
+            return cls(pg, redact(path))  # type: ignore[arg-type]
         path = Path(path)
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -1,7 +1,8 @@
-"""The base of every part of the store: :class:`StoreBase` holds the SQLite connection and the database's
-path, opens write transactions, and carries the private helpers more than one part uses (the audit-log
-insert and the lookup of one column of items by id). Each concern's class derives from it, and
-:class:`~labelloop.store.Store` brings them together."""
+"""The base of every part of the store: :class:`StoreBase` holds the connection (SQLite, or PostgreSQL
+through :class:`~labelloop.store._postgres.PgConnection`) and where the database is, opens write
+transactions, and carries the private helpers more than one part uses (the audit-log insert and the lookup
+of one column of items by id). Each concern's class derives from it, and :class:`~labelloop.store.Store`
+brings them together."""
 
 from __future__ import annotations
 
@@ -14,16 +15,27 @@ from typing import Any
 from ._common import chunks, dumps
 
 
-class StoreBase:
-    """A project's SQLite connection (``db``) and its file (``path``)."""
+def begin_write(db: sqlite3.Connection) -> None:
+    """Start a write transaction that waits for other writers: ``BEGIN IMMEDIATE`` on SQLite, an advisory
+    lock on PostgreSQL (see :mod:`~labelloop.store._postgres`)."""
+    if isinstance(db, sqlite3.Connection):
+        db.execute("BEGIN IMMEDIATE")
+    else:
+        db.begin_write()
 
-    def __init__(self, db: sqlite3.Connection, path: Path):
+
+class StoreBase:
+    """A project's connection (``db``), its dialect (``sqlite`` or ``postgresql``) and where it lives
+    (``path``: the SQLite file, or the PostgreSQL URL without its password)."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path | str):
         self.db, self.path = db, path
+        self.dialect = getattr(db, "dialect", "sqlite")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything inside commits together or not at all."""
-        self.db.execute("BEGIN IMMEDIATE")
+        begin_write(self.db)
         try:
             yield self.db
         except BaseException:

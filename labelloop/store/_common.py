@@ -5,7 +5,6 @@ the id of the row an INSERT wrote."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,8 @@ def chunks(values: list, size: int) -> Iterator[list]:
         yield values[start : start + size]
 
 
-def inserted_id(cursor: sqlite3.Cursor) -> int:
-    """The rowid of the row that ``cursor``'s INSERT wrote (``lastrowid`` is None only before any INSERT)."""
-    assert cursor.lastrowid is not None, "not the cursor of an INSERT"
-    return cursor.lastrowid
+def inserted_id(cursor: Any) -> int:
+    """The id of the row that ``cursor``'s ``INSERT … RETURNING id`` wrote (the same SQL on both databases)."""
+    row = cursor.fetchone()
+    assert row is not None, "not the cursor of an INSERT … RETURNING id"
+    return int(row[0])

@@ -86,11 +86,10 @@ class ItemStore(PiiStore):
     def fields_present(self, names: list[str]) -> set[str]:
         """Which of ``names`` are a field of at least one item."""
         marks = ",".join("?" * len(names))
+        keys = "json_each(items.fields::json)" if self.dialect == "postgresql" else "json_each(items.fields)"
         return {
             row[0]
-            for row in self.db.execute(
-                f"SELECT DISTINCT j.key FROM items, json_each(items.fields) j WHERE j.key IN ({marks})", names
-            )
+            for row in self.db.execute(f"SELECT DISTINCT j.key FROM items, {keys} j WHERE j.key IN ({marks})", names)
         }
 
     def count_items(self) -> int:
@@ -131,13 +130,13 @@ class ItemStore(PiiStore):
         """Items without a current, finished prediction of ``labeler`` for this job and content (with
         ``settled_by``, also without an accepted prediction of that labeler; with ``representatives_only``,
         not a non-representative member of a duplicate group)."""
-        where, extra = _pending(settled_by, representatives_only)
+        where, extra = pending_condition(settled_by, representatives_only)
         yield from self._iter_items_where("AND " + where, (labeler, job_key, *extra), chunk)
 
     def count_pending(
         self, labeler: str, job_key: str, settled_by: str | None = None, representatives_only: bool = False
     ) -> int:
-        where, extra = _pending(settled_by, representatives_only)
+        where, extra = pending_condition(settled_by, representatives_only)
         return self.db.execute(f"SELECT count(*) FROM items WHERE {where}", (labeler, job_key, *extra)).fetchone()[0]
 
     def count_settled(self, labeler: str) -> int:
@@ -168,7 +167,7 @@ class ItemStore(PiiStore):
             last = rows[-1]["seq"]
 
 
-def _pending(settled_by: str | None, representatives_only: bool) -> tuple[str, tuple[str, ...]]:
+def pending_condition(settled_by: str | None, representatives_only: bool) -> tuple[str, tuple[str, ...]]:
     """The pending condition and its extra parameters (items another labeler settled, and duplicates that
     will inherit their representative's label, are left out)."""
     where = _PENDING + (f" AND {_MEMBER}" if representatives_only else "")

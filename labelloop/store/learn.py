@@ -31,7 +31,8 @@ class LearnStore(StoreBase):
     def save_embeddings(self, model: str, dim: int, vectors: Iterable[tuple[str, bytes]]) -> None:
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO embeddings (item_id, model, dim, vector) VALUES (?, ?, ?, ?)",
+                "INSERT INTO embeddings (item_id, model, dim, vector) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (item_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
                 [(item_id, model, dim, blob) for item_id, blob in vectors],
             )
 
@@ -57,7 +58,7 @@ class LearnStore(StoreBase):
             return inserted_id(
                 db.execute(
                     "INSERT INTO models (name, path, data_version, embedder, examples, report, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (name, path, data_version, embedder, examples, dumps(report), utc_now()),
                 )
             )

@@ -9,6 +9,8 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ._base import begin_write
+
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
 
@@ -20,14 +22,18 @@ def migration(fn: Migration) -> Migration:
 
 
 def apply_migrations(db: sqlite3.Connection) -> list[str]:
-    """Apply every pending migration, each in its own transaction; return their names."""
+    """Apply every pending migration, each in its own transaction; return their names. The same functions
+    run on SQLite and PostgreSQL (the connection translates column types; :func:`dialect` tells the rare
+    statement that differs). Two processes opening one database at once apply each migration once."""
+    begin_write(db)
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    db.execute("COMMIT")
     applied = []
     for fn in MIGRATIONS:
-        if fn.__name__ in done:
+        begin_write(db)
+        if db.execute("SELECT 1 FROM migrations WHERE name = ?", (fn.__name__,)).fetchone():
+            db.execute("ROLLBACK")
             continue
-        db.execute("BEGIN IMMEDIATE")
         try:
             fn(db)
             db.execute(
@@ -39,6 +45,11 @@ def apply_migrations(db: sqlite3.Connection) -> list[str]:
             raise
         applied.append(fn.__name__)
     return applied
+
+
+def dialect(db: sqlite3.Connection) -> str:
+    """``sqlite`` or ``postgresql``: which database a migration is writing."""
+    return getattr(db, "dialect", "sqlite")
 
 
 @migration
@@ -166,11 +177,23 @@ def m003_annotations_audit_log(db: sqlite3.Connection) -> None:
             after TEXT,
             detail TEXT
         )""",
-        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
-        " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
-        " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
     ]
+    if dialect(db) == "postgresql":
+        statements += [
+            "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
+            "CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log"
+            " FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+            "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log"
+            " FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+        ]
+    else:
+        statements += [
+            "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+            " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+            " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+        ]
     for statement in statements:
         db.execute(statement)
 
@@ -296,6 +319,24 @@ def m007_cleaning_pii_duplicate_of(db: sqlite3.Connection) -> None:
             check_token BLOB NOT NULL
         )""",
         "ALTER TABLE predictions ADD COLUMN duplicate_of TEXT",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+@migration
+def m008_leases_workers(db: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE leases (
+            item_id TEXT NOT NULL REFERENCES items(id),
+            labeler TEXT NOT NULL,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (item_id, labeler)
+        )""",
+        "CREATE INDEX leases_run ON leases(run_id)",
+        "ALTER TABLE runs ADD COLUMN host TEXT",
+        "ALTER TABLE runs ADD COLUMN heartbeat_at REAL",
     ]
     for statement in statements:
         db.execute(statement)

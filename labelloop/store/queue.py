@@ -130,6 +130,7 @@ class QueueStore(StoreBase):
         now = utc_now()
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO assignments (item_id, qc, stratum, assigned_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO assignments (item_id, qc, stratum, assigned_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 [(item_id, int(qc), stratum, now) for item_id, qc, stratum in rows],
             )

@@ -74,7 +74,7 @@ class ReviewStore(StoreBase):
             annotation_id = inserted_id(
                 db.execute(
                     "INSERT INTO annotations (item_id, annotator, output, action, prediction_id, created_at, kind)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (item_id, annotator, dumps(output), action, prediction_id, now, kind),
                 )
             )

@@ -5,7 +5,9 @@ current one per item, the final records an export reads, and the counts ``status
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -41,18 +43,23 @@ class RunStore(ItemStore):
     ) -> int:
         cursor = self.db.execute(
             "INSERT INTO runs (labeler, backend, model, params, prompt_version, job_key, status, pid,"
-            " started_at, items_planned) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            " started_at, items_planned) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
             (labeler, backend, model, dumps(params), prompt_version, job_key, pid, utc_now(), items_planned),
         )
         return inserted_id(cursor)
 
-    def mark_stale_runs(self, is_alive: Callable[[int], bool] | None = None) -> int:
-        """Mark runs left 'running' by a process that no longer exists as 'interrupted'."""
+    def mark_stale_runs(self, is_alive: Callable[[int], bool] | None = None, silent_for: float = 600.0) -> int:
+        """Mark runs left 'running' by a process that no longer exists as 'interrupted': on this machine, by
+        its pid; on another (a worker elsewhere on the same database), by no heartbeat for ``silent_for`` s."""
         is_alive = is_alive or process_alive
+        here, now = socket.gethostname(), time.time()
         stale = [
             row["id"]
-            for row in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
-            if row["pid"] is None or not is_alive(row["pid"])
+            for row in self.db.execute("SELECT id, pid, host, heartbeat_at FROM runs WHERE status = 'running'")
+            if (
+                (row["host"] in (None, here) and (row["pid"] is None or not is_alive(row["pid"])))
+                or (row["host"] not in (None, here) and (row["heartbeat_at"] or 0) < now - silent_for)
+            )
         ]
         for run_id in stale:
             self.db.execute(
@@ -119,35 +126,41 @@ class RunStore(ItemStore):
             for pred in predictions:
                 call_id = pred.cached_call_id
                 for call in pred.calls:
-                    call_id = db.execute(
-                        "INSERT INTO llm_calls (run_id, item_id, cache_key, backend, model, prompt_version,"
-                        " request, response, output_text, status_code, error, attempt, latency_ms,"
-                        " prompt_tokens, completion_tokens, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            run_id,
-                            call.item_id,
-                            call.cache_key,
-                            call.backend,
-                            call.model,
-                            call.prompt_version,
-                            dumps(call.request),
-                            call.response,
-                            call.output_text,
-                            call.status_code,
-                            call.error,
-                            call.attempt,
-                            call.latency_ms,
-                            call.prompt_tokens,
-                            call.completion_tokens,
-                            now,
-                        ),
-                    ).lastrowid
+                    call_id = inserted_id(
+                        db.execute(
+                            "INSERT INTO llm_calls (run_id, item_id, cache_key, backend, model, prompt_version,"
+                            " request, response, output_text, status_code, error, attempt, latency_ms,"
+                            " prompt_tokens, completion_tokens, created_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                            (
+                                run_id,
+                                call.item_id,
+                                call.cache_key,
+                                call.backend,
+                                call.model,
+                                call.prompt_version,
+                                dumps(call.request),
+                                call.response,
+                                call.output_text,
+                                call.status_code,
+                                call.error,
+                                call.attempt,
+                                call.latency_ms,
+                                call.prompt_tokens,
+                                call.completion_tokens,
+                                now,
+                            ),
+                        )
+                    )
                 if pred.calls and pred.calls[-1].error is not None:
                     call_id = None
                 db.execute(
                     "UPDATE predictions SET is_current = 0 WHERE item_id = ? AND labeler = ? AND is_current = 1",
                     (pred.item_id, pred.labeler),
+                )
+                db.execute(  # the item is done: its lease (if this run held one) goes with the save
+                    "DELETE FROM leases WHERE item_id = ? AND labeler = ? AND run_id = ?",
+                    (pred.item_id, pred.labeler, run_id),
                 )
                 db.execute(
                     "INSERT INTO predictions (item_id, labeler, run_id, call_id, job_key, item_hash,"
@@ -252,9 +265,14 @@ class RunStore(ItemStore):
                 params,
             )
         )
+        each = (
+            "json_array_elements_text(p.reasons::json) r(value)"
+            if self.dialect == "postgresql"
+            else "json_each(p.reasons) r"
+        )
         reasons = dict(
             self.db.execute(
-                "SELECT r.value, count(*) FROM predictions p, json_each(p.reasons) r"
+                f"SELECT r.value, count(*) FROM predictions p, {each}"
                 f" WHERE p.is_current = 1 {filter_} GROUP BY r.value ORDER BY count(*) DESC",
                 params,
             )
@@ -282,7 +300,7 @@ class RunStore(ItemStore):
 
     def call_totals(self) -> dict[str, Any]:
         row = self.db.execute(
-            "SELECT count(*) AS calls, sum(error IS NOT NULL) AS errors, coalesce(sum(prompt_tokens), 0) AS prompt,"
+            "SELECT count(*) AS calls, count(error) AS errors, coalesce(sum(prompt_tokens), 0) AS prompt,"
             " coalesce(sum(completion_tokens), 0) AS completion, avg(latency_ms) AS latency FROM llm_calls"
         ).fetchone()
         return dict(row)

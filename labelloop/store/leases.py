@@ -1,0 +1,133 @@
+"""Leases: several labeling processes share one project's pending items without calling any item twice.
+
+A worker (one ``label`` run) claims a chunk of pending items nobody else holds, renews its leases while it
+works, and gives each one up in the transaction that saves the item's prediction. A lease that is not renewed
+expires, and its items go back to the pool for the next claim. On SQLite a claim runs under ``BEGIN IMMEDIATE``
+(claims queue); on PostgreSQL claims run side by side, skipping each other's rows (``FOR UPDATE SKIP
+LOCKED``), and the lease upsert takes only rows whose lease is free or expired, so two claims never share one.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ._base import begin_write
+from .items import ItemStore, pending_condition
+from .records import Item
+
+
+class LeaseStore(ItemStore):
+    """Mixed into :class:`~labelloop.store.Store`; all SQL about leases and live workers."""
+
+    def claim(
+        self,
+        run_id: int,
+        labeler: str,
+        job_key: str,
+        limit: int,
+        seconds: float,
+        *,
+        after: int = 0,
+        settled_by: str | None = None,
+        representatives_only: bool = False,
+    ) -> list[tuple[int, Item]]:
+        """Lease up to ``limit`` pending items (in ingest order, past ``after``) that no live lease holds and
+        this run has not tried yet, for ``seconds``; (seq, item) of those this run now holds."""
+        now = time.time()
+        where, extra = pending_condition(settled_by, representatives_only)
+        postgres = self.dialect == "postgresql"
+        with self._claiming() as db:
+            rows = db.execute(
+                "SELECT seq, id, text, fields, content_hash, source_file, source_line FROM items"
+                f" WHERE seq > ? AND {where}"
+                " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = items.id AND l.labeler = ?"
+                "   AND (l.expires_at > ? OR l.run_id = ?))"
+                " AND NOT EXISTS (SELECT 1 FROM predictions t WHERE t.item_id = items.id AND t.labeler = ?"
+                "   AND t.is_current = 1 AND t.run_id = ?)"
+                " ORDER BY seq LIMIT ?" + (" FOR UPDATE OF items SKIP LOCKED" if postgres else ""),
+                (after, labeler, job_key, *extra, labeler, now, run_id, labeler, run_id, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            upsert = (
+                "INSERT INTO leases (item_id, labeler, run_id, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (item_id, labeler) DO UPDATE SET run_id = excluded.run_id,"
+                " expires_at = excluded.expires_at WHERE leases.expires_at <= ?"
+            )
+            if postgres:  # one statement for the chunk; RETURNING says which leases this claim won
+                won = {
+                    row[0]
+                    for row in db.execute(
+                        "INSERT INTO leases (item_id, labeler, run_id, expires_at)"
+                        " SELECT unnest(?::text[]), ?, ?, ?"
+                        " ON CONFLICT (item_id, labeler) DO UPDATE SET run_id = excluded.run_id,"
+                        " expires_at = excluded.expires_at WHERE leases.expires_at <= ? RETURNING item_id",
+                        ([row["id"] for row in rows], labeler, run_id, now + seconds, now),
+                    )
+                }
+            else:  # claims queue under BEGIN IMMEDIATE: every row read is free
+                db.executemany(upsert, [(row["id"], labeler, run_id, now + seconds, now) for row in rows])
+                won = {row["id"] for row in rows}
+        return [
+            (
+                row["seq"],
+                Item(
+                    row["id"],
+                    row["text"],
+                    json.loads(row["fields"]),
+                    row["content_hash"],
+                    row["source_file"],
+                    row["source_line"],
+                ),
+            )
+            for row in rows
+            if row["id"] in won
+        ]
+
+    @contextmanager
+    def _claiming(self) -> Iterator[sqlite3.Connection]:
+        if self.dialect == "postgresql":
+            self.db.execute("BEGIN")  # no project-wide write lock: claims pass each other by SKIP LOCKED
+        else:
+            begin_write(self.db)
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def renew(self, run_id: int, seconds: float) -> int:
+        """Extend every lease of ``run_id`` and record its heartbeat; how many leases it holds."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET heartbeat_at = ?, host = ? WHERE id = ?", (now, socket.gethostname(), run_id))
+            return db.execute("UPDATE leases SET expires_at = ? WHERE run_id = ?", (now + seconds, run_id)).rowcount
+
+    def release(self, run_id: int) -> None:
+        """Give up every lease of ``run_id`` (its items go back to the pool at once)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
+
+    def leases_held_by_others(self, run_id: int, labeler: str) -> int:
+        """Live leases of ``labeler``'s items held by other runs."""
+        return self.db.execute(
+            "SELECT count(*) FROM leases WHERE labeler = ? AND run_id != ? AND expires_at > ?",
+            (labeler, run_id, time.time()),
+        ).fetchone()[0]
+
+    def workers(self, within: float = 120.0) -> list[dict[str, object]]:
+        """Runs still labeling (a heartbeat in the last ``within`` seconds): who, where, how fast, what held."""
+        now = time.time()
+        rows = self.db.execute(
+            "SELECT r.id, r.labeler, r.host, r.pid, r.started_at, r.heartbeat_at, r.items_done, r.items_failed,"
+            " r.calls, (SELECT count(*) FROM leases l WHERE l.run_id = r.id AND l.expires_at > ?) AS leases"
+            " FROM runs r WHERE r.status = 'running' AND r.heartbeat_at > ? ORDER BY r.id",
+            (now, now - within),
+        ).fetchall()
+        return [dict(row) for row in rows]
