@@ -125,6 +125,12 @@ class PgConnection:
         cursor.executemany(translate(sql), [_params(row) for row in rows])
         return cursor
 
+    def copy_rows(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows into ``table`` by ``COPY … FROM STDIN`` (inside the open transaction, if any)."""
+        with self._db.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([_value(value) for value in row])
+
     def begin_write(self) -> None:
         """Start a write transaction that waits for the project's other writers, like ``BEGIN IMMEDIATE``."""
         self._db.execute("BEGIN")

@@ -120,77 +120,12 @@ class RunStore(ItemStore):
     def save_predictions(
         self, run_id: int, predictions: Sequence[PredictionRecord], counts: RunCounts | None = None
     ) -> None:
-        """Write predictions with their calls in one transaction; each becomes the current one."""
+        """Write predictions with their calls in one transaction; each becomes the current one. The rows go
+        as a few batched statements (one round trip each on PostgreSQL), the calls' ids drawn up front."""
         now = utc_now()
         with self.transaction() as db:
-            for pred in predictions:
-                call_id = pred.cached_call_id
-                for call in pred.calls:
-                    call_id = inserted_id(
-                        db.execute(
-                            "INSERT INTO llm_calls (run_id, item_id, cache_key, backend, model, prompt_version,"
-                            " request, response, output_text, status_code, error, attempt, latency_ms,"
-                            " prompt_tokens, completion_tokens, created_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                            (
-                                run_id,
-                                call.item_id,
-                                call.cache_key,
-                                call.backend,
-                                call.model,
-                                call.prompt_version,
-                                dumps(call.request),
-                                call.response,
-                                call.output_text,
-                                call.status_code,
-                                call.error,
-                                call.attempt,
-                                call.latency_ms,
-                                call.prompt_tokens,
-                                call.completion_tokens,
-                                now,
-                            ),
-                        )
-                    )
-                if pred.calls and pred.calls[-1].error is not None:
-                    call_id = None
-                db.execute(
-                    "UPDATE predictions SET is_current = 0 WHERE item_id = ? AND labeler = ? AND is_current = 1",
-                    (pred.item_id, pred.labeler),
-                )
-                db.execute(  # the item is done: its lease (if this run held one) goes with the save
-                    "DELETE FROM leases WHERE item_id = ? AND labeler = ? AND run_id = ?",
-                    (pred.item_id, pred.labeler, run_id),
-                )
-                db.execute(
-                    "INSERT INTO predictions (item_id, labeler, run_id, call_id, job_key, item_hash,"
-                    " prompt_version, model, status, output, raw_text, error, problems, repaired, confidence,"
-                    " confidence_method, field_confidence, route, reasons, created_at, duplicate_of)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        pred.item_id,
-                        pred.labeler,
-                        run_id,
-                        call_id,
-                        pred.job_key,
-                        pred.item_hash,
-                        pred.prompt_version,
-                        pred.model,
-                        pred.status,
-                        None if pred.output is None else dumps(pred.output),
-                        pred.raw_text,
-                        pred.error,
-                        dumps(pred.problems),
-                        int(pred.repaired),
-                        pred.confidence,
-                        pred.confidence_method,
-                        dumps(pred.field_confidence),
-                        pred.route,
-                        dumps(pred.reasons),
-                        now,
-                        pred.duplicate_of,
-                    ),
-                )
+            for wave in _waves(predictions):
+                self._save_wave(db, run_id, wave, now)
             if counts is not None:
                 db.execute(
                     "UPDATE runs SET items_done = ?, items_failed = ?, calls = ?, cache_hits = ?,"
@@ -205,6 +140,74 @@ class RunStore(ItemStore):
                         run_id,
                     ),
                 )
+
+    def _save_wave(self, db: sqlite3.Connection, run_id: int, wave: list[PredictionRecord], now: str) -> None:
+        ids = iter(self._new_call_ids(db, sum(len(pred.calls) for pred in wave)))
+        call_rows, prediction_rows = [], []
+        for pred in wave:
+            call_id = pred.cached_call_id
+            for call in pred.calls:
+                call_id = next(ids)
+                call_rows.append(
+                    (
+                        call_id, run_id, call.item_id, call.cache_key, call.backend, call.model,
+                        call.prompt_version, dumps(call.request), call.response, call.output_text,
+                        call.status_code, call.error, call.attempt, call.latency_ms, call.prompt_tokens,
+                        call.completion_tokens, now,
+                    )
+                )  # fmt: skip
+            if pred.calls and pred.calls[-1].error is not None:
+                call_id = None
+            prediction_rows.append(
+                (
+                    pred.item_id, pred.labeler, run_id, call_id, pred.job_key, pred.item_hash,
+                    pred.prompt_version, pred.model, pred.status,
+                    None if pred.output is None else dumps(pred.output), pred.raw_text, pred.error,
+                    dumps(pred.problems), int(pred.repaired), pred.confidence, pred.confidence_method,
+                    dumps(pred.field_confidence), pred.route, dumps(pred.reasons), now, pred.duplicate_of,
+                )
+            )  # fmt: skip
+        if call_rows:
+            _insert_rows(
+                db,
+                "llm_calls",
+                "id, run_id, item_id, cache_key, backend, model, prompt_version, request, response, output_text,"
+                " status_code, error, attempt, latency_ms, prompt_tokens, completion_tokens, created_at",
+                call_rows,
+            )
+        for labeler in sorted({pred.labeler for pred in wave}):
+            for items in chunks([pred.item_id for pred in wave if pred.labeler == labeler], 500):
+                marks = ",".join("?" * len(items))
+                db.execute(
+                    "UPDATE predictions SET is_current = 0"
+                    f" WHERE labeler = ? AND is_current = 1 AND item_id IN ({marks})",
+                    (labeler, *items),
+                )
+                db.execute(  # the items are done: their leases (those this run held) go with the save
+                    f"DELETE FROM leases WHERE run_id = ? AND labeler = ? AND item_id IN ({marks})",
+                    (run_id, labeler, *items),
+                )
+        _insert_rows(
+            db,
+            "predictions",
+            "item_id, labeler, run_id, call_id, job_key, item_hash, prompt_version, model, status, output,"
+            " raw_text, error, problems, repaired, confidence, confidence_method, field_confidence, route,"
+            " reasons, created_at, duplicate_of",
+            prediction_rows,
+        )
+
+    def _new_call_ids(self, db: sqlite3.Connection, count: int) -> list[int]:
+        """``count`` fresh ids of ``llm_calls`` inside the write transaction (SQLite's writers queue, so the
+        next ids after the largest are free; PostgreSQL draws them from the table's identity sequence)."""
+        if count == 0:
+            return []
+        if self.dialect == "postgresql":
+            rows = db.execute(
+                "SELECT nextval(pg_get_serial_sequence('llm_calls', 'id')) FROM generate_series(1, ?)", (count,)
+            )
+            return [row[0] for row in rows]
+        last = db.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
+        return list(range(last + 1, last + 1 + count))
 
     def final_records(self, labeler: str, fallbacks: Sequence[str] = ()) -> Iterator[sqlite3.Row]:
         """Every item with its gold record (if any) and current prediction of ``labeler`` (if any; else the
@@ -313,6 +316,32 @@ class RunStore(ItemStore):
 
     def prompt(self, version: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM prompts WHERE version = ?", (version,)).fetchone()
+
+
+def _insert_rows(db: sqlite3.Connection, table: str, columns: str, rows: list[tuple]) -> None:
+    """Many rows into ``table`` at once: ``executemany`` on SQLite, ``COPY`` on PostgreSQL (one stream instead
+    of a round trip per row)."""
+    if isinstance(db, sqlite3.Connection):
+        marks = ",".join("?" * len(rows[0]))
+        db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+    else:
+        db.copy_rows(table, columns, rows)
+
+
+def _waves(predictions: Sequence[PredictionRecord]) -> Iterator[list[PredictionRecord]]:
+    """The predictions in order, split so no wave holds one item and labeler twice (each wave retires the
+    current predictions of its items, then adds the new ones)."""
+    wave: list[PredictionRecord] = []
+    seen: set[tuple[str, str]] = set()
+    for pred in predictions:
+        key = (pred.item_id, pred.labeler)
+        if key in seen:
+            yield wave
+            wave, seen = [], set()
+        wave.append(pred)
+        seen.add(key)
+    if wave:
+        yield wave
 
 
 def process_alive(pid: int) -> bool:
