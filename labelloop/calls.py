@@ -68,10 +68,12 @@ class Caller:
         except BackendError as exc:
             record.latency_ms = (time.perf_counter() - started) * 1000
             record.error, record.status_code, record.response = str(exc), exc.status, exc.body
+            record.endpoint = exc.endpoint
             raise
         record.latency_ms = (time.perf_counter() - started) * 1000
         record.response, record.output_text, record.status_code = response.raw, response.text, response.status_code
         record.prompt_tokens, record.completion_tokens = response.prompt_tokens, response.completion_tokens
+        record.endpoint = response.endpoint
         self.counts.prompt_tokens += response.prompt_tokens or 0
         self.counts.completion_tokens += response.completion_tokens or 0
         return response

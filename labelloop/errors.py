@@ -47,8 +47,10 @@ class BackendError(LabelloopError):
         status: int | None = None,
         retry_after: float | None = None,
         body: str | None = None,
+        endpoint: str | None = None,
     ):
         self.retryable, self.status, self.retry_after, self.body = retryable, status, retry_after, body
+        self.endpoint = endpoint  # which server failed, when a model is served by several
         super().__init__(message)
 
 

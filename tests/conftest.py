@@ -108,7 +108,7 @@ class FaultServer:
     (an error whose message names an unsupported request option).
     """
 
-    def __init__(self, default: str = "ok", content: str = '{"label": "positive"}'):
+    def __init__(self, default: str = "ok", content: str = '{"label": "positive"}', port: int = 0):
         self.default, self.content = default, content
         self.logprobs: list[dict] | None = None  # token logprobs to attach to every answer
         self.script: dict[int, str] = {}
@@ -116,7 +116,7 @@ class FaultServer:
         self.arrivals: list[float] = []
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -46,7 +46,7 @@ EXPECTED_SCHEMA = [
     ('leases_run',
      'CREATE INDEX leases_run ON leases(run_id)'),
     ('llm_calls',
-     'CREATE TABLE llm_calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), item_id TEXT NOT NULL REFERENCES items(id), cache_key TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), request TEXT NOT NULL, response TEXT, output_text TEXT, status_code INTEGER, error TEXT, attempt INTEGER NOT NULL, latency_ms REAL NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, created_at TEXT NOT NULL )'),
+     'CREATE TABLE llm_calls ( id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id), item_id TEXT NOT NULL REFERENCES items(id), cache_key TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), request TEXT NOT NULL, response TEXT, output_text TEXT, status_code INTEGER, error TEXT, attempt INTEGER NOT NULL, latency_ms REAL NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, created_at TEXT NOT NULL , endpoint TEXT)'),
     ('llm_calls_cache',
      'CREATE INDEX llm_calls_cache ON llm_calls(cache_key) WHERE error IS NULL'),
     ('llm_calls_item',

@@ -31,6 +31,7 @@ class CompletionResponse:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     status_code: int | None = 200
+    endpoint: str | None = None  # which server answered (several: model.base_urls)
 
     @property
     def token_logprobs(self) -> list[dict[str, Any]] | None:

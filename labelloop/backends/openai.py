@@ -20,6 +20,7 @@ import aiohttp
 from ..errors import BackendError, BackendUnavailable
 from ..spec import ModelSettings
 from .base import CompletionRequest, CompletionResponse, response_from_body
+from .endpoints import SET_ASIDE_AFTER, Endpoint, Endpoints
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -34,7 +35,11 @@ class OpenAIBackend:
 
     def __init__(self, settings: ModelSettings):
         self.settings = settings
-        self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+        urls = [(e.url, e.concurrency or settings.concurrency) for e in settings.base_urls] or [
+            (settings.base_url or DEFAULT_BASE_URL, settings.concurrency)
+        ]
+        self.endpoints = Endpoints(urls)
+        self.base_url = self.endpoints.all[0].url
         self._model = settings.model
         self._format_mode = FORMAT_MODES[0]
         self._send_logprobs = True
@@ -47,7 +52,7 @@ class OpenAIBackend:
         return self._model
 
     async def __aenter__(self) -> OpenAIBackend:
-        connector = aiohttp.TCPConnector(limit=self.settings.concurrency, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=sum(e.limit for e in self.endpoints.all), ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers=self._headers(),
@@ -78,8 +83,23 @@ class OpenAIBackend:
         return headers
 
     async def _check_server(self) -> None:
-        """Fail fast, in one line, when the server is unreachable; learn the model if none was named."""
-        url = f"{self.base_url}/models"
+        """Fail fast, in one line, when no server is reachable; learn the model if none was named. With several
+        endpoints, those unreachable now are set aside (and probed again later)."""
+        errors = []
+        for endpoint in self.endpoints.all:
+            try:
+                await self._check_endpoint(endpoint.url)
+            except BackendUnavailable as exc:
+                if len(self.endpoints.all) == 1 or "cannot reach" not in str(exc):
+                    raise
+                errors.append(str(exc))
+                for _ in range(SET_ASIDE_AFTER):
+                    self.endpoints.failed(endpoint)
+        if len(errors) == len(self.endpoints.all):
+            raise BackendUnavailable("; ".join(errors))
+
+    async def _check_endpoint(self, base_url: str) -> None:
+        url = f"{base_url}/models"
         assert self._session is not None, "opened by __aenter__"
         try:
             async with self._session.get(
@@ -93,7 +113,7 @@ class OpenAIBackend:
                         raise BackendUnavailable(f"{url}: HTTP {resp.status}; give the model name with --model")
                     return
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
-            raise BackendUnavailable(f"cannot reach {self.base_url}: {_describe(exc)}") from None
+            raise BackendUnavailable(f"cannot reach {base_url}: {_describe(exc)}") from None
         if self._model is None:
             try:
                 self._model = json.loads(text)["data"][0]["id"]
@@ -103,12 +123,14 @@ class OpenAIBackend:
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         while True:
             format_mode, send_logprobs = self._format_mode, self._send_logprobs
-            status, raw, retry_after = await self._post(self._body(request))
+            status, raw, retry_after, endpoint = await self._post(self._body(request))
             if status == 200:
-                return _parse_ok(raw)
+                response = _parse_ok(raw, endpoint)
+                response.endpoint = endpoint
+                return response
             if status in (400, 422, 500) and self._downgrade(raw, format_mode, send_logprobs):
                 continue
-            raise _http_error(status, raw, retry_after)
+            raise _http_error(status, raw, retry_after, endpoint)
 
     def _body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -128,16 +150,29 @@ class OpenAIBackend:
                 body["response_format"] = response_format
         return body
 
-    async def _post(self, body: dict[str, Any]) -> tuple[int, str, float | None]:
+    async def _post(self, body: dict[str, Any]) -> tuple[int, str, float | None, str]:
         assert self._session is not None, "use the backend inside 'async with'"
-        try:
-            async with self._session.post(f"{self.base_url}/chat/completions", json=body) as resp:
-                raw = await resp.text()
-                return resp.status, raw, _retry_after(resp.headers.get("Retry-After"))
-        except TimeoutError:
-            raise BackendError(f"no answer within {self.settings.timeout:g} s", retryable=True) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise BackendError(_describe(exc), retryable=True) from None
+        async with self.endpoints.use() as endpoint:
+            try:
+                async with self._session.post(f"{endpoint.url}/chat/completions", json=body) as resp:
+                    raw = await resp.text()
+                    self._judge(endpoint, resp.status)
+                    return resp.status, raw, _retry_after(resp.headers.get("Retry-After")), endpoint.url
+            except TimeoutError:
+                self.endpoints.failed(endpoint)
+                raise BackendError(
+                    f"no answer within {self.settings.timeout:g} s", retryable=True, endpoint=endpoint.url
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                self.endpoints.failed(endpoint)
+                raise BackendError(_describe(exc), retryable=True, endpoint=endpoint.url) from None
+
+    def _judge(self, endpoint: Endpoint, status: int) -> None:
+        """A 5xx counts against the server; any other answer shows it alive (a 429 only says it is busy)."""
+        if status >= 500:
+            self.endpoints.failed(endpoint)
+        elif status != 429:
+            self.endpoints.succeeded(endpoint)
 
     def _downgrade(self, raw: str, format_mode: str, sent_logprobs: bool) -> bool:
         """After an error about an unsupported option, switch to a form the server accepts.
@@ -165,17 +200,21 @@ def _response_format(mode: str, schema: dict[str, Any]) -> dict[str, Any] | None
     return None
 
 
-def _parse_ok(raw: str) -> CompletionResponse:
+def _parse_ok(raw: str, endpoint: str) -> CompletionResponse:
     try:
         body = json.loads(raw)
     except ValueError:
         raise BackendError(
-            f"server answered 200 with a body that is not JSON: {raw[:120]!r}", retryable=True, status=200, body=raw
+            f"server answered 200 with a body that is not JSON: {raw[:120]!r}",
+            retryable=True,
+            status=200,
+            body=raw,
+            endpoint=endpoint,
         ) from None
     return response_from_body(raw, body)
 
 
-def _http_error(status: int, raw: str, retry_after: float | None) -> BackendError:
+def _http_error(status: int, raw: str, retry_after: float | None, endpoint: str) -> BackendError:
     detail = raw.strip().replace("\n", " ")[:300]
     return BackendError(
         f"HTTP {status}: {detail}",
@@ -183,6 +222,7 @@ def _http_error(status: int, raw: str, retry_after: float | None) -> BackendErro
         status=status,
         retry_after=retry_after,
         body=raw,
+        endpoint=endpoint,
     )
 
 

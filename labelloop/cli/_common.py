@@ -32,6 +32,13 @@ class Group(TyperGroup):
             raise SystemExit(130) from None
 
 
+def servers(base_url: list[str] | None) -> dict[str, Any]:
+    """The model settings ``--base-url`` gives: one server, or several (``model.base_urls``)."""
+    if not base_url:
+        return {}
+    return {"base_url": base_url[0]} if len(base_url) == 1 else {"base_urls": base_url}
+
+
 def open_project(directory: Path | None) -> Project:
     """The project at ``--project``, or the nearest one at or above the working directory."""
     return Project.find(directory)
@@ -47,7 +54,10 @@ ActorOpt = Annotated[
     typer.Option("--actor", help="Who you are, for the audit log (default: your operating-system user name)"),
 ]
 BackendOpt = Annotated[Optional[str], typer.Option(help="llamacpp (embedded) or openai (any OpenAI-compatible server)")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option(help="Server URL, e.g. http://127.0.0.1:8000/v1")]
+BaseUrlOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(help="Server URL, e.g. http://127.0.0.1:8000/v1; repeat it for several servers of the model"),
+]
 ModelOpt = Annotated[Optional[str], typer.Option(help="Model name (openai) or GGUF path (llamacpp)")]
 LimitOpt = Annotated[Optional[int], typer.Option(help="Label at most N pending items")]
 SampleOpt = Annotated[Optional[int], typer.Option(help="Label a random sample of N pending items")]

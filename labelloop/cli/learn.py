@@ -9,7 +9,7 @@ import typer
 
 from .._extras import require
 from . import _print_learn as out
-from ._common import LLM, BackendOpt, BaseUrlOpt, JsonOpt, LabelerOpt, ModelOpt, ProjectOpt, open_project
+from ._common import LLM, BackendOpt, BaseUrlOpt, JsonOpt, LabelerOpt, ModelOpt, ProjectOpt, open_project, servers
 
 commands = typer.Typer()
 
@@ -93,8 +93,8 @@ def simulate(
         limit=limit,
         progress=out.err_console.print,
         backend=backend,
-        base_url=base_url,
         model=model,
+        **servers(base_url),
     )
     if kind is None:
         with open_project(project) as proj:

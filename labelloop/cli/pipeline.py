@@ -30,6 +30,7 @@ from ._common import (
     SampleOpt,
     SeedOpt,
     open_project,
+    servers,
 )
 
 commands = typer.Typer()
@@ -89,7 +90,7 @@ def plan(
         labeler=labeler, limit=limit, sample=sample, seed=seed, max_calls=max_calls, use_cache=not no_cache
     )
     with open_project(project) as proj:
-        out.print_plan(proj.plan(options, backend=backend, base_url=base_url, model=model))
+        out.print_plan(proj.plan(options, backend=backend, model=model, **servers(base_url)))
 
 
 @commands.command()
@@ -134,7 +135,7 @@ def label(
             progress=None if quiet else out.RichProgress(),
             actor=actor,
             backend=backend,
-            base_url=base_url,
+            **servers(base_url),
             model=model,
             concurrency=concurrency,
             temperature=temperature,

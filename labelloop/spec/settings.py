@@ -18,6 +18,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class EndpointSettings(_Strict):
+    """One of several servers of the same model (``model.base_urls``)."""
+
+    url: str = Field(min_length=1)
+    concurrency: int | None = Field(None, ge=1, le=4096, description="its own limit (default: model.concurrency)")
+
+
 class ModelSettings(_Strict):
     """Which model labels, and with which decoding parameters."""
 
@@ -26,6 +33,9 @@ class ModelSettings(_Strict):
         None, description="Model name (openai) or GGUF path (llamacpp; default: embedded SmolLM2)"
     )
     base_url: str | None = None
+    base_urls: list[EndpointSettings] = Field(
+        [], description="several servers of this model: each request goes to the one with the fewest in flight"
+    )
     api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(256, ge=1)
@@ -35,6 +45,15 @@ class ModelSettings(_Strict):
     timeout: float = Field(120.0, gt=0)
     retries: int = Field(4, ge=0, le=20)
     backoff: float = Field(1.0, ge=0.0, description="first retry delay in seconds; doubles per retry, with jitter")
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        if isinstance(value, str):  # LABELLOOP_BASE_URLS: comma-separated
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [{"url": v} if isinstance(v, str) else v for v in value]
+        return value
 
     def with_overrides(self, overrides: dict[str, Any], environ: Mapping[str, str] | None = None) -> ModelSettings:
         """Apply ``LABELLOOP_*`` environment variables, then explicit overrides (None = not given)."""

@@ -16,6 +16,7 @@ from ._common import utc_now
 from ._postgres import PgConnection, is_url, redact
 from .audit import AuditStore
 from .copy import TableCopy, copy_store
+from .counts import CountStore
 from .gold import GoldStore
 from .items import ItemStore
 from .labelstudio import LabelStudioStore
@@ -48,6 +49,7 @@ __all__ = [
 
 class Store(
     RunStore,
+    CountStore,
     LeaseStore,
     ItemStore,
     PiiStore,

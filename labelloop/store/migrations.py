@@ -325,7 +325,7 @@ def m007_cleaning_pii_duplicate_of(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m008_leases_workers(db: sqlite3.Connection) -> None:
+def m008_leases_workers_endpoints(db: sqlite3.Connection) -> None:
     statements = [
         """CREATE TABLE leases (
             item_id TEXT NOT NULL REFERENCES items(id),
@@ -337,6 +337,7 @@ def m008_leases_workers(db: sqlite3.Connection) -> None:
         "CREATE INDEX leases_run ON leases(run_id)",
         "ALTER TABLE runs ADD COLUMN host TEXT",
         "ALTER TABLE runs ADD COLUMN heartbeat_at REAL",
+        "ALTER TABLE llm_calls ADD COLUMN endpoint TEXT",
     ]
     for statement in statements:
         db.execute(statement)

@@ -37,6 +37,7 @@ class CallRecord:
     error: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    endpoint: str | None = None  # the server that answered or failed (None: an embedded model)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The store's model side: prompt versions, labeling runs (started, finished, or left behind by a process
 that died), every model call (the audit trail and the response cache), labelers' predictions with the
-current one per item, the final records an export reads, and the counts ``status`` and ``logs`` report."""
+current one per item, and the final records an export reads (the counts ``status`` and ``logs`` report are
+in :mod:`~labelloop.store.counts`)."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ class RunStore(ItemStore):
                         call_id, run_id, call.item_id, call.cache_key, call.backend, call.model,
                         call.prompt_version, dumps(call.request), call.response, call.output_text,
                         call.status_code, call.error, call.attempt, call.latency_ms, call.prompt_tokens,
-                        call.completion_tokens, now,
+                        call.completion_tokens, now, call.endpoint,
                     )
                 )  # fmt: skip
             if pred.calls and pred.calls[-1].error is not None:
@@ -172,7 +173,7 @@ class RunStore(ItemStore):
                 db,
                 "llm_calls",
                 "id, run_id, item_id, cache_key, backend, model, prompt_version, request, response, output_text,"
-                " status_code, error, attempt, latency_ms, prompt_tokens, completion_tokens, created_at",
+                " status_code, error, attempt, latency_ms, prompt_tokens, completion_tokens, created_at, endpoint",
                 call_rows,
             )
         for labeler in sorted({pred.labeler for pred in wave}):
@@ -240,79 +241,6 @@ class RunStore(ItemStore):
         ).fetchall()
 
     # -- reporting -------------------------------------------------------------------------
-
-    def prediction_counts(self, labeler: str | None = None) -> dict[str, int]:
-        """Current predictions by status (and 'unlabeled' for items with none)."""
-        params: tuple = ()
-        filter_ = ""
-        if labeler is not None:
-            filter_, params = " AND labeler = ?", (labeler,)
-        counts = dict(
-            self.db.execute(
-                f"SELECT status, count(*) FROM predictions WHERE is_current = 1{filter_} GROUP BY status", params
-            )
-        )
-        labeled_items = self.db.execute(
-            f"SELECT count(DISTINCT item_id) FROM predictions WHERE is_current = 1{filter_}", params
-        ).fetchone()[0]
-        counts["unlabeled"] = self.count_items() - labeled_items
-        return counts
-
-    def route_counts(self, labeler: str | None = None) -> tuple[dict[str, int], dict[str, int]]:
-        """Current predictions by routing state, and by reason."""
-        filter_, params = ("AND labeler = ?", (labeler,)) if labeler else ("", ())
-        states = dict(
-            self.db.execute(
-                f"SELECT coalesce(route, 'unrouted'), count(*) FROM predictions WHERE is_current = 1 {filter_}"
-                " GROUP BY 1",
-                params,
-            )
-        )
-        each = (
-            "json_array_elements_text(p.reasons::json) r(value)"
-            if self.dialect == "postgresql"
-            else "json_each(p.reasons) r"
-        )
-        reasons = dict(
-            self.db.execute(
-                f"SELECT r.value, count(*) FROM predictions p, {each}"
-                f" WHERE p.is_current = 1 {filter_} GROUP BY r.value ORDER BY count(*) DESC",
-                params,
-            )
-        )
-        return states, reasons
-
-    def confidences(self, labeler: str | None = None) -> list[float]:
-        filter_, params = ("AND labeler = ?", (labeler,)) if labeler else ("", ())
-        return [
-            row[0]
-            for row in self.db.execute(
-                f"SELECT confidence FROM predictions WHERE is_current = 1 AND confidence IS NOT NULL {filter_}", params
-            )
-        ]
-
-    def top_errors(self, limit: int = 5) -> list[tuple[str, int]]:
-        return [
-            (row[0], row[1])
-            for row in self.db.execute(
-                "SELECT error, count(*) AS n FROM predictions WHERE is_current = 1 AND error IS NOT NULL"
-                " GROUP BY error ORDER BY n DESC LIMIT ?",
-                (limit,),
-            )
-        ]
-
-    def call_totals(self) -> dict[str, Any]:
-        row = self.db.execute(
-            "SELECT count(*) AS calls, count(error) AS errors, coalesce(sum(prompt_tokens), 0) AS prompt,"
-            " coalesce(sum(completion_tokens), 0) AS completion, avg(latency_ms) AS latency FROM llm_calls"
-        ).fetchone()
-        return dict(row)
-
-    def runs(self, limit: int = 10) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-
-    def recent_calls(self, limit: int = 10) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM llm_calls ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
 
     def prompt(self, version: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM prompts WHERE version = ?", (version,)).fetchone()
