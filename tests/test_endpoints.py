@@ -3,6 +3,7 @@ that stops is set aside and taken back once it answers again, and every call rec
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -14,7 +15,7 @@ FAST = dict(backend="openai", model="fault", timeout=2, retries=6, backoff=0.05)
 
 def endpoint_counts(project) -> Counter:
     rows = project.store.db.execute("SELECT endpoint, count(*) FROM llm_calls WHERE error IS NULL GROUP BY endpoint")
-    return Counter({url: n for url, n in rows})
+    return Counter(dict(rows))
 
 
 def test_requests_follow_each_servers_capacity_and_respect_its_limit(tmp_path):
@@ -70,7 +71,5 @@ def test_a_server_stopped_mid_run_is_set_aside_then_used_again_and_nothing_is_lo
     finally:
         project.close()
         for server in [*servers, *restarted]:
-            try:
+            with contextlib.suppress(Exception):
                 server.close()
-            except Exception:
-                pass

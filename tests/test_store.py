@@ -73,6 +73,8 @@ EXPECTED_SCHEMA = [
      'CREATE INDEX predictions_run ON predictions(run_id)'),
     ('prompts',
      'CREATE TABLE prompts ( version TEXT PRIMARY KEY, messages TEXT NOT NULL, item_template TEXT NOT NULL, output_schema TEXT NOT NULL, created_at TEXT NOT NULL )'),
+    ('review_claims',
+     'CREATE TABLE review_claims ( item_id TEXT NOT NULL REFERENCES items(id), reviewer TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (item_id, reviewer) )'),
     ('reviewers',
      "CREATE TABLE reviewers ( name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('annotator', 'expert')), token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0 )"),
     ('runs',

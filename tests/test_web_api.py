@@ -41,7 +41,7 @@ def test_openapi_describes_the_api(app_and_tokens):
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {"/api/items", "/api/items/{item_id}", "/api/items/{item_id}/decision", "/api/undo",
                           "/api/progress", "/api/annotations", "/api/items/{item_id}/adjudication",
-                          "/api/disputes"}
+                          "/api/disputes", "/api/next", "/api/items/{item_id}/hold", "/api/items/{item_id}/release"}
 
 
 def test_decisions_conflicts_and_progress(app_and_tokens):
@@ -101,3 +101,43 @@ def test_annotators_see_only_their_own_answers_experts_see_all_and_adjudicate(ap
     done = client.post("/api/items/t000/adjudication", headers=eve, json={"output": {"label": "negative"}})
     assert done.json() == {"saved": True, "next": "/adjudicate"}
     assert client.get("/api/disputes", headers=eve).json() == []
+
+
+def test_reviewers_asking_at_once_are_handed_different_items(app_and_tokens):
+    client, tokens, project = app_and_tokens
+    tokens["bob"] = project.add_reviewer("bob")
+    ana, bob, eve = bearer(tokens["ana"]), bearer(tokens["bob"]), bearer(tokens["eve"])
+    first = client.get("/api/next", headers=ana).json()["item"]["item_id"]
+    second = client.get("/api/next", headers=bob).json()["item"]["item_id"]
+    assert first != second
+    assert client.get("/api/next", headers=ana).json()["item"]["item_id"] == first  # still hers
+    assert client.get(f"/api/items/{first}", headers=eve).json()["held_by"] == ["ana"]  # experts see holds
+    assert "held_by" not in client.get(f"/api/items/{first}", headers=bob).json() or \
+        client.get(f"/api/items/{first}", headers=bob).json()["held_by"] == []
+    assert client.post(f"/api/items/{first}/hold", headers=bob).json()["held"] is False
+    queue = {item["item_id"] for item in client.get("/api/items", headers=bob).json()}
+    assert queue == {"t000", "t001", "t002"} - {first}
+    client.post(f"/api/items/{first}/release", headers=ana)
+    assert client.post(f"/api/items/{first}/hold", headers=bob).json()["held"] is True
+
+
+def test_an_answer_releases_the_item_and_the_next_is_held(app_and_tokens):
+    client, tokens, project = app_and_tokens
+    ana = bearer(tokens["ana"])
+    item = client.get("/api/next", headers=ana).json()["item"]
+    saved = client.post(f"/api/items/{item['item_id']}/decision", headers=ana,
+                        json={"action": "accept", "version": item["version"]}).json()
+    assert saved["saved"] and project.store.review_holders(item["item_id"]) == []
+    following = saved["next"].rsplit("/", 1)[1]
+    assert project.store.review_holders(following) == ["ana"]
+
+
+def test_a_hold_expires(app_and_tokens, monkeypatch):
+    client, tokens, project = app_and_tokens
+    tokens["bob"] = project.add_reviewer("bob")
+    ana, bob = bearer(tokens["ana"]), bearer(tokens["bob"])
+    held = client.get("/api/next", headers=ana).json()["item"]["item_id"]
+    import labelloop.store.claims as claims
+    later = claims.time.time() + 121
+    monkeypatch.setattr(claims.time, "time", lambda: later)
+    assert client.post(f"/api/items/{held}/hold", headers=bob).json()["held"] is True

@@ -25,6 +25,7 @@ from . import (
     skip,
     submit,
 )
+from .hold import next_item, release
 
 HELP = {
     "a": "accept the answer shown",
@@ -72,8 +73,12 @@ class TerminalReview:
         while (item := self._next()) is not None:
             if self.limit is not None and self.summary.reviewed >= self.limit:
                 break
-            if not self._review(item):
-                break
+            try:
+                if not self._review(item):
+                    break
+            finally:
+                if not self.adjudicating:
+                    release(self.store, item.item_id, self.reviewer)
         self.summary.left = len(self._queue(100_000))
         return self.summary
 
@@ -85,6 +90,17 @@ class TerminalReview:
         return review_queue(self.store, self.spec, self.reviewer, self.labeler, limit=limit)
 
     def _next(self) -> QueueItem | None:
+        """The next item: for review, one nobody else holds, now held for this reviewer."""
+        if not self.adjudicating:
+            skipped = self._skipped
+            return next_item(
+                self.store,
+                self.spec,
+                self.reviewer,
+                self.labeler,
+                order=lambda found: [item for item in found if item.item_id not in skipped],
+                extra=len(skipped),
+            )
         queue = self._queue(len(self._skipped) + 1)
         return next((item for item in queue if item.item_id not in self._skipped), None)
 

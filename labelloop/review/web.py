@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -42,28 +43,13 @@ from . import (
     submit,
     undo,
 )
+from .hold import hold, next_item, release
+from .web_auth import COOKIE, NotLoggedIn, Who
+from .web_holds import add_hold_routes
 from .web_models import Adjudication, Decision, annotation_json, form_fields
 
-COOKIE = "labelloop_session"
+PAGE_PROGRESS_S = 2.0  # how old the progress line of an item page may be
 _HERE = Path(str(resources.files("labelloop") / "review"))
-
-
-class _NotLoggedIn(Exception):
-    pass
-
-
-async def current_reviewer(request: Request) -> Reviewer:
-    """The reviewer of this request: from the session cookie, or a bearer token (for scripts)."""
-    found = request.app.state.sessions.get(request.cookies.get(COOKIE, ""))
-    bearer = request.headers.get("authorization", "")
-    if found is None and bearer.lower().startswith("bearer "):
-        found = authenticate(request.app.state.store, bearer[7:].strip())
-    if found is None:
-        raise _NotLoggedIn
-    return found
-
-
-Who = Annotated[Reviewer, Depends(current_reviewer)]
 
 
 def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: str = labelers.LLM) -> FastAPI:
@@ -80,10 +66,10 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     sessions: dict[str, Reviewer] = {}
     skipped: dict[str, set[str]] = {}
-    app.state.store, app.state.sessions = store, sessions
+    app.state.store, app.state.sessions, app.state.skipped = store, sessions, skipped
 
-    @app.exception_handler(_NotLoggedIn)
-    async def _login_first(request: Request, exc: _NotLoggedIn) -> Response:
+    @app.exception_handler(NotLoggedIn)
+    async def _login_first(request: Request, exc: NotLoggedIn) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": "log in first: a reviewer token is required"}, status_code=401)
         return RedirectResponse("/login", status_code=303)
@@ -137,16 +123,20 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         return _item_page(request, who, replace(dispute.item, output=dispute.tentative, field_confidence={}), dispute)
 
     @app.get("/next", include_in_schema=False)
-    async def next_item(who: Who) -> Response:
-        items = _queue(who, limit=1)
-        return RedirectResponse(f"/items/{items[0].item_id}" if items else "/", status_code=303)
+    async def next_page(who: Who) -> Response:
+        return RedirectResponse(_next_url(who), status_code=303)
 
     @app.get("/items/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     async def item_page(request: Request, item_id: str, who: Who) -> Response:
-        return _item_page(request, who, _item(item_id, who), None)
+        item = _item(item_id, who)
+        held = hold(store, task(), item_id, who.name, labeler)  # opening an item claims it, when it still can be
+        return _item_page(request, who, item, None, held)
 
-    def _item_page(request: Request, who: Reviewer, item: QueueItem, dispute: Dispute | None) -> Response:
+    def _item_page(
+        request: Request, who: Reviewer, item: QueueItem, dispute: Dispute | None, held: bool = True
+    ) -> Response:
         spec = task()
+        others = [name for name in store.review_holders(item.item_id) if name != who.name]
         latest = store.latest_annotation(item.item_id)
         blind = not spec.annotation.show_prelabel
         answers = [{"by": by, "output": output} for by, output in dispute.answers.items()] if dispute else []
@@ -161,7 +151,9 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
                 "is_classify": isinstance(spec, ClassifySpec),
                 "labels": getattr(spec, "label_names", []),
                 "answered_by": latest["annotator"] if latest and not blind and not dispute else None,
-                "progress": _progress(),
+                "held_elsewhere": not held and not dispute,
+                "holders": others if who.role == "expert" else [],
+                "progress": _progress(fresh_within=PAGE_PROGRESS_S),
                 "dispute": dispute,
                 "answers": answers,
                 "mentions_field": getattr(spec, "mentions_field", None),
@@ -187,6 +179,7 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         item = _item(item_id, who)
         if decision.action == "skip":
             skip(store, item, who.name)
+            release(store, item_id, who.name)
             skipped.setdefault(who.name, set()).add(item_id)
             return {"saved": False, "next": _next_url(who)}
         output = item.output if decision.action == "accept" else decision.output
@@ -206,6 +199,7 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
                     "at": conflict.at,
                 },
             )
+        release(store, item_id, who.name)
         return {"saved": True, "next": _next_url(who)}
 
     @app.post("/api/items/{item_id}/adjudication", summary="An expert's final decision on a disputed item")
@@ -255,7 +249,8 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
     async def item(item_id: str, who: Who) -> dict[str, Any]:
         found = _item(item_id, who)
         rows = store.annotations(item_id, annotator=_visible_to(who))
-        return {**vars(found), "annotations": [annotation_json(row) for row in rows]}
+        holders = store.review_holders(item_id) if who.role == "expert" else []
+        return {**vars(found), "annotations": [annotation_json(row) for row in rows], "held_by": holders}
 
     @app.get("/api/annotations", summary="Current human annotations (annotators see their own)")
     async def annotations(who: Who, limit: int = 1000) -> list[dict[str, Any]]:
@@ -270,8 +265,14 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         if who.role != "expert":
             raise HTTPException(403, "only reviewers with the expert role adjudicate")
 
-    def _progress() -> dict[str, Any]:
-        return store.review_progress(labeler, need(task()))
+    last_progress: list[Any] = [0.0, None]
+
+    def _progress(fresh_within: float = 0.0) -> dict[str, Any]:
+        """Done and left; item pages take a count up to ``fresh_within`` s old (counting reads every item)."""
+        now = time.monotonic()
+        if last_progress[1] is None or now - last_progress[0] > fresh_within:
+            last_progress[:] = [now, store.review_progress(labeler, need(task()))]
+        return last_progress[1]
 
     def _queue(who: Reviewer, limit: int) -> list[QueueItem]:
         passed = skipped.get(who.name, set())
@@ -284,8 +285,19 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         return _passed_last(found, passed, limit, key=lambda d: d.item.item_id)
 
     def _next_url(who: Reviewer) -> str:
-        items = _queue(who, limit=1)
-        return f"/items/{items[0].item_id}" if items else "/"
+        """The next item nobody else holds, claimed for ``who`` (the queue page when none is left)."""
+        passed = skipped.get(who.name, set())
+        item = next_item(
+            store,
+            task(),
+            who.name,
+            labeler,
+            order=lambda found: _passed_last(found, passed, len(found), _item_id),
+            extra=len(passed),
+        )
+        return f"/items/{item.item_id}" if item else "/"
+
+    add_hold_routes(app, store, task, labeler, _passed_last)
 
     def _item(item_id: str, who: Reviewer) -> QueueItem:
         found = queue_item(store, task(), item_id, labeler, who)
@@ -294,6 +306,10 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         return found
 
     return app
+
+
+def _item_id(item: QueueItem) -> str:
+    return item.item_id
 
 
 def _passed_last(found: list[Any], passed: set[str], limit: int, key: Callable[[Any], str]) -> list[Any]:

@@ -15,6 +15,7 @@ from ..errors import Conflict, ProjectError
 from ._common import utc_now
 from ._postgres import PgConnection, is_url, redact
 from .audit import AuditStore
+from .claims import ClaimStore
 from .copy import TableCopy, copy_store
 from .counts import CountStore
 from .gold import GoldStore
@@ -50,6 +51,7 @@ __all__ = [
 class Store(
     RunStore,
     CountStore,
+    ClaimStore,
     LeaseStore,
     ItemStore,
     PiiStore,

@@ -38,6 +38,7 @@ TABLES = [
     "pii_vault",
     "pii_key",
     "leases",
+    "review_claims",
 ]
 NOT_COPIED = {"migrations"}  # each database records its own (the same names, checked)
 _BATCH = 2000

@@ -325,7 +325,7 @@ def m007_cleaning_pii_duplicate_of(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m008_leases_workers_endpoints(db: sqlite3.Connection) -> None:
+def m008_leases_workers_endpoints_claims(db: sqlite3.Connection) -> None:
     statements = [
         """CREATE TABLE leases (
             item_id TEXT NOT NULL REFERENCES items(id),
@@ -338,6 +338,12 @@ def m008_leases_workers_endpoints(db: sqlite3.Connection) -> None:
         "ALTER TABLE runs ADD COLUMN host TEXT",
         "ALTER TABLE runs ADD COLUMN heartbeat_at REAL",
         "ALTER TABLE llm_calls ADD COLUMN endpoint TEXT",
+        """CREATE TABLE review_claims (
+            item_id TEXT NOT NULL REFERENCES items(id),
+            reviewer TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (item_id, reviewer)
+        )""",
     ]
     for statement in statements:
         db.execute(statement)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from ._base import StoreBase
 from ._common import utc_now
+from .claims import LIVE_CLAIMS
 
 # Queue orders by name; later issues add active-learning and disagreement orders.
 QUEUE_ORDERS = {"confidence": "p.confidence IS NOT NULL, p.confidence, i.seq", "ingest": "i.seq"}
@@ -48,7 +50,8 @@ class QueueStore(StoreBase):
         order: str = "confidence",
         need: Need | None = None,
     ) -> list[sqlite3.Row]:
-        """Items that still need answers (``annotator``'s own answered ones left out), with ``answers`` given."""
+        """Items that still need answers (``annotator``'s own answered ones left out, and those whose missing
+        answers others hold open: see :mod:`~labelloop.store.claims`), with ``answers`` given."""
         need = need or Need()
         mine = (
             ""
@@ -63,9 +66,9 @@ class QueueStore(StoreBase):
             f" {need.required_sql()} AS required, {_ANSWERS} AS answers FROM predictions p"
             f" JOIN items i ON i.id = p.item_id LEFT JOIN assignments s ON s.item_id = p.item_id"
             f" WHERE p.is_current = 1 AND p.labeler = :labeler AND NOT {_ADJUDICATED}{mine}) p"
-            f" JOIN items i ON i.id = p.item_id WHERE p.answers < p.required"
+            f" JOIN items i ON i.id = p.item_id WHERE p.answers + {LIVE_CLAIMS} < p.required"
             f" ORDER BY {QUEUE_ORDERS[order]} LIMIT :limit",
-            {"labeler": labeler, "annotator": annotator, "limit": limit},
+            {"labeler": labeler, "annotator": annotator or "", "limit": limit, "now": time.time()},
         ).fetchall()
 
     def review_item(self, labeler: str, item_id: str) -> sqlite3.Row | None:

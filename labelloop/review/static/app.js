@@ -19,6 +19,13 @@
     return {status: response.status, payload};
   }
 
+  // an open item stays ours while the page is open, and goes back to the queue when we leave it
+  if (!page.adjudicating) {
+    const itemUrl = `/api/items/${encodeURIComponent(page.item_id)}`;
+    setInterval(() => { post(`${itemUrl}/hold`); }, 30000);
+    window.addEventListener("pagehide", () => { navigator.sendBeacon(`${itemUrl}/release`); });
+  }
+
   async function decide(action, output) {
     if (page.adjudicating) { adjudicate(action, action === "accept" ? page.output : output); return; }
     const {status, payload} = await post(`/api/items/${encodeURIComponent(page.item_id)}/decision`,
