@@ -78,7 +78,7 @@ def ingest_file(
         with store.transaction():
             batch: list[Item] = []
             for record in read_records(path, fmt):
-                item = _to_item(record, str(path), text_field, id_field, prepare)
+                item = to_item(record, str(path), text_field, id_field, prepare)
                 if isinstance(item, InputError):
                     _reject(rejects, item, record.raw, result)
                     continue
@@ -140,7 +140,7 @@ def _reject(rejects: _RejectsWriter | None, error: InputError, raw: str, result:
     result.rejected += 1
 
 
-def _to_item(
+def to_item(
     record: Record, source: str, text_field: str, id_field: str | None, prepare: Callable[[str], Any] | None = None
 ) -> Item | InputError | str:
     if record.error is not None:

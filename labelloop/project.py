@@ -26,6 +26,7 @@ from .engine import ProgressSink, RunResult, label
 from .errors import ProjectError
 from .export import ExportResult, export
 from .ingest import IngestResult, ingest_file
+from .ingest_sql import SqlIngestResult, ingest_sql
 from .job import LabelOptions
 from .labelstudio import ImportResult, SyncResult, import_export, sync
 from .plan import Plan, make_plan
@@ -155,6 +156,29 @@ class Project:
             fmt=fmt,
             skip_bad=skip_bad,
             clean=clean,
+            actor=actor,
+        )
+
+    def ingest_sql(
+        self,
+        url: str,
+        query: str,
+        *,
+        since_column: str | None = None,
+        text_field: str | None = None,
+        id_field: str | None = None,
+        actor: str | None = None,
+    ) -> SqlIngestResult:
+        """Add the rows of a database query as items, from the source's watermark on; changed rows are labeled
+        and reviewed again (see :func:`~labelloop.ingest_sql.ingest_sql`)."""
+        return ingest_sql(
+            self.store,
+            self.spec,
+            url,
+            query,
+            since_column=since_column,
+            text_field=text_field,
+            id_field=id_field,
             actor=actor,
         )
 

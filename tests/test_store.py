@@ -38,7 +38,7 @@ EXPECTED_SCHEMA = [
     ('gold',
      "CREATE TABLE gold ( item_id TEXT PRIMARY KEY REFERENCES items(id), status TEXT NOT NULL CHECK (status IN ('decided', 'disputed')), output TEXT NOT NULL, method TEXT NOT NULL CHECK (method IN ('single', 'majority', 'dawid_skene', 'expert')), decided_by TEXT NOT NULL, confidence REAL, votes INTEGER NOT NULL, decided_at TEXT NOT NULL )"),
     ('items',
-     "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT, source_line INTEGER, ingested_at TEXT NOT NULL , review_version INTEGER NOT NULL DEFAULT 0, original TEXT, cleaning TEXT)"),
+     "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT, source_line INTEGER, ingested_at TEXT NOT NULL , review_version INTEGER NOT NULL DEFAULT 0, original TEXT, cleaning TEXT, changed_at TEXT)"),
     ('labelstudio_tasks',
      'CREATE TABLE labelstudio_tasks ( item_id TEXT NOT NULL REFERENCES items(id), ls_url TEXT NOT NULL, ls_project_id INTEGER NOT NULL, ls_task_id INTEGER NOT NULL, pushed_at TEXT NOT NULL, PRIMARY KEY (ls_url, ls_project_id, item_id) )'),
     ('leases',
@@ -79,6 +79,8 @@ EXPECTED_SCHEMA = [
      "CREATE TABLE reviewers ( name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('annotator', 'expert')), token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0 )"),
     ('runs',
      'CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT, items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0, items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT , host TEXT, heartbeat_at REAL)'),
+    ('sources',
+     'CREATE TABLE sources ( name TEXT PRIMARY KEY, watermark TEXT NOT NULL, updated_at TEXT NOT NULL )'),
 ]
 
 PROMPT = "p1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -48,7 +50,18 @@ def init(
 
 @commands.command()
 def ingest(
-    path: Annotated[Path, typer.Argument(help="JSONL, CSV, TSV or Parquet file")],
+    path: Annotated[Optional[Path], typer.Argument(help="JSONL, CSV, TSV or Parquet file")] = None,
+    from_sql: Annotated[
+        Optional[str],
+        typer.Option(help="Read a database instead: a SQLAlchemy URL (postgresql://, mysql://, sqlite:///)"),
+    ] = None,
+    query: Annotated[Optional[str], typer.Option(help="With --from-sql: the SELECT whose rows become items")] = None,
+    since_column: Annotated[
+        Optional[str], typer.Option(help="With --from-sql: take only rows from the last run's value of this column on")
+    ] = None,
+    every: Annotated[
+        Optional[str], typer.Option(help="With --from-sql: read again every interval (30s, 5m, 1h) until Ctrl-C")
+    ] = None,
     text_field: Annotated[
         Optional[str], typer.Option(help="Field holding the text (default: spec's input.text_field)")
     ] = None,
@@ -63,13 +76,54 @@ def ingest(
     actor: ActorOpt = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Add the records of a file to the project (all or nothing; rerunning adds nothing new)."""
+    """Add the records of a file to the project (all or nothing; rerunning adds nothing new), or the rows of a
+    database query (incrementally: changed rows are labeled and reviewed again)."""
+    if (path is None) == (from_sql is None) or (from_sql is not None and not query):
+        raise typer.BadParameter("give a file, or --from-sql URL with --query")
+    if from_sql is not None:
+        assert query is not None
+        _ingest_sql(from_sql, query, since_column, text_field, id_field, every, actor, project)
+        return
+    assert path is not None
     with open_project(project) as proj:
         out.print_ingest(
             proj.ingest(
                 path, text_field=text_field, id_field=id_field, fmt=format, skip_bad=skip_bad, clean=clean, actor=actor
             )
         )
+
+
+def _ingest_sql(
+    url: str,
+    query: str,
+    since_column: str | None,
+    text_field: str | None,
+    id_field: str | None,
+    every: str | None,
+    actor: str | None,
+    project: Path | None,
+) -> None:
+    pause = parse_interval(every) if every else None
+    with open_project(project) as proj:
+        while True:
+            result = proj.ingest_sql(
+                url, query, since_column=since_column, text_field=text_field, id_field=id_field, actor=actor
+            )
+            out.console.print(
+                f"{result.added:,} added, {result.changed:,} changed (to label and review again),"
+                f" {result.unchanged:,} unchanged" + (f"; watermark {result.watermark}" if result.watermark else "")
+            )
+            if pause is None:
+                return
+            time.sleep(pause)
+
+
+def parse_interval(text: str) -> float:
+    """Seconds in ``30s``, ``5m``, ``1h`` (a bare number is seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not an interval like 30s, 5m or 1h", param_hint="--every")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 @commands.command()

@@ -93,6 +93,7 @@ class QueueItem:
     reasons: list[str]
     route: str | None
     version: int = 0
+    changed_at: str | None = None  # when the source changed the text (earlier answers are history)
 
 
 def review_queue(
@@ -131,6 +132,7 @@ def _queue_item(row: Any, blind: bool = False) -> QueueItem:
         reasons=json.loads(row["reasons"] or "[]"),
         route=row["route"],
         version=row["review_version"],
+        changed_at=row["changed_at"],
     )
 
 

@@ -29,6 +29,7 @@ from .queue import Need, QueueStore
 from .records import CallRecord, Item, PredictionRecord, RunCounts
 from .reviews import ReviewStore
 from .runs import RunStore, process_alive
+from .sources import SourceStore
 
 __all__ = [
     "Store",
@@ -52,6 +53,7 @@ class Store(
     RunStore,
     CountStore,
     ClaimStore,
+    SourceStore,
     LeaseStore,
     ItemStore,
     PiiStore,

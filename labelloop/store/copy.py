@@ -39,6 +39,7 @@ TABLES = [
     "pii_key",
     "leases",
     "review_claims",
+    "sources",
 ]
 NOT_COPIED = {"migrations"}  # each database records its own (the same names, checked)
 _BATCH = 2000

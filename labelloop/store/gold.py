@@ -91,8 +91,8 @@ class GoldStore(StoreBase):
     def disputed(self, labeler: str, limit: int) -> list[sqlite3.Row]:
         """Disputed items with their text and current prediction of ``labeler``, lowest confidence first."""
         return self.db.execute(
-            "SELECT i.id AS item_id, i.text, i.fields, i.review_version, p.id, p.output, p.confidence,"
-            " p.field_confidence, p.reasons, p.route, g.confidence AS agreement FROM gold g"
+            "SELECT i.id AS item_id, i.text, i.fields, i.review_version, i.changed_at, p.id, p.output,"
+            " p.confidence, p.field_confidence, p.reasons, p.route, g.confidence AS agreement FROM gold g"
             " JOIN items i ON i.id = g.item_id"
             " LEFT JOIN predictions p ON p.item_id = i.id AND p.is_current = 1 AND p.labeler = ?"
             " WHERE g.status = 'disputed' ORDER BY g.confidence, i.seq LIMIT ?",

@@ -1,6 +1,8 @@
 """Schema history as code: each change is a small function, applied once, in order.
 
 Append new migrations at the end; never edit one that has shipped.
+
+Long on purpose: the schema's whole history, one small function per change.
 """
 
 from __future__ import annotations
@@ -325,7 +327,7 @@ def m007_cleaning_pii_duplicate_of(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m008_leases_workers_endpoints_claims(db: sqlite3.Connection) -> None:
+def m008_beyond_one_process(db: sqlite3.Connection) -> None:
     statements = [
         """CREATE TABLE leases (
             item_id TEXT NOT NULL REFERENCES items(id),
@@ -344,6 +346,12 @@ def m008_leases_workers_endpoints_claims(db: sqlite3.Connection) -> None:
             expires_at REAL NOT NULL,
             PRIMARY KEY (item_id, reviewer)
         )""",
+        """CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            watermark TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "ALTER TABLE items ADD COLUMN changed_at TEXT",
     ]
     for statement in statements:
         db.execute(statement)

@@ -63,6 +63,7 @@ class QueueStore(StoreBase):
         )
         return self.db.execute(
             f"SELECT p.* FROM (SELECT p.*, i.text, i.fields, i.source_file, i.source_line, i.review_version, i.seq,"
+            " i.changed_at,"
             f" {need.required_sql()} AS required, {_ANSWERS} AS answers FROM predictions p"
             f" JOIN items i ON i.id = p.item_id LEFT JOIN assignments s ON s.item_id = p.item_id"
             f" WHERE p.is_current = 1 AND p.labeler = :labeler AND NOT {_ADJUDICATED}{mine}) p"
@@ -74,7 +75,7 @@ class QueueStore(StoreBase):
     def review_item(self, labeler: str, item_id: str) -> sqlite3.Row | None:
         """One item with its current prediction (if any) and review version."""
         return self.db.execute(
-            "SELECT i.id AS item_id, i.text, i.fields, i.review_version, p.id, p.output, p.confidence,"
+            "SELECT i.id AS item_id, i.text, i.fields, i.review_version, i.changed_at, p.id, p.output, p.confidence,"
             " p.field_confidence, p.reasons, p.route FROM items i"
             " LEFT JOIN predictions p ON p.item_id = i.id AND p.is_current = 1 AND p.labeler = ?"
             " WHERE i.id = ?",
