@@ -286,6 +286,17 @@ def test_mark_stale_runs_interrupts_runs_of_dead_processes_only(store):
     assert store.mark_stale_runs() == 0
 
 
+def test_leases_are_exclusive_and_a_dead_runs_leases_are_freed_at_once(store):
+    add_items(store, *[f"text {n}" for n in range(10)])
+    dead, live = start_run(store, pid=dead_pid()), start_run(store)
+    mine = [item.id for _, item in store.claim(dead, "m", "job", 6, 60)]
+    theirs = [item.id for _, item in store.claim(live, "m", "job", 6, 60)]
+    assert len(mine) == 6 and len(theirs) == 4 and not set(mine) & set(theirs)
+    assert store.claim(live, "m", "job", 6, 60) == []  # the rest is held, for another minute
+    assert store.mark_stale_runs() == 1
+    assert sorted(item.id for _, item in store.claim(live, "m", "job", 10, 60)) == sorted(mine)
+
+
 # -- both backends -----------------------------------------------------------------------------
 
 def columns(store: Store) -> dict[str, list[str]]:

@@ -50,8 +50,9 @@ class RunStore(ItemStore):
         return inserted_id(cursor)
 
     def mark_stale_runs(self, is_alive: Callable[[int], bool] | None = None, silent_for: float = 600.0) -> int:
-        """Mark runs left 'running' by a process that no longer exists as 'interrupted': on this machine, by
-        its pid; on another (a worker elsewhere on the same database), by no heartbeat for ``silent_for`` s."""
+        """Mark runs left 'running' by a process that no longer exists as 'interrupted' and free their leases:
+        on this machine, by its pid; on another (a worker elsewhere on the same database), by no heartbeat for
+        ``silent_for`` s."""
         is_alive = is_alive or process_alive
         here, now = socket.gethostname(), time.time()
         stale = [
@@ -63,10 +64,12 @@ class RunStore(ItemStore):
             )
         ]
         for run_id in stale:
-            self.db.execute(
-                "UPDATE runs SET status = 'interrupted', error = 'process ended without finishing' WHERE id = ?",
-                (run_id,),
-            )
+            with self.transaction() as db:  # its leases go back to the pool now, not when they expire
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', error = 'process ended without finishing' WHERE id = ?",
+                    (run_id,),
+                )
+                db.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
         return len(stale)
 
     def finish_run(self, run_id: int, status: str, counts: RunCounts, error: str | None = None) -> None:
