@@ -176,7 +176,16 @@ class Runner:
         return verdict if confidence is None else with_confidence(self.job.spec, verdict, confidence)
 
     async def _write_results(self) -> None:
-        """Commit whatever results have arrived, one transaction per batch."""
+        """Commit whatever results have arrived, one transaction per batch, in a thread with a connection of
+        its own: the event loop keeps calling the model while the database works (a round trip to PostgreSQL
+        would otherwise stop every request in flight)."""
+        writer = await asyncio.to_thread(self.store.reopen)
+        try:
+            await self._write_batches(writer)
+        finally:
+            writer.close()
+
+    async def _write_batches(self, writer: Store) -> None:
         done = False
         while not done:
             batch = [await self._results.get()]
@@ -187,7 +196,8 @@ class Runner:
             predictions = [p for p in batch if p is not None]
             if predictions:
                 self._count(predictions)
-                self.store.save_predictions(self.run_id, predictions, self.counts)
+                counts = replace(self.counts)  # as they are now; the loop goes on counting meanwhile
+                await asyncio.to_thread(writer.save_predictions, self.run_id, predictions, counts)
 
     def _count(self, predictions: list[PredictionRecord]) -> None:
         failed = sum(p.status == "failed" for p in predictions)

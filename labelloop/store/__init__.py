@@ -85,5 +85,9 @@ class Store(
         apply_migrations(db)
         return cls(db, path)
 
+    def reopen(self) -> Store:
+        """A second connection to the same database (for a thread of its own: the engine's writer)."""
+        return Store.open(self.db.url if self.dialect == "postgresql" else Path(self.path))  # type: ignore[attr-defined]
+
     def close(self) -> None:
         self.db.close()

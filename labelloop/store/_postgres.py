@@ -110,7 +110,8 @@ class PgConnection:
         psycopg = require("psycopg", "postgres", "a PostgreSQL store")
         self.url = url
         try:
-            self._db = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+            # no JIT: it compiles for plans it thinks costly and adds ~100 ms to queries that take a few
+            self._db = psycopg.connect(url, autocommit=True, row_factory=_row_factory, options="-c jit=off")
         except psycopg.OperationalError as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ProjectError(f"{redact(url)}: cannot connect to the project database ({detail})") from None

@@ -12,18 +12,22 @@ from ._common import dumps, utc_now
 from .pii import PiiStore
 from .records import Item
 
+# Each condition is a scalar subquery ("(SELECT 1 … LIMIT 1) IS NULL") rather than NOT EXISTS: both databases
+# then probe the item's index entry row by row. PostgreSQL turns NOT EXISTS into an anti-join planned from
+# table statistics, and while a run is filling predictions and leases those lag far behind (a plan for 7
+# rows met 3,000 and took 300 ms per claim of 1,000 items).
 _PENDING = (
-    "NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = items.id"
+    "(SELECT 1 FROM predictions p WHERE p.item_id = items.id"
     " AND p.labeler = ? AND p.is_current = 1 AND p.job_key = ?"
-    " AND p.item_hash = items.content_hash AND p.status != 'failed')"
+    " AND p.item_hash = items.content_hash AND p.status != 'failed' LIMIT 1) IS NULL"
 )
 _SETTLED = (
-    "NOT EXISTS (SELECT 1 FROM predictions s WHERE s.item_id = items.id"
-    " AND s.labeler = ? AND s.is_current = 1 AND s.route = 'accepted')"
+    "(SELECT 1 FROM predictions s WHERE s.item_id = items.id"
+    " AND s.labeler = ? AND s.is_current = 1 AND s.route = 'accepted' LIMIT 1) IS NULL"
 )
 
 
-_MEMBER = "NOT EXISTS (SELECT 1 FROM duplicates d WHERE d.item_id = items.id AND d.representative != items.id)"
+_MEMBER = "(SELECT 1 FROM duplicates d WHERE d.item_id = items.id AND d.representative != items.id LIMIT 1) IS NULL"
 
 
 class ItemStore(PiiStore):

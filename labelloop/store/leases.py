@@ -20,6 +20,8 @@ from ._base import begin_write
 from .items import ItemStore, pending_condition
 from .records import Item
 
+WINDOW = 2048  # items of ingest order a claim looks at per query
+
 
 class LeaseStore(ItemStore):
     """Mixed into :class:`~labelloop.store.Store`; all SQL about leases and live workers."""
@@ -42,16 +44,22 @@ class LeaseStore(ItemStore):
         where, extra = pending_condition(settled_by, representatives_only)
         postgres = self.dialect == "postgresql"
         with self._claiming() as db:
-            rows = db.execute(
-                "SELECT seq, id, text, fields, content_hash, source_file, source_line FROM items"
-                f" WHERE seq > ? AND {where}"
-                " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = items.id AND l.labeler = ?"
-                "   AND (l.expires_at > ? OR l.run_id = ?))"
-                " AND NOT EXISTS (SELECT 1 FROM predictions t WHERE t.item_id = items.id AND t.labeler = ?"
-                "   AND t.is_current = 1 AND t.run_id = ?)"
-                " ORDER BY seq LIMIT ?" + (" FOR UPDATE OF items SKIP LOCKED" if postgres else ""),
-                (after, labeler, job_key, *extra, labeler, now, run_id, labeler, run_id, limit),
-            ).fetchall()
+            last = db.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
+            rows: list = []
+            start = after
+            while len(rows) < limit and start < last:  # a window of ingest order at a time: bounded work
+                end = start + WINDOW
+                rows += db.execute(
+                    "SELECT seq, id, text, fields, content_hash, source_file, source_line FROM items"
+                    f" WHERE seq > ? AND seq <= ? AND {where}"
+                    " AND (SELECT 1 FROM leases l WHERE l.item_id = items.id AND l.labeler = ?"
+                    "   AND (l.expires_at > ? OR l.run_id = ?) LIMIT 1) IS NULL"
+                    " AND (SELECT 1 FROM predictions t WHERE t.item_id = items.id AND t.labeler = ?"
+                    "   AND t.is_current = 1 AND t.run_id = ? LIMIT 1) IS NULL"
+                    " ORDER BY seq LIMIT ?" + (" FOR UPDATE OF items SKIP LOCKED" if postgres else ""),
+                    (start, end, labeler, job_key, *extra, labeler, now, run_id, labeler, run_id, limit - len(rows)),
+                ).fetchall()
+                start = end
             if not rows:
                 return []
             upsert = (
