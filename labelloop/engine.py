@@ -162,6 +162,7 @@ async def _run(
             progress.stop()
         store.release(run_id)
         store.finish_run(run_id, status, runner.counts, error or runner.stop_reason)
+    store.refresh_statistics()
     settled = store.count_settled(job.settled_by) if job.settled_by else 0
     return RunResult(
         run_id,

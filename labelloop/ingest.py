@@ -98,6 +98,7 @@ def ingest_file(
         result.rejects_path = rejects.commit()
     if preparer is not None:
         result.hygiene = preparer.finish().to_dict()
+    store.refresh_statistics()
     store.audit(
         actor_or_default(actor),
         "ingest",

@@ -84,6 +84,7 @@ def ingest_sql(
                 if mark is not None:
                     result.watermark = _encode(mark)
             _store_chunk(store, items, source, result, who)
+    store.refresh_statistics()
     store.audit(who, "ingest", detail=json.dumps({"source": source, **_counts(result)}, ensure_ascii=False))
     return result
 

@@ -89,5 +89,11 @@ class Store(
         """A second connection to the same database (for a thread of its own: the engine's writer)."""
         return Store.open(self.db.url if self.dialect == "postgresql" else Path(self.path))  # type: ignore[attr-defined]
 
+    def refresh_statistics(self) -> None:
+        """After a bulk change (an ingest, a labeling run): PostgreSQL's planner statistics brought up to date
+        now rather than when autovacuum gets to it (plans made for empty tables read every row one by one)."""
+        if self.dialect == "postgresql":
+            self.db.execute("ANALYZE")
+
     def close(self) -> None:
         self.db.close()

@@ -13,11 +13,6 @@ import time
 
 from ._base import StoreBase
 
-LIVE_CLAIMS = (
-    "(SELECT count(*) FROM review_claims c WHERE c.item_id = p.item_id AND c.expires_at > :now"
-    " AND c.reviewer != :annotator)"
-)
-
 
 class ClaimStore(StoreBase):
     """Mixed into :class:`~labelloop.store.Store`; all SQL about who holds which item for review."""

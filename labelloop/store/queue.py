@@ -11,7 +11,6 @@ from typing import Any
 
 from ._base import StoreBase
 from ._common import utc_now
-from .claims import LIVE_CLAIMS
 
 # Queue orders by name; later issues add active-learning and disagreement orders.
 QUEUE_ORDERS = {"confidence": "p.confidence IS NOT NULL, p.confidence, i.seq", "ingest": "i.seq"}
@@ -53,21 +52,21 @@ class QueueStore(StoreBase):
         """Items that still need answers (``annotator``'s own answered ones left out, and those whose missing
         answers others hold open: see :mod:`~labelloop.store.claims`), with ``answers`` given."""
         need = need or Need()
-        mine = (
-            ""
-            if annotator is None
-            else (
-                " AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = p.item_id AND a.is_current = 1"
-                " AND a.kind = 'answer' AND a.annotator = :annotator)"
-            )
-        )
+        # people's answers and live holds are counted once per item and joined (a hash join on PostgreSQL),
+        # not looked up per prediction: the queue reads every current prediction of the labeler
         return self.db.execute(
-            f"SELECT p.* FROM (SELECT p.*, i.text, i.fields, i.source_file, i.source_line, i.review_version, i.seq,"
-            " i.changed_at,"
-            f" {need.required_sql()} AS required, {_ANSWERS} AS answers FROM predictions p"
-            f" JOIN items i ON i.id = p.item_id LEFT JOIN assignments s ON s.item_id = p.item_id"
-            f" WHERE p.is_current = 1 AND p.labeler = :labeler AND NOT {_ADJUDICATED}{mine}) p"
-            f" JOIN items i ON i.id = p.item_id WHERE p.answers + {LIVE_CLAIMS} < p.required"
+            "SELECT p.*, i.text, i.fields, i.source_file, i.source_line, i.review_version, i.seq, i.changed_at,"
+            f" {need.required_sql()} AS required, coalesce(a.answers, 0) AS answers FROM predictions p"
+            " JOIN items i ON i.id = p.item_id LEFT JOIN assignments s ON s.item_id = p.item_id"
+            " LEFT JOIN (SELECT item_id, sum(CASE WHEN kind = 'answer' THEN 1 ELSE 0 END) AS answers,"
+            "   max(CASE WHEN kind = 'answer' AND annotator = :annotator THEN 1 ELSE 0 END) AS mine,"
+            "   max(CASE WHEN kind = 'adjudication' THEN 1 ELSE 0 END) AS adjudicated"
+            "   FROM annotations WHERE is_current = 1 GROUP BY item_id) a ON a.item_id = p.item_id"
+            " LEFT JOIN (SELECT item_id, count(*) AS held FROM review_claims"
+            "   WHERE expires_at > :now AND reviewer != :annotator GROUP BY item_id) c ON c.item_id = p.item_id"
+            " WHERE p.is_current = 1 AND p.labeler = :labeler AND coalesce(a.adjudicated, 0) = 0"
+            " AND coalesce(a.mine, 0) = 0"
+            f" AND coalesce(a.answers, 0) + coalesce(c.held, 0) < {need.required_sql()}"
             f" ORDER BY {QUEUE_ORDERS[order]} LIMIT :limit",
             {"labeler": labeler, "annotator": annotator or "", "limit": limit, "now": time.time()},
         ).fetchall()
