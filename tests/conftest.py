@@ -86,6 +86,14 @@ def backend(request, monkeypatch) -> str:
     return request.param
 
 
+@pytest.fixture(autouse=True)
+def _everything_on_postgresql(request, monkeypatch) -> None:
+    """``LABELLOOP_TEST_BACKEND=postgresql pytest …``: every project a test opens lives in a fresh PostgreSQL
+    database (tests that open two projects in one test then share it, and fail for that reason)."""
+    if os.environ.get("LABELLOOP_TEST_BACKEND") == "postgresql" and "backend" not in request.fixturenames:
+        monkeypatch.setenv("LABELLOOP_DATABASE_URL", request.getfixturevalue("postgres_cluster").database())
+
+
 @pytest.fixture
 def store_location(backend, tmp_path) -> str | Path:
     """Where a bare :class:`Store` of this backend lives: a fresh PostgreSQL database or a SQLite file."""

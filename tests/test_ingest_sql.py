@@ -59,7 +59,8 @@ def test_reruns_take_the_new_and_the_changed_rows_and_nothing_else(tmp_path, tic
 
     store = project.store
     item = store.db.execute("SELECT text, review_version, changed_at FROM items WHERE id = '2'").fetchone()
-    assert item["text"] == "ticket number 2, edited" and item["review_version"] == 2 and item["changed_at"]  # an answer, then the change
+    assert item["text"] == "ticket number 2, edited" and item["changed_at"]
+    assert item["review_version"] == 2  # an answer, then the change
     pending = {i.id for i in store.iter_pending("llm", prediction["job_key"])}
     assert pending == {"2", "6", "7"}  # the changed one is labeled again, the untouched ones are not
     answers = store.annotations("2")

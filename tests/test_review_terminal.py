@@ -70,18 +70,16 @@ def test_empty_queue_and_end_of_input(tmp_path, fault_server):
     assert "0 reviewed, 0 skipped, 1 left" in review(project, "").output  # EOF quits cleanly
     project.close()
 
-
 def test_audit_log_is_append_only(tmp_path, fault_server):
-    import sqlite3
 
     import pytest
 
     project = make_project(tmp_path / "p", ["Fine."])
     project.label(base_url=fault_server.base_url, **FAST)
     review(project, "a\n")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(Exception, match="append-only"):  # sqlite3.IntegrityError, or psycopg on PostgreSQL
         project.store.db.execute("UPDATE audit_log SET actor = 'mallory'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(Exception, match="append-only"):  # sqlite3.IntegrityError, or psycopg on PostgreSQL
         project.store.db.execute("DELETE FROM audit_log")
     project.close()
 
