@@ -25,11 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
+from labelloop import Project  # noqa: E402
 from pgcluster import PostgresCluster  # noqa: E402
 from simserver import SimServerProcess  # noqa: E402
 from throughput import write_jsonl  # noqa: E402
-
-from labelloop import Project  # noqa: E402
 
 
 def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:

@@ -34,12 +34,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
+from labelloop import LabelOptions, Project  # noqa: E402
+from labelloop.prompt import build_prompt  # noqa: E402
 from pgcluster import PostgresCluster  # noqa: E402
 from simserver import SimServerProcess  # noqa: E402
 from throughput import new_project, split_cpus  # noqa: E402
-
-from labelloop import LabelOptions, Project  # noqa: E402
-from labelloop.prompt import build_prompt  # noqa: E402
 
 MODEL = "sim"
 
