@@ -198,7 +198,7 @@ async def _run_leased(store: Store, job: Job, options: LabelOptions, run_id: int
                 continue
             if not store.leases_held_by_others(run_id, job.labeler):
                 return
-            await asyncio.sleep(min(seconds / 4, 5.0))
+            await asyncio.sleep(min(seconds / 4, 1.0))  # a count query a second; a late exit would idle the tail
     finally:
         renewing.cancel()
 
