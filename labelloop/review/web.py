@@ -66,7 +66,7 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     sessions: dict[str, Reviewer] = {}
     skipped: dict[str, set[str]] = {}
-    app.state.store, app.state.sessions, app.state.skipped = store, sessions, skipped
+    app.state.store, app.state.sessions = store, sessions
 
     @app.exception_handler(NotLoggedIn)
     async def _login_first(request: Request, exc: NotLoggedIn) -> Response:
@@ -284,10 +284,10 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         found = adjudication_queue(store, task(), labeler, limit=limit + len(passed))
         return _passed_last(found, passed, limit, key=lambda d: d.item.item_id)
 
-    def _next_url(who: Reviewer) -> str:
-        """The next item nobody else holds, claimed for ``who`` (the queue page when none is left)."""
+    def _claim_next(who: Reviewer) -> QueueItem | None:
+        """The next item nobody else holds, now held for ``who`` (the items they skipped last)."""
         passed = skipped.get(who.name, set())
-        item = next_item(
+        return next_item(
             store,
             task(),
             who.name,
@@ -295,9 +295,12 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
             order=lambda found: _passed_last(found, passed, len(found), _item_id),
             extra=len(passed),
         )
+
+    def _next_url(who: Reviewer) -> str:
+        item = _claim_next(who)
         return f"/items/{item.item_id}" if item else "/"
 
-    add_hold_routes(app, store, task, labeler, _passed_last)
+    add_hold_routes(app, store, task, labeler, _claim_next)
 
     def _item(item_id: str, who: Reviewer) -> QueueItem:
         found = queue_item(store, task(), item_id, labeler, who)

@@ -10,25 +10,23 @@ from fastapi import FastAPI
 
 from ..spec import TaskSpec
 from ..store import Store
-from . import QueueItem
-from .hold import HOLD_SECONDS, hold, next_item, release
+from . import QueueItem, Reviewer
+from .hold import HOLD_SECONDS, hold, release
 from .web_auth import Who
 
 
 def add_hold_routes(
-    app: FastAPI, store: Store, task: Callable[[], TaskSpec], labeler: str, passed_last: Callable[..., list[Any]]
+    app: FastAPI,
+    store: Store,
+    task: Callable[[], TaskSpec],
+    labeler: str,
+    claim_next: Callable[[Reviewer], QueueItem | None],
 ) -> None:
+    """``claim_next`` is the app's own choice of a reviewer's next item (the one ``/next`` goes to)."""
+
     @app.get("/api/next", summary="The next item nobody else holds, now held for you (null when none is left)")
     async def api_next(who: Who) -> dict[str, Any]:
-        passed = app.state.skipped.get(who.name, set())
-        item: QueueItem | None = next_item(
-            store,
-            task(),
-            who.name,
-            labeler,
-            order=lambda found: passed_last(found, passed, len(found), _id),
-            extra=len(passed),
-        )
+        item = claim_next(who)
         return {"item": None if item is None else vars(item), "hold_seconds": HOLD_SECONDS}
 
     @app.post("/api/items/{item_id}/hold", summary="Keep (or take) an open item; false if others hold it")
@@ -39,7 +37,3 @@ def add_hold_routes(
     async def api_release(item_id: str, who: Who) -> dict[str, Any]:
         release(store, item_id, who.name)
         return {"released": True}
-
-
-def _id(item: QueueItem) -> str:
-    return item.item_id

@@ -33,9 +33,14 @@ class StoreBase:
         self.dialect = getattr(db, "dialect", "sqlite")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: everything inside commits together or not at all."""
-        begin_write(self.db)
+    def transaction(self, *, queue: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything inside commits together or not at all. It waits for the
+        project's other writers; with ``queue=False`` on PostgreSQL it does not, for work that passes other
+        writers by row locks instead (claiming leases with ``SKIP LOCKED``)."""
+        if queue or self.dialect != "postgresql":
+            begin_write(self.db)
+        else:
+            self.db.execute("BEGIN")
         try:
             yield self.db
         except BaseException:

@@ -11,7 +11,7 @@ meant to run side by side (claiming leases) uses row locks with ``SKIP LOCKED`` 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -139,16 +139,6 @@ class PgConnection:
 
     def close(self) -> None:
         self._db.close()
-
-    def tables(self) -> list[str]:
-        rows = self._db.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_type = 'BASE TABLE' ORDER BY table_name"
-        )
-        return [row[0] for row in rows]
-
-    def __iter__(self) -> Iterator[Any]:  # pragma: no cover - a connection is not iterable
-        raise TypeError("PgConnection is not iterable")
 
 
 def is_url(location: str) -> bool:

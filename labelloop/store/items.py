@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from ..errors import IdCollisionError
 from ._common import dumps, utc_now
@@ -153,22 +154,23 @@ class ItemStore(PiiStore):
         last = 0
         while True:
             rows = self.db.execute(
-                "SELECT seq, id, text, fields, content_hash, source_file, source_line FROM items"
-                f" WHERE seq > ? {where} ORDER BY seq LIMIT ?",
-                (last, *params, chunk),
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE seq > ? {where} ORDER BY seq LIMIT ?", (last, *params, chunk)
             ).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield Item(
-                    row["id"],
-                    row["text"],
-                    json.loads(row["fields"]),
-                    row["content_hash"],
-                    row["source_file"],
-                    row["source_line"],
-                )
+                yield item_of_row(row)
             last = rows[-1]["seq"]
+
+
+ITEM_COLUMNS = "seq, id, text, fields, content_hash, source_file, source_line"
+
+
+def item_of_row(row: Any) -> Item:
+    """The :class:`Item` of a row holding :data:`ITEM_COLUMNS`."""
+    return Item(
+        row["id"], row["text"], json.loads(row["fields"]), row["content_hash"], row["source_file"], row["source_line"]
+    )
 
 
 def pending_condition(settled_by: str | None, representatives_only: bool) -> tuple[str, tuple[str, ...]]:

@@ -9,15 +9,10 @@ LOCKED``), and the lease upsert takes only rows whose lease is free or expired, 
 
 from __future__ import annotations
 
-import json
 import socket
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from ._base import begin_write
-from .items import ItemStore, pending_condition
+from .items import ITEM_COLUMNS, ItemStore, item_of_row, pending_condition
 from .records import Item
 
 WINDOW = 2048  # items of ingest order a claim looks at per query
@@ -43,15 +38,14 @@ class LeaseStore(ItemStore):
         now = time.time()
         where, extra = pending_condition(settled_by, representatives_only)
         postgres = self.dialect == "postgresql"
-        with self._claiming() as db:
+        with self.transaction(queue=False) as db:  # claims pass each other by SKIP LOCKED
             last = db.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
             rows: list = []
             start = after
             while len(rows) < limit and start < last:  # a window of ingest order at a time: bounded work
                 end = start + WINDOW
                 rows += db.execute(
-                    "SELECT seq, id, text, fields, content_hash, source_file, source_line FROM items"
-                    f" WHERE seq > ? AND seq <= ? AND {where}"
+                    f"SELECT {ITEM_COLUMNS} FROM items WHERE seq > ? AND seq <= ? AND {where}"
                     " AND (SELECT 1 FROM leases l WHERE l.item_id = items.id AND l.labeler = ?"
                     "   AND (l.expires_at > ? OR l.run_id = ?) LIMIT 1) IS NULL"
                     " AND (SELECT 1 FROM predictions t WHERE t.item_id = items.id AND t.labeler = ?"
@@ -81,34 +75,7 @@ class LeaseStore(ItemStore):
             else:  # claims queue under BEGIN IMMEDIATE: every row read is free
                 db.executemany(upsert, [(row["id"], labeler, run_id, now + seconds, now) for row in rows])
                 won = {row["id"] for row in rows}
-        return [
-            (
-                row["seq"],
-                Item(
-                    row["id"],
-                    row["text"],
-                    json.loads(row["fields"]),
-                    row["content_hash"],
-                    row["source_file"],
-                    row["source_line"],
-                ),
-            )
-            for row in rows
-            if row["id"] in won
-        ]
-
-    @contextmanager
-    def _claiming(self) -> Iterator[sqlite3.Connection]:
-        if self.dialect == "postgresql":
-            self.db.execute("BEGIN")  # no project-wide write lock: claims pass each other by SKIP LOCKED
-        else:
-            begin_write(self.db)
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        return [(row["seq"], item_of_row(row)) for row in rows if row["id"] in won]
 
     def renew(self, run_id: int, seconds: float) -> int:
         """Extend every lease of ``run_id`` and record its heartbeat; how many leases it holds."""
