@@ -41,13 +41,18 @@ def test_three_workers_label_every_item_once_and_take_over_a_killed_ones_leases(
                    "--base-url", server.base_url, "--model", "sim", "--concurrency", "16", "--quiet",
                    "--lease-seconds", "4"]
         workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
+        stop_all = lambda: [w.kill() for w in workers if w.poll() is None]  # noqa: E731
         victim = workers[0]
         deadline = time.monotonic() + 120
-        while query(location, "SELECT count(*) FROM predictions")[0][0] < 4000:
-            assert time.monotonic() < deadline and all(w.poll() is None for w in workers)
-            time.sleep(0.2)
         with Project(project.root) as watching:  # what `labelloop status` shows
-            live = watching.status().workers
+            # under load one process may start seconds after the others: wait for all three, and for work done
+            while len(live := watching.status().workers) < 3 or (
+                query(location, "SELECT count(*) FROM predictions")[0][0] < 4000
+            ):
+                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                    stop_all()
+                    pytest.fail(f"workers: {[w.poll() for w in workers]}, live: {len(live)}")
+                time.sleep(0.2)
         assert len(live) == 3 and all(w["leases"] > 0 and w["host"] for w in live)
         [(victim_run,)] = query(location, "SELECT id FROM runs WHERE pid = ? AND status = 'running'", (victim.pid,))
         os.kill(victim.pid, signal.SIGKILL)
