@@ -45,9 +45,12 @@ def test_three_workers_label_every_item_once_and_take_over_a_killed_ones_leases(
         victim = workers[0]
         deadline = time.monotonic() + 120
         with Project(project.root) as watching:  # what `labelloop status` shows
-            # under load one process may start seconds after the others: wait for all three, and for work done
-            while len(live := watching.status().workers) < 3 or (
-                query(location, "SELECT count(*) FROM predictions")[0][0] < 4000
+            # under load one process may start seconds after the others, and a worker between two chunks holds
+            # nothing for a moment: wait for work done and a moment when all three hold leases
+            while (
+                len(live := watching.status().workers) < 3
+                or not all(w["leases"] > 0 for w in live)
+                or query(location, "SELECT count(*) FROM predictions")[0][0] < 4000
             ):
                 if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
                     stop_all()
