@@ -321,6 +321,7 @@ class SimServerProcess:
     max_seconds: float = 600.0
     model: str = "sim"
     fail_every: int = 0
+    answers: Sequence[str] = DEFAULT_ANSWERS
     startup_timeout_s: float = 15.0
     port: int = 0
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
@@ -339,7 +340,8 @@ class SimServerProcess:
     def start(self) -> None:
         command = [sys.executable, str(Path(__file__).resolve()), "--slots", str(self.slots),
                    "--latency-ms", str(self.latency_ms), "--max-seconds", str(self.max_seconds),
-                   "--model", self.model, "--fail-every", str(self.fail_every)]
+                   "--model", self.model, "--fail-every", str(self.fail_every),
+                   "--answers", json.dumps(list(self.answers))]
         if self.cpu is not None:
             command += ["--cpu", str(self.cpu)]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -7,16 +7,21 @@ answer is served from the cache only when all of them are cached too.
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from .backends.base import response_from_body
 from .confidence.extra_calls import extra_calls
 from .gate import Verdict, judge, with_confidence
 from .job import Job
-from .store import Item, Store
+from .store import Item, PredictionRecord
 
 
-def cached_verdict(store: Store, job: Job, item: Item, key: str, row: sqlite3.Row) -> Verdict | None:
+class _Cache(Protocol):
+    def cached_calls(self, cache_keys: Iterable[str]) -> Mapping[str, Any]: ...
+
+
+def cached_verdict(store: _Cache, job: Job, item: Item, key: str, row: Any) -> Verdict | None:
     """Judge the cached answer ``row`` (a call-log row of cache key ``key``), with its cached extra calls;
     None when one of those is not cached."""
     text = row["output_text"] or ""
@@ -31,3 +36,20 @@ def cached_verdict(store: Store, job: Job, item: Item, key: str, row: sqlite3.Ro
         return None
     confidence = extra.combine([r["output_text"] or "" for r in rows])
     return verdict if confidence is None else with_confidence(job.spec, verdict, confidence)
+
+
+def serve_cached(cache: _Cache, job: Job, chunk: list[Item]) -> tuple[list[PredictionRecord], list[tuple[Item, str]]]:
+    """The chunk's items answered from the cache (judged again), and the rest with their cache keys."""
+    keyed = [(item, job.cache_key(item)) for item in chunk]
+    cached = cache.cached_calls(key for _, key in keyed)
+    hits, uncached = [], []
+    for item, key in keyed:
+        row = cached.get(key)
+        verdict = None if row is None else cached_verdict(cache, job, item, key, row)
+        if row is None or verdict is None:
+            uncached.append((item, key))
+            continue
+        prediction = job.prediction(item, row["output_text"] or "", verdict)
+        prediction.cached_call_id = row["id"]
+        hits.append(prediction)
+    return hits, uncached

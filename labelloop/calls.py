@@ -6,7 +6,7 @@ succeeds or not. This wraps the backend seam (``Backend.complete``) once, for ev
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -18,16 +18,60 @@ from .store import CallRecord, Item, RunCounts
 MAX_RETRY_AFTER_S = 300.0
 
 
-class Caller:
-    """Makes a job's calls through ``backend``, counting attempts against ``max_calls`` and tokens in ``counts``."""
+class Allowance(Protocol):
+    """A budget shared with other processes (the Ray runner's workers): calls are taken from it in blocks."""
 
-    def __init__(self, backend: Backend, job: Job, counts: RunCounts, max_calls: int | None = None):
+    reason: str | None  # why it grants no more: "call budget of N reached" or "token budget of N reached"
+
+    def take(self, calls: int, tokens_spent: int) -> int:
+        """Up to ``calls`` more calls (0: the budget is spent), reporting the tokens spent since the last take."""
+        ...
+
+
+ALLOWANCE_BLOCK = 64  # calls taken from a shared budget at a time
+
+
+class Caller:
+    """Makes a job's calls through ``backend``, counting attempts against ``max_calls`` and tokens in ``counts``;
+    with an ``allowance``, the calls come from a budget shared with other workers, a block at a time."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        job: Job,
+        counts: RunCounts,
+        max_calls: int | None = None,
+        allowance: Allowance | None = None,
+    ):
         self.backend, self.job, self.counts, self.max_calls = backend, job, counts, max_calls
+        self.allowance = allowance
+        if allowance is not None:
+            self.max_calls = 0  # nothing until taken
         self.reserved = 0  # attempts started, successful or not
+        self._tokens_reported = 0
 
     @property
     def budget_spent(self) -> bool:
+        if self.max_calls is not None and self.reserved >= self.max_calls and self.allowance is not None:
+            self.max_calls += self.allowance.take(ALLOWANCE_BLOCK, self._unreported_tokens())
         return self.max_calls is not None and self.reserved >= self.max_calls
+
+    def _unreported_tokens(self) -> int:
+        tokens = self.counts.prompt_tokens + self.counts.completion_tokens
+        unreported, self._tokens_reported = tokens - self._tokens_reported, tokens
+        return unreported
+
+    def settle(self) -> None:
+        """Give a shared budget back the calls taken and not made, and report the tokens spent."""
+        if self.allowance is not None and self.max_calls is not None:
+            self.allowance.take(self.reserved - self.max_calls, self._unreported_tokens())  # a negative take
+            self.max_calls = self.reserved
+
+    @property
+    def spent_reason(self) -> str:
+        if self.allowance is not None and self.allowance.reason:
+            return self.allowance.reason
+        return f"call budget of {self.max_calls} reached"
 
     async def call(
         self, item: Item, cache_key: str, request: CompletionRequest, calls: list[CallRecord]
@@ -49,7 +93,7 @@ class Caller:
         self, item: Item, cache_key: str, request: CompletionRequest, calls: list[CallRecord], number: int
     ) -> CompletionResponse:
         if self.budget_spent:
-            raise BudgetExhausted(f"call budget of {self.max_calls} reached")
+            raise BudgetExhausted(self.spent_reason)
         self.reserved += 1
         started = time.perf_counter()
         record = CallRecord(

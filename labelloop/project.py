@@ -29,6 +29,7 @@ from .ingest import IngestResult, ingest_file
 from .ingest_sql import SqlIngestResult, ingest_sql
 from .job import LabelOptions
 from .labelstudio import ImportResult, SyncResult, import_export, sync
+from .lake import RayOptions, RayRunResult, label_on_ray
 from .plan import Plan, make_plan
 from .prepare import reveal
 from .relocate import Relocation, relocate
@@ -196,6 +197,22 @@ class Project:
     ) -> RunResult:
         """Label the pending items (see :func:`~labelloop.label`); ``overrides`` change model settings."""
         return label(self.store, self.spec, self.settings(**overrides), options=options, progress=progress, actor=actor)
+
+    def label_on_ray(
+        self,
+        ray: RayOptions | None = None,
+        options: LabelOptions | None = None,
+        progress: ProgressSink | None = None,
+        *,
+        actor: str | None = None,
+        **overrides: Any,
+    ) -> RayRunResult:
+        """Label with the Ray runner (:func:`~labelloop.lake.label_on_ray`; the ``ray`` extra): the pending items,
+        or with ``ray.inputs`` files that never enter the store (only their items to review are imported)."""
+        settings = self.settings(**overrides)
+        return label_on_ray(
+            self.store, self.spec, settings, options=options, ray_options=ray, progress=progress, actor=actor
+        )
 
     def status(self) -> StatusSummary:
         """Counts by status, errors, tokens and the recent runs."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._extras import require
 from .errors import InputError
@@ -54,9 +54,10 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     return _SUFFIXES[suffix]
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
-    """(line number, text or None when not UTF-8, error text) for each physical line."""
-    with path.open("rb") as handle:
+def _decoded_lines(path: Path, handle: BinaryIO | None = None) -> Iterator[tuple[int, str | None, str]]:
+    """(line number, text or None when not UTF-8, error text) for each physical line (of ``handle`` when given:
+    a stream opened elsewhere, e.g. on a remote file system, that ``path`` names)."""
+    with path.open("rb") if handle is None else handle as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -66,8 +67,8 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
                 yield number, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
 
 
-def _read_jsonl(path: Path) -> Iterator[Record]:
-    for number, text, problem in _decoded_lines(path):
+def _read_jsonl(path: Path, handle: BinaryIO | None = None) -> Iterator[Record]:
+    for number, text, problem in _decoded_lines(path, handle):
         if text is None:
             yield Record(number, None, "", InputError(str(path), number, problem))
             continue
@@ -179,15 +180,20 @@ def _read_parquet(path: Path) -> Iterator[Record]:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise InputError(str(path), None, f"not a readable Parquet file ({exc})") from None
-    row = 0
+    yield from parquet_records(str(path), lambda: parquet.iter_batches(batch_size=BATCH))
+
+
+def parquet_records(name: str, batches: Callable[[], Iterable[Any]], row: int = 0) -> Iterator[Record]:
+    """The records of Arrow record batches read from the Parquet file ``name`` (``batches`` starts the
+    reading), numbered on from ``row``; an unreadable part raises naming file and row."""
     try:
-        for batch in parquet.iter_batches(batch_size=BATCH):
+        for batch in batches():
             for data in batch.to_pylist():
                 row += 1
                 raw = json.dumps(data, ensure_ascii=False, default=str)  # dates, decimals: as text
                 yield Record(row, json.loads(raw), raw)
     except (OSError, ValueError) as exc:  # a corrupt page, invalid UTF-8 in a string column (pyarrow)
-        raise InputError(str(path), row + 1, f"unreadable Parquet data ({exc})") from None
+        raise InputError(name, row + 1, f"unreadable Parquet data ({' '.join(str(exc).split())})") from None
 
 
 _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet}
@@ -196,3 +202,8 @@ _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_tsv, "parquet":
 def read_records(path: Path, fmt: str | None = None) -> Iterator[Record]:
     """The records of a JSONL, CSV/TSV or Parquet file, each with its line (bad ones carry ``error``)."""
     return _READERS[detect_format(path, fmt)](path)
+
+
+def read_jsonl_stream(name: str, handle: BinaryIO) -> Iterator[Record]:
+    """The records of a JSONL stream opened elsewhere (a remote file system), ``name`` naming it in errors."""
+    return _read_jsonl(Path(name), handle)

@@ -8,13 +8,13 @@ bounded, so pending items stream from the store in chunks and a million items ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from .backends import Backend, CompletionRequest, CompletionResponse
-from .cache import cached_verdict
-from .calls import Caller
+from .cache import serve_cached
+from .calls import Allowance, Caller
 from .confidence.extra_calls import ExtraCalls, extra_calls
 from .errors import BackendError, BudgetExhausted, InputError
 from .gate import Verdict, judge, with_confidence
@@ -33,12 +33,31 @@ class ProgressSink(Protocol):
     def stop(self) -> None: ...
 
 
+class CallCache(Protocol):
+    """Where cached answers come from: the store's call log, or (on a Ray worker) a shard's journal."""
+
+    def cached_calls(self, cache_keys: Iterable[str]) -> Mapping[str, Any]: ...
+
+
+class ResultWriter(Protocol):
+    """Where judged results go, a batch at a time: the store, or (on a Ray worker) Parquet shards."""
+
+    def save_predictions(
+        self, run_id: int, predictions: Sequence[PredictionRecord], counts: RunCounts | None = None
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Runner:
     """A producer serves cached answers and queues the rest; a pool of workers calls the backend; one
-    writer commits each batch of results in one transaction."""
+    writer commits each batch of results in one transaction.
 
-    store: Store
+    ``store`` is both the cache and (through a connection of the writer's own) where results go; the Ray
+    runner passes ``cache`` and ``open_writer`` instead and no store."""
+
+    store: Store | None
     job: Job
     backend: Backend
     options: LabelOptions
@@ -47,11 +66,21 @@ class Runner:
     counts: RunCounts = field(default_factory=RunCounts)
     unparsable: int = 0
     stop_reason: str | None = None
+    cache: CallCache | None = None
+    open_writer: Callable[[], ResultWriter] | None = None
+    allowance: Allowance | None = None  # a budget shared with other workers (the Ray runner's)
+
+    def __post_init__(self) -> None:
+        if self.cache is None:
+            self.cache = self.store
+        if self.open_writer is None:
+            assert self.store is not None, "a runner without a store is given its writer"
+            self.open_writer = self.store.reopen
 
     async def run(self, items: Iterator[Item]) -> None:
         self._results: asyncio.Queue[PredictionRecord | None] = asyncio.Queue()
         if not hasattr(self, "_caller"):  # one call budget across the passes of a run
-            self._caller = Caller(self.backend, self.job, self.counts, self.options.max_calls)
+            self._caller = Caller(self.backend, self.job, self.counts, self.options.max_calls, self.allowance)
         work: asyncio.Queue[tuple[Item, str] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         writer = asyncio.create_task(self._write_results())
         tasks = [
@@ -66,6 +95,11 @@ class Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._results.put(None)
             await writer
+
+    def settle(self) -> None:
+        """The run is over: a shared budget gets back the calls taken and not made."""
+        if hasattr(self, "_caller"):
+            self._caller.settle()
 
     async def _produce(self, items: Iterator[Item], work: asyncio.Queue[tuple[Item, str] | None]) -> None:
         for item_and_key in self._uncached(items):
@@ -87,20 +121,12 @@ class Runner:
             yield from self._serve_from_cache(chunk)
 
     def _serve_from_cache(self, chunk: list[Item]) -> list[tuple[Item, str]]:
-        keyed = [(item, self.job.cache_key(item)) for item in chunk]
         if not self.options.use_cache:
-            return keyed
-        cached = self.store.cached_calls(key for _, key in keyed)
-        uncached = []
-        for item, key in keyed:
-            row = cached.get(key)
-            verdict = None if row is None else cached_verdict(self.store, self.job, item, key, row)
-            if row is None or verdict is None:
-                uncached.append((item, key))
-                continue
-            prediction = self.job.prediction(item, row["output_text"] or "", verdict)
-            prediction.cached_call_id = row["id"]
-            self.counts.cache_hits += 1
+            return [(item, self.job.cache_key(item)) for item in chunk]
+        assert self.cache is not None, "set in __post_init__"
+        hits, uncached = serve_cached(self.cache, self.job, chunk)
+        self.counts.cache_hits += len(hits)
+        for prediction in hits:
             self._results.put_nowait(prediction)
         return uncached
 
@@ -111,7 +137,7 @@ class Runner:
 
     def _budget_reached(self) -> bool:
         if self._caller.budget_spent:
-            self.stop_reason = f"call budget of {self.options.max_calls} reached"
+            self.stop_reason = self._caller.spent_reason
         tokens = self.counts.prompt_tokens + self.counts.completion_tokens
         if self.options.max_tokens is not None and tokens >= self.options.max_tokens:
             self.stop_reason = f"token budget of {self.options.max_tokens} reached"
@@ -179,13 +205,14 @@ class Runner:
         """Commit whatever results have arrived, one transaction per batch, in a thread with a connection of
         its own: the event loop keeps calling the model while the database works (a round trip to PostgreSQL
         would otherwise stop every request in flight)."""
-        writer = await asyncio.to_thread(self.store.reopen)
+        assert self.open_writer is not None, "set in __post_init__"
+        writer = await asyncio.to_thread(self.open_writer)
         try:
             await self._write_batches(writer)
         finally:
             writer.close()
 
-    async def _write_batches(self, writer: Store) -> None:
+    async def _write_batches(self, writer: ResultWriter) -> None:
         done = False
         while not done:
             batch = [await self._results.get()]

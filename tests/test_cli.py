@@ -242,3 +242,16 @@ def test_pii_show_and_reveal_through_the_cli(tmp_path, monkeypatch):
     wrong = invoke("pii", "reveal", "m1", "--project", root)
     assert wrong.exit_code == 1 and "not this project's passphrase" in wrong.output
     assert len(wrong.output.strip().splitlines()) == 1
+
+
+def test_ray_runner_options_need_the_ray_runner(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert invoke("init", "proj", "--template", "sentiment").exit_code == 0
+    monkeypatch.chdir(tmp_path / "proj")
+    def said(result) -> str:  # the error box's text, unwrapped
+        return " ".join(result.output.replace("│", " ").split())
+
+    result = invoke("label", "--input", "items.parquet", "--output", "out")
+    assert result.exit_code == 2 and "need --runner ray" in said(result)
+    result = invoke("label", "--runner", "spark")
+    assert result.exit_code == 2 and "local or ray" in said(result)

@@ -9,7 +9,7 @@ import textwrap
 
 EXTRAS_ONLY = ["numpy", "pandas", "scipy", "sklearn", "statsmodels", "krippendorff", "crowdkit", "matplotlib",
                "torch", "sentence_transformers", "datasketch", "joblib", "fastapi", "llama_cpp", "pyarrow",
-               "datasets", "spacy", "seqeval", "phonenumbers", "cryptography", "opencc"]
+               "datasets", "spacy", "seqeval", "phonenumbers", "cryptography", "opencc", "ray"]
 
 SCRIPT = textwrap.dedent(f"""
     import sys, json, importlib.abc
@@ -40,6 +40,9 @@ SCRIPT = textwrap.dedent(f"""
         project.web_app()
     except LabelloopError as exc:
         print("web_app:", exc)
+    result = CliRunner().invoke(app, ["label", "--runner", "ray", "--input", str(root / "items.jsonl"),
+                                      "--output", str(root / "out"), "--project", str(root / "p")])
+    print("ray exit", result.exit_code, result.output.strip())
     spec = root / "p" / "labelloop.yaml"
     spec.write_text(spec.read_text() + "learn: {{fewshot: 2}}\\n")
     result = CliRunner().invoke(app, ["label", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
@@ -63,4 +66,6 @@ def test_answers_aggregate_and_export_without_any_extra(tmp_path):
                                      " 'labelloop[web]'")
     assert lines["web_app:"].startswith("web_app: the review web app needs the web extra")
     assert lines["fewshot"].startswith("fewshot exit 1 error: learn.fewshot") and embed_hint in lines["fewshot"]
+    assert lines["ray"].startswith("ray exit 1 error: the Ray runner (--runner ray) needs the ray extra:"
+                                   " pip install 'labelloop[ray]'")
     assert "Traceback" not in result.stdout + result.stderr

@@ -25,6 +25,7 @@ from ..demo import DemoResult
 from ..engine import RunResult
 from ..export import ExportResult
 from ..ingest import IngestResult
+from ..lake import RayRunResult
 from ..plan import Plan
 from ..status import StatusSummary
 
@@ -100,6 +101,22 @@ def print_run(result: RunResult) -> None:
         console.print(f"{result.settled_by_small} items settled by the small model: no LLM call for them")
     if result.inherited:
         console.print(f"{result.inherited} duplicates took their group representative's answer: no LLM call for them")
+
+
+def print_ray_run(result: RayRunResult) -> None:
+    c = result.counts
+    routes = ", ".join(f"{count:,} {route}" for route, count in sorted(result.routes.items())) or "nothing labeled"
+    console.print(
+        f"run {result.run_id} {result.status} on Ray ({result.mode} mode): {c.items_done + c.items_failed:,} items"
+        f" ({routes}), {c.calls:,} calls, {c.cache_hits:,} from cache, {result.items_per_s:.1f} items/s;"
+        f" {result.units - result.units_skipped} of {result.units} units labeled"
+        + (f", {result.units_skipped} already written" if result.units_skipped else "")
+        + (f" — stopped: {result.stop_reason}" if result.stop_reason else "")
+    )
+    if result.mode == "lake":
+        console.print(f"shards in {result.output}; {result.imported:,} items to review imported into the project")
+    if result.filtered:
+        console.print("left out by cleaning: " + ", ".join(f"{n:,} {why}" for why, n in result.filtered.items()))
 
 
 def print_plan(plan: Plan) -> None:

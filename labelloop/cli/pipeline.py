@@ -11,6 +11,7 @@ import typer
 
 from ..demo import run_demo
 from ..job import LabelOptions
+from ..lake import RayOptions
 from ..project import Project
 from ..spec import template_names
 from . import _print as out
@@ -167,12 +168,36 @@ def label(
     lease_seconds: Annotated[
         float, typer.Option(help="Seconds a claimed item stays this worker's without a renewal (several workers)")
     ] = 60.0,
+    runner: Annotated[str, typer.Option(help="local (this process), or ray (a Ray cluster; [ray] extra)")] = "local",
+    ray_address: Annotated[
+        Optional[str], typer.Option(help="With --runner ray: auto, ray://host:10001, or none for a local Ray")
+    ] = None,
+    input: Annotated[
+        Optional[list[str]],
+        typer.Option(help="With --runner ray: Parquet/JSONL files, globs or URLs to label without ingesting them"),
+    ] = None,
+    output: Annotated[
+        Optional[str], typer.Option(help="With --input: the directory of prediction and call shards")
+    ] = None,
+    ray_workers: Annotated[Optional[int], typer.Option(help="With --runner ray: actors (default: the CPUs)")] = None,
+    shard_rows: Annotated[int, typer.Option(help="With --runner ray: items per unit of work and shard")] = 5000,
     quiet: QuietOpt = False,
     actor: ActorOpt = None,
     project: ProjectOpt = None,
 ) -> None:
     """Label the pending items with the model (resumes after a crash; cached answers cost nothing). Start it in
-    several processes, here or on other machines sharing the database, and they share the items."""
+    several processes, here or on other machines sharing the database, and they share the items. With
+    --runner ray the work runs on a Ray cluster; with --input, files are labeled there without entering the
+    store, and only the items routed to review are imported."""
+    if runner not in ("local", "ray"):
+        raise typer.BadParameter("local or ray", param_hint="--runner")
+    if runner == "local" and (input or output or ray_address or ray_workers):
+        raise typer.BadParameter("--input, --output, --ray-address and --ray-workers need --runner ray")
+    ray = (
+        RayOptions(ray_address, list(input or []), output, ray_workers, shard_rows=shard_rows)
+        if runner == "ray"
+        else None
+    )
     options = LabelOptions(
         lease_seconds=lease_seconds,
         labeler=labeler,
@@ -184,10 +209,7 @@ def label(
         use_cache=not no_cache,
     )
     with open_project(project) as proj:
-        result = proj.label(
-            options,
-            progress=None if quiet else out.RichProgress(),
-            actor=actor,
+        overrides = dict(
             backend=backend,
             **servers(base_url),
             model=model,
@@ -197,7 +219,11 @@ def label(
             timeout=timeout,
             retries=retries,
         )
-        out.print_run(result)
+        bar = None if quiet else out.RichProgress()
+        if ray is not None:
+            out.print_ray_run(proj.label_on_ray(ray, options, progress=bar, actor=actor, **overrides))
+        else:
+            out.print_run(proj.label(options, progress=bar, actor=actor, **overrides))
 
 
 @commands.command()

@@ -89,6 +89,14 @@ class Store(
         """A second connection to the same database (for a thread of its own: the engine's writer)."""
         return Store.open(self.db.url if self.dialect == "postgresql" else Path(self.path))  # type: ignore[attr-defined]
 
+    def import_labeled(self, run_id: int, items: list[Item], predictions: list[PredictionRecord]) -> int:
+        """Add items labeled elsewhere (by the Ray runner) with their predictions and calls, in one transaction;
+        how many items were new."""
+        with self.transaction() as db:
+            added, _ = self.add_items(items)
+            self._save_in(db, run_id, predictions, None)
+        return added
+
     def refresh_statistics(self) -> None:
         """After a bulk change (an ingest, a labeling run): PostgreSQL's planner statistics brought up to date
         now rather than when autovacuum gets to it (plans made for empty tables read every row one by one)."""

@@ -126,24 +126,30 @@ class RunStore(ItemStore):
     ) -> None:
         """Write predictions with their calls in one transaction; each becomes the current one. The rows go
         as a few batched statements (one round trip each on PostgreSQL), the calls' ids drawn up front."""
-        now = utc_now()
         with self.transaction() as db:
-            for wave in _waves(predictions):
-                self._save_wave(db, run_id, wave, now)
-            if counts is not None:
-                db.execute(
-                    "UPDATE runs SET items_done = ?, items_failed = ?, calls = ?, cache_hits = ?,"
-                    " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
-                    (
-                        counts.items_done,
-                        counts.items_failed,
-                        counts.calls,
-                        counts.cache_hits,
-                        counts.prompt_tokens,
-                        counts.completion_tokens,
-                        run_id,
-                    ),
-                )
+            self._save_in(db, run_id, predictions, counts)
+
+    def _save_in(
+        self, db: sqlite3.Connection, run_id: int, predictions: Sequence[PredictionRecord], counts: RunCounts | None
+    ) -> None:
+        """:meth:`save_predictions` inside the caller's transaction."""
+        now = utc_now()
+        for wave in _waves(predictions):
+            self._save_wave(db, run_id, wave, now)
+        if counts is not None:
+            db.execute(
+                "UPDATE runs SET items_done = ?, items_failed = ?, calls = ?, cache_hits = ?,"
+                " prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+                (
+                    counts.items_done,
+                    counts.items_failed,
+                    counts.calls,
+                    counts.cache_hits,
+                    counts.prompt_tokens,
+                    counts.completion_tokens,
+                    run_id,
+                ),
+            )
 
     def _save_wave(self, db: sqlite3.Connection, run_id: int, wave: list[PredictionRecord], now: str) -> None:
         ids = iter(self._new_call_ids(db, sum(len(pred.calls) for pred in wave)))
