@@ -138,6 +138,14 @@ def accept_valid_answers(project: Project) -> None:
     project.spec_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
 
+def accepting_project(root: Path) -> Project:
+    """A sentiment project that accepts valid answers (the simulated server gives no logprobs), opened."""
+    project = Project.init(root, "sentiment")
+    accept_valid_answers(project)
+    project.close()
+    return Project(root)
+
+
 def test_lake_mode_labels_every_item_once_when_the_driver_is_killed_and_the_job_rerun(tmp_path, ray_cluster):
     count = 20_000
     source = write_parquet(tmp_path / "tickets.parquet",
@@ -222,10 +230,7 @@ def test_bad_input_stops_with_one_line_naming_file_and_field_and_writes_no_shard
 
 
 def test_a_call_budget_is_shared_by_the_workers_and_the_rerun_pays_no_call_twice(tmp_path, ray_cluster):
-    project = Project.init(tmp_path / "p", "sentiment")
-    accept_valid_answers(project)
-    project.close()
-    project = Project(tmp_path / "p")
+    project = accepting_project(tmp_path / "p")
     source = write_parquet(tmp_path / "in.parquet", [{"text": t} for t in texts(1000)], row_group_size=1000)
     options = RayOptions(inputs=[str(source)], output=str(tmp_path / "out"), shard_rows=100)
     with SimServerProcess(slots=32, latency_ms=5) as server:
@@ -275,10 +280,7 @@ def test_store_mode_shares_a_postgresql_project_with_a_local_worker(tmp_path, ra
 
 
 def test_units_with_failed_calls_are_labeled_again_and_only_the_failures_cost_calls(tmp_path, ray_cluster):
-    project = Project.init(tmp_path / "p", "sentiment")
-    accept_valid_answers(project)
-    project.close()
-    project = Project(tmp_path / "p")
+    project = accepting_project(tmp_path / "p")
     source = write_parquet(tmp_path / "in.parquet", [{"text": t} for t in texts(300)], row_group_size=300)
     options = RayOptions(inputs=[str(source)], output=str(tmp_path / "out"), shard_rows=100)
     with SimServerProcess(slots=16, latency_ms=2, fail_every=2) as failing:
