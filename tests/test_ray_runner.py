@@ -183,8 +183,9 @@ def test_lake_mode_labels_every_item_once_when_the_driver_is_killed_and_the_job_
     answered = [c for c in calls if c["error"] is None]
     assert len(answered) == len({(c["item_id"], c["cache_key"]) for c in answered}), "one answered call per key"
     assert {c["item_id"] for c in answered} == {r["id"] for r in rows}
-    # the server answered each call once, but for those in flight when the driver died (32 at most, per actor)
-    assert 0 <= served["completions"] - len(answered) <= 2 * 32
+    # the server answered each call once, but for those in flight when the driver died (16 per actor) and those
+    # answered but not yet in a journal (the writer appends each batch as it arrives)
+    assert 0 <= served["completions"] - len(answered) <= 2 * 16 + 200
     assert not list((out / "_tmp").iterdir()) and not list((out / "_journal").iterdir())
     with Project(project.root) as after:
         review = {r["id"] for r in rows if r["route"] == "needs_review"}
