@@ -332,6 +332,30 @@ class Project:
         """Calibrate ``labeler`` on the gold items: ECE before and after, the guaranteed threshold."""
         return _learn().calibrate(self.store, self.spec, labeler, plot)
 
+    def compare(
+        self,
+        gold: str | Path,
+        variants: list[str],
+        *,
+        html: str | Path | None = None,
+        seed: int = 0,
+        progress: ProgressSink | None = None,
+        actor: str | None = None,
+        **model_overrides: Any,
+    ) -> Any:
+        """Label ``gold`` with each variant (``current``, a spec file, or ``NAME:key=value,…``) and test each
+        pair (see :mod:`labelloop.compare`; needs the ``agree`` extra); returns a ``Comparison``, also written
+        as a page to ``html`` when given. ``model_overrides`` apply to every variant but what it sets itself."""
+        run = require("labelloop.compare.run", "agree", "compare")
+        from .compare.variants import parse_variants
+
+        spec_text = self.spec_path.read_text(encoding="utf-8")
+        chosen = parse_variants(variants, spec_text, str(self.spec_path), model_overrides)
+        comparison = run.compare(self.store, self.root, gold, chosen, seed=seed, progress=progress, actor=actor)
+        if html is not None:
+            require("labelloop.compare.page", "agree", "compare").write_page(comparison, html)
+        return comparison
+
     def simulate(self, gold: str | Path, **options: Any) -> Replay:
         """Replay the loop on a gold file with this project's task
         (see :func:`labelloop.learn.replay.run_simulation`)."""

@@ -119,6 +119,7 @@ class FaultServer:
     def __init__(self, default: str = "ok", content: str = '{"label": "positive"}', port: int = 0):
         self.default, self.content = default, content
         self.logprobs: list[dict] | None = None  # token logprobs to attach to every answer
+        self.respond = None  # a function of the request body giving the content of an ``ok`` answer
         self.script: dict[int, str] = {}
         self.requests: list[dict] = []
         self.arrivals: list[float] = []
@@ -162,7 +163,7 @@ class FaultServer:
                 self._send(200, json.dumps({"object": "list", "data": [{"id": "fault"}]}).encode())
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 action = server._next_action(body)
                 try:
                     self._act(action)
@@ -172,7 +173,8 @@ class FaultServer:
             def _act(self, action: str) -> None:
                 kind, _, arg = action.partition(":")
                 if kind == "ok":
-                    self._send(200, server.completion(arg or server.content))
+                    content = arg or (server.respond(self.body) if server.respond else server.content)
+                    self._send(200, server.completion(content))
                 elif kind == "slow":
                     time.sleep(float(arg))
                     self._send(200, server.completion(server.content))

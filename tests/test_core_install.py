@@ -43,6 +43,9 @@ SCRIPT = textwrap.dedent(f"""
     result = CliRunner().invoke(app, ["label", "--runner", "ray", "--input", str(root / "items.jsonl"),
                                       "--output", str(root / "out"), "--project", str(root / "p")])
     print("ray exit", result.exit_code, result.output.strip())
+    result = CliRunner().invoke(app, ["compare", "current", "strict:review.threshold=0.9", "--gold",
+                                      str(root / "items.jsonl"), "--project", str(root / "p")])
+    print("compare exit", result.exit_code, result.output.strip())
     spec = root / "p" / "labelloop.yaml"
     spec.write_text(spec.read_text() + "learn: {{fewshot: 2}}\\n")
     result = CliRunner().invoke(app, ["label", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
@@ -68,4 +71,6 @@ def test_answers_aggregate_and_export_without_any_extra(tmp_path):
     assert lines["fewshot"].startswith("fewshot exit 1 error: learn.fewshot") and embed_hint in lines["fewshot"]
     assert lines["ray"].startswith("ray exit 1 error: the Ray runner (--runner ray) needs the ray extra:"
                                    " pip install 'labelloop[ray]'")
+    assert lines["compare"].startswith("compare exit 1 error: compare needs the agree extra:"
+                                       " pip install 'labelloop[agree]'")
     assert "Traceback" not in result.stdout + result.stderr

@@ -249,6 +249,15 @@ class RunStore(ItemStore):
             (labeler,),
         ).fetchall()
 
+    def answering_calls(self, labeler: str) -> list[sqlite3.Row]:
+        """The call behind each current prediction of ``labeler`` (a cached answer's original call): what an
+        answer costs, whenever it was made."""
+        return self.db.execute(
+            "SELECT c.latency_ms, c.prompt_tokens, c.completion_tokens FROM predictions p"
+            " JOIN llm_calls c ON c.id = p.call_id WHERE p.is_current = 1 AND p.labeler = ?",
+            (labeler,),
+        ).fetchall()
+
     # -- reporting -------------------------------------------------------------------------
 
     def prompt(self, version: str) -> sqlite3.Row | None:

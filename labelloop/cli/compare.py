@@ -1,0 +1,42 @@
+"""``labelloop compare``: variants of the task on gold items, with paired tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import _print_compare as out
+from ._common import BackendOpt, BaseUrlOpt, JsonOpt, ModelOpt, ProjectOpt, QuietOpt, open_project, servers
+
+commands = typer.Typer()
+
+
+@commands.command()
+def compare(
+    variants: Annotated[
+        list[str],
+        typer.Argument(help="Two or more: current, a spec file (.yaml), or NAME:key=value,… (dotted spec keys)"),
+    ],
+    gold: Annotated[Path, typer.Option(help="JSONL/CSV/Parquet: id, text and the right answer's fields")],
+    html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as an HTML page")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap")] = 0,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Label the gold items with each variant (cached answers cost nothing; a new rule or threshold only
+    re-judges), score them, and say for each pair whether the difference is real."""
+    with open_project(project) as proj:
+        comparison = proj.compare(
+            gold, variants, html=html, seed=seed, progress=None if quiet or as_json else out.progress(),
+            backend=backend, model=model, **servers(base_url),
+        )  # fmt: skip
+    if as_json:
+        out.print_json(comparison.to_dict())
+    else:
+        out.print_comparison(comparison, html)
