@@ -104,6 +104,8 @@ def test_bad_variants_fail_naming_the_variant_and_key(scripted):
         project.compare(gold, ["current", "bad:review.threshold=7"])
     with pytest.raises(SpecError, match="share a name"):
         project.compare(gold, ["current", "current"])
+    with pytest.raises(SpecError, match="another shape"):
+        project.compare(gold, ["current", "fewer:labels=[positive, negative]"])
 
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"

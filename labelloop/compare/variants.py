@@ -41,6 +41,10 @@ def parse_variants(
     names = [v.name for v in variants]
     if len(set(names)) < len(names):
         raise SpecError("compare", None, "variants", f"two variants share a name: {', '.join(names)}")
+    schema = parse_spec(spec_text, spec_path).output_schema()
+    for variant in variants:
+        if variant.spec.output_schema() != schema:
+            raise SpecError("compare", None, variant.name, "answers in another shape than the project's task")
     return variants
 
 
