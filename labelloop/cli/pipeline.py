@@ -170,7 +170,7 @@ def label(
     ] = 60.0,
     runner: Annotated[str, typer.Option(help="local (this process), or ray (a Ray cluster; [ray] extra)")] = "local",
     ray_address: Annotated[
-        Optional[str], typer.Option(help="With --runner ray: auto, ray://host:10001, or none for a local Ray")
+        Optional[str], typer.Option(help="With --runner ray: auto or HOST:PORT of a cluster, or none for a local Ray")
     ] = None,
     input: Annotated[
         Optional[list[str]],

@@ -46,7 +46,7 @@ class RayOptions:
     """Where and how the Ray runner runs. ``inputs`` (paths, globs, URLs) selects lake mode; ``output`` is then
     the shard directory (in store mode: the work directory, a temporary one by default)."""
 
-    address: str | None = None  # None: a local Ray started for this run; "auto"; "ray://host:10001"
+    address: str | None = None  # None: a local Ray started for this run; "auto" or "HOST:PORT" of a cluster
     inputs: list[str] = field(default_factory=list)
     output: str | None = None
     workers: int | None = None  # actors in the pool (default: the cluster's CPUs)
