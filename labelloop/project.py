@@ -10,6 +10,7 @@ Long on purpose: the library's one facade, a short forwarding method per command
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from .aggregate import AggregateResult, aggregate
 from .annotations import AnnotationImport, ingest_annotations
 from .dedup import DuplicateReport, group_and_propose
 from .engine import ProgressSink, RunResult, label
-from .errors import ProjectError
+from .errors import MissingExtra, ProjectError
 from .export import ExportResult, export
 from .ingest import IngestResult, ingest_file
 from .ingest_sql import SqlIngestResult, ingest_sql
@@ -215,8 +216,19 @@ class Project:
         )
 
     def status(self) -> StatusSummary:
-        """Counts by status, errors, tokens and the recent runs."""
-        return status_summary(self.store)
+        """Counts by status, errors, tokens and the recent runs; with a ``monitor:`` block in the spec (and the
+        ``agree`` extra), the latest batch's drift alarms (:meth:`monitor`)."""
+        summary = status_summary(self.store)
+        if "monitor" in self.spec.model_fields_set:  # the alarm reads every item: only when asked for
+            with contextlib.suppress(MissingExtra):  # the core install has no scipy: no drift alarm then
+                summary.drift = self.monitor().latest_alarms
+        return summary
+
+    def monitor(self, labeler: str = labelers.LLM) -> Any:
+        """The drift alarm: each batch of items against the first ones (``monitor:`` in the spec; needs the
+        ``agree`` extra); a ``DriftReport``."""
+        batches = require("labelloop.monitor.batches", "agree", "the drift alarm (monitor)")
+        return batches.drift_report(self.store, self.spec, labeler)
 
     def logs(self, count: int = 10, *, full: bool = False) -> list[dict[str, Any]]:
         """The most recent model calls, newest first; ``full`` adds request and raw response."""

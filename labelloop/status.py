@@ -23,6 +23,7 @@ class StatusSummary:
     runs: list[dict[str, Any]] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)  # labeling processes alive now, with their leases
     database: str = ""  # where the store lives (a SQLite file, or a PostgreSQL URL without its password)
+    drift: list[str] = field(default_factory=list)  # the latest batch's drift alarms (labelloop.monitor)
 
 
 def status_summary(store: Store, runs: int = 5) -> StatusSummary:

@@ -190,6 +190,8 @@ def print_status(summary: StatusSummary) -> None:
                 f"{worker['items_done']:,}", f"{worker['calls']:,}", rate, f"{worker['leases']:,}",
             )  # fmt: skip
         console.print(workers)
+    for alarm in summary.drift:
+        console.print(f"[bold red]drift:[/bold red] {escape(alarm)}")
 
 
 def print_routes(summary: StatusSummary) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ._print import RichProgress, console, print_json
 
-__all__ = ["print_comparison", "print_json", "progress"]
+__all__ = ["print_comparison", "print_drift", "print_json", "progress"]
 
 
 def progress() -> RichProgress:
@@ -41,3 +41,20 @@ def print_comparison(comparison: Any, html: Path | None) -> None:
         console.print(f"[{style}]{escape(verdict.sentence())}[/{style}]")
     if html is not None:
         console.print(f"page: {html}")
+
+
+def print_drift(report: Any) -> None:
+    from ..monitor.batches import describe
+
+    table = Table(title="drift: each batch against the reference")
+    for column in ("batch", "items", "labels", "confidence", "review rate", "disagreement", "length", "unknown"):
+        table.add_column(column, justify="left" if column == "batch" else "right")
+    for batch in report.batches:
+        cells = [("[red]" if s.alarm else "") + _num(s.value, "{:+.3f}") for s in batch.statistics]
+        table.add_row(escape(batch.name), f"{batch.items:,}", *(cells or ["reference"] + [""] * 5))
+    console.print(table)
+    for alarm in report.latest_alarms:
+        console.print(f"[bold red]drift:[/bold red] {escape(alarm)}")
+    for batch in report.batches[:-1]:
+        for statistic in batch.alarms:
+            console.print(f"[dim]earlier: {escape(batch.name)}: {escape(describe(statistic))}[/dim]")

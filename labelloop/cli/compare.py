@@ -1,4 +1,5 @@
-"""``labelloop compare``: variants of the task on gold items, with paired tests."""
+"""``labelloop compare`` (variants of the task on gold items, with paired tests) and ``labelloop monitor``
+(the drift alarm)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,22 @@ def compare(
         out.print_json(comparison.to_dict())
     else:
         out.print_comparison(comparison, html)
+
+
+@commands.command()
+def monitor(
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="Exit 1 when the latest batch raises an alarm (cron, CI)")
+    ] = False,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """The drift alarm: each batch of items (an ingested file, or a monitor.window of time) against the first."""
+    with open_project(project) as proj:
+        report = proj.monitor()
+    if as_json:
+        out.print_json(report.to_dict())
+    else:
+        out.print_drift(report)
+    if fail_on_drift and report.latest_alarms:
+        raise typer.Exit(1)

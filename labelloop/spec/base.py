@@ -17,6 +17,7 @@ from .settings import (
     InputSettings,
     LearnSettings,
     ModelSettings,
+    MonitorSettings,
     PiiSettings,
     PromptSettings,
     ReviewSettings,
@@ -49,6 +50,7 @@ class TaskSpec(_Strict):
     clean: CleanSettings | None = None
     pii: PiiSettings | None = None
     dedup: DedupSettings = DedupSettings()
+    monitor: MonitorSettings = MonitorSettings()
     prompt: PromptSettings = PromptSettings()
     model: ModelSettings = ModelSettings()
     input: InputSettings = InputSettings()

@@ -284,6 +284,21 @@ class DedupSettings(_Strict):
     label_one: bool = Field(True, description="send one member per group to the model; the others inherit")
 
 
+class MonitorSettings(_Strict):
+    """The drift alarm: each batch of items against the first ones (see labelloop.monitor)."""
+
+    window: str | None = Field(
+        None, pattern=r"^[1-9][0-9]*[hdw]$", description="batches by ingest time (6h, 1d, 1w); unset: by ingested file"
+    )
+    reference_batches: int = Field(1, ge=1, description="the first batches, taken together as the reference")
+    p_value: float = Field(0.01, gt=0.0, lt=1.0, description="each test's significance level")
+    psi: float = Field(0.2, gt=0.0, description="population stability index of the labels that alarms")
+    ks_distance: float = Field(0.15, gt=0.0, le=1.0, description="Kolmogorov–Smirnov D that alarms")
+    rate_change: float = Field(0.10, gt=0.0, le=1.0, description="change of the review or disagreement rate")
+    unknown_change: float = Field(0.02, gt=0.0, le=1.0, description="change of the unknown-character rate")
+    min_items: int = Field(30, ge=1, description="a smaller batch raises no alarm")
+
+
 class Example(_Strict):
     input: str = Field(min_length=1)
     output: Any
