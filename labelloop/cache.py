@@ -17,11 +17,13 @@ from .job import Job
 from .store import Item, PredictionRecord
 
 
-class _Cache(Protocol):
+class CallCache(Protocol):
+    """Where cached answers come from: the store's call log, or (on a Ray worker) a unit's journal."""
+
     def cached_calls(self, cache_keys: Iterable[str]) -> Mapping[str, Any]: ...
 
 
-def cached_verdict(store: _Cache, job: Job, item: Item, key: str, row: Any) -> Verdict | None:
+def cached_verdict(store: CallCache, job: Job, item: Item, key: str, row: Any) -> Verdict | None:
     """Judge the cached answer ``row`` (a call-log row of cache key ``key``), with its cached extra calls;
     None when one of those is not cached."""
     text = row["output_text"] or ""
@@ -38,7 +40,9 @@ def cached_verdict(store: _Cache, job: Job, item: Item, key: str, row: Any) -> V
     return verdict if confidence is None else with_confidence(job.spec, verdict, confidence)
 
 
-def serve_cached(cache: _Cache, job: Job, chunk: list[Item]) -> tuple[list[PredictionRecord], list[tuple[Item, str]]]:
+def serve_cached(
+    cache: CallCache, job: Job, chunk: list[Item]
+) -> tuple[list[PredictionRecord], list[tuple[Item, str]]]:
     """The chunk's items answered from the cache (judged again), and the rest with their cache keys."""
     keyed = [(item, job.cache_key(item)) for item in chunk]
     cached = cache.cached_calls(key for _, key in keyed)

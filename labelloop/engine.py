@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass
 
@@ -131,16 +130,7 @@ async def _label_pending(
 async def _run(
     store: Store, job: Job, planned: int, backend: Backend, options: LabelOptions, progress: ProgressSink | None
 ) -> RunResult:
-    run_id = store.start_run(
-        labeler=job.labeler,
-        backend=backend.name,
-        model=job.model_id,
-        params=job.settings.decoding_params(),
-        prompt_version=job.prompt.version,
-        job_key=job.key,
-        items_planned=planned,
-        pid=os.getpid(),
-    )
+    run_id = job.start_run(store, backend.name, planned)
     runner = Runner(store, job, backend, options, run_id, progress)
     started = time.perf_counter()
     status, error = "finished", None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -82,6 +83,19 @@ class Job:
     def representatives_only(self) -> bool:
         """Whether duplicates wait for their group representative's answer instead of a call (dedup.label_one)."""
         return self.spec.dedup.group and self.spec.dedup.label_one
+
+    def start_run(self, store: Store, backend: str, planned: int) -> int:
+        """Record a run of this job in ``store`` (by this process); its id."""
+        return store.start_run(
+            labeler=self.labeler,
+            backend=backend,
+            model=self.model_id,
+            params=self.settings.decoding_params(),
+            prompt_version=self.prompt.version,
+            job_key=self.key,
+            items_planned=planned,
+            pid=os.getpid(),
+        )
 
     def examples(self, item: Item) -> list[tuple[str, str]]:
         """The few-shot examples chosen for ``item`` as (text, answer text); none without a pool."""

@@ -42,8 +42,10 @@ from .store import Store, is_url
 
 if TYPE_CHECKING:
     from .agree import AgreementReport
+    from .compare.run import Comparison
     from .learn.loop import Calibration, TrainResult
     from .learn.simulation_report import Replay
+    from .monitor.batches import DriftReport
 
 DB_FILENAME = "labelloop.db"
 DATABASE_URL_VARIABLE = "LABELLOOP_DATABASE_URL"
@@ -224,7 +226,7 @@ class Project:
                 summary.drift = self.monitor().latest_alarms
         return summary
 
-    def monitor(self, labeler: str = labelers.LLM) -> Any:
+    def monitor(self, labeler: str = labelers.LLM) -> DriftReport:
         """The drift alarm: each batch of items against the first ones (``monitor:`` in the spec; needs the
         ``agree`` extra); a ``DriftReport``."""
         batches = require("labelloop.monitor.batches", "agree", "the drift alarm (monitor)")
@@ -354,7 +356,7 @@ class Project:
         progress: ProgressSink | None = None,
         actor: str | None = None,
         **model_overrides: Any,
-    ) -> Any:
+    ) -> Comparison:
         """Label ``gold`` with each variant (``current``, a spec file, or ``NAME:key=value,…``) and test each
         pair (see :mod:`labelloop.compare`; needs the ``agree`` extra); returns a ``Comparison``, also written
         as a page to ``html`` when given. ``model_overrides`` apply to every variant but what it sets itself."""

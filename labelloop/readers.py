@@ -56,7 +56,7 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
 
 def _decoded_lines(path: Path, handle: BinaryIO | None = None) -> Iterator[tuple[int, str | None, str]]:
     """(line number, text or None when not UTF-8, error text) for each physical line (of ``handle`` when given:
-    a stream opened elsewhere, e.g. on a remote file system, that ``path`` names)."""
+    a stream opened elsewhere, e.g. on a remote file system)."""
     with path.open("rb") if handle is None else handle as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -67,30 +67,32 @@ def _decoded_lines(path: Path, handle: BinaryIO | None = None) -> Iterator[tuple
                 yield number, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
 
 
-def _read_jsonl(path: Path, handle: BinaryIO | None = None) -> Iterator[Record]:
+def _read_jsonl(path: Path, handle: BinaryIO | None = None, name: str | None = None) -> Iterator[Record]:
+    """The records of a JSONL file (or of ``handle``, a stream ``name`` names in errors: a URL stays whole)."""
+    name = name or str(path)
     for number, text, problem in _decoded_lines(path, handle):
         if text is None:
-            yield Record(number, None, "", InputError(str(path), number, problem))
+            yield Record(number, None, "", InputError(name, number, problem))
             continue
         if not text.strip():
             continue
         try:
             data = json.loads(text)
         except ValueError as exc:
-            yield Record(number, None, text, InputError(str(path), number, f"invalid JSON ({exc})"))
+            yield Record(number, None, text, InputError(name, number, f"invalid JSON ({exc})"))
             continue
         except RecursionError:
-            yield Record(number, None, text[:200], InputError(str(path), number, "JSON nested too deeply"))
+            yield Record(number, None, text[:200], InputError(name, number, "JSON nested too deeply"))
             continue
         if not isinstance(data, dict):
-            yield Record(number, None, text, InputError(str(path), number, "a line must be a JSON object"))
+            yield Record(number, None, text, InputError(name, number, "a line must be a JSON object"))
             continue
         unstorable = _unstorable(data)
         yield Record(
             number,
             None if unstorable else data,
             text[:200] if unstorable else text,
-            InputError(str(path), number, unstorable) if unstorable else None,
+            InputError(name, number, unstorable) if unstorable else None,
         )
 
 
@@ -206,4 +208,4 @@ def read_records(path: Path, fmt: str | None = None) -> Iterator[Record]:
 
 def read_jsonl_stream(name: str, handle: BinaryIO) -> Iterator[Record]:
     """The records of a JSONL stream opened elsewhere (a remote file system), ``name`` naming it in errors."""
-    return _read_jsonl(Path(name), handle)
+    return _read_jsonl(Path(name), handle, name)

@@ -8,12 +8,12 @@ bounded, so pending items stream from the store in chunks and a million items ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from .backends import Backend, CompletionRequest, CompletionResponse
-from .cache import serve_cached
+from .cache import CallCache, serve_cached
 from .calls import Allowance, Caller
 from .confidence.extra_calls import ExtraCalls, extra_calls
 from .errors import BackendError, BudgetExhausted, InputError
@@ -31,12 +31,6 @@ class ProgressSink(Protocol):
     def advance(self, items: int, *, errors: int, tokens: int, calls: int) -> None: ...
 
     def stop(self) -> None: ...
-
-
-class CallCache(Protocol):
-    """Where cached answers come from: the store's call log, or (on a Ray worker) a shard's journal."""
-
-    def cached_calls(self, cache_keys: Iterable[str]) -> Mapping[str, Any]: ...
 
 
 class ResultWriter(Protocol):

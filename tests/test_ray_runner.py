@@ -215,6 +215,12 @@ def test_bad_input_stops_with_one_line_naming_file_and_field_and_writes_no_shard
                          ray_options=RayOptions(inputs=[str(broken)], output=str(out), shard_rows=1000))  # fmt: skip
         message = str(corrupt.value)
         assert message.startswith(f"{broken}:201: unreadable Parquet data") and "\n" not in message
+        lines = tmp_path / "lines.jsonl"
+        lines.write_text('{"text": "fine"}\n{"text": 3}\n', encoding="utf-8")
+        with pytest.raises(InputError) as wrong_type:  # read through a URL, named by it
+            label_on_ray(project.store, project.spec, settings,
+                         ray_options=RayOptions(inputs=[f"file://{lines}"], output=str(out)))  # fmt: skip
+        assert str(wrong_type.value) == f"file://{lines}:2: field 'text': must be a string, got int"
 
     unreachable = project.settings(backend="openai", base_url="http://127.0.0.1:9/v1", model="sim")
     good = write_parquet(tmp_path / "good.parquet", [{"text": "fine"}], row_group_size=10)
@@ -226,7 +232,7 @@ def test_bad_input_stops_with_one_line_naming_file_and_field_and_writes_no_shard
     assert written in ([], [200])
     assert not list((out / "_tmp").iterdir())
     runs = project.store.db.execute("SELECT status, error FROM runs ORDER BY id").fetchall()
-    assert [r[0] for r in runs] == ["failed"] and "unreadable Parquet data" in runs[0][1]
+    assert [r[0] for r in runs] == ["failed", "failed"] and "unreadable Parquet data" in runs[0][1]
     project.close()
 
 
@@ -300,3 +306,17 @@ def test_units_with_failed_calls_are_labeled_again_and_only_the_failures_cost_ca
     answered = [c for c in shard_rows(tmp_path / "out", "calls") if c["error"] is None]
     assert len(answered) == 300 and len({c["item_id"] for c in answered}) == 300
     project.close()
+
+
+def test_the_ledger_grants_calls_until_either_budget_is_spent_and_takes_back_the_unused():
+    from labelloop.lake.budget import Ledger
+
+    calls = Ledger(max_calls=100, max_tokens=None)
+    assert calls.take(64, 0) == (64, None) and calls.take(64, 0) == (36, None)
+    assert calls.take(64, 0) == (0, "call budget of 100 reached")
+    assert calls.take(-10, 0) == (-10, None) and calls.take(64, 0) == (10, None)
+    tokens = Ledger(max_calls=None, max_tokens=1000)
+    assert tokens.take(64, 0) == (64, None)
+    assert tokens.take(64, 1200) == (0, "token budget of 1000 reached")
+    both = Ledger(max_calls=50, max_tokens=1000)
+    assert both.take(64, 1000) == (0, "token budget of 1000 reached") and both.calls_left == 50

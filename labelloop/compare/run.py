@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..ingest import to_item
 from ..job import LabelOptions
 from ..learn.calibrate import expected_calibration_error, guaranteed_threshold
-from ..readers import read_records
+from ..readers import Record, read_records
 from ..route import ACCEPTED
 from ..store import Item, Store
 from .quality import Quality, as_json, score
@@ -121,7 +121,7 @@ def read_gold_items(spec: Any, path: Path) -> tuple[list[Item], list[dict[str, A
         data = record.data or {}
         id_field = "item" if "item" in data else "id"
         bare = {k: data[k] for k in (id_field, spec.input.text_field) if k in data}
-        item = to_item(record.__class__(record.line, bare, record.raw), str(path), spec.input.text_field, id_field)
+        item = to_item(Record(record.line, bare, record.raw), str(path), spec.input.text_field, id_field)
         if not isinstance(item, Item):
             raise item if isinstance(item, InputError) else InputError(str(path), record.line, item)
         items.append(item)

@@ -21,16 +21,12 @@ class Ledger:
     def take(self, calls: int, tokens_spent: int) -> tuple[int, str | None]:
         """Grant up to ``calls`` (a negative number gives calls back); why nothing more is granted, if so."""
         self.tokens += tokens_spent
+        if calls > 0 and self.max_tokens is not None and self.tokens >= self.max_tokens:
+            calls = 0  # tokens spent: nothing more, and nothing taken from the calls left
+        granted = calls if self.calls_left is None else min(calls, self.calls_left)
         if self.calls_left is not None:
-            granted = min(calls, self.calls_left)
             self.calls_left -= granted
-        else:
-            granted = calls
-        if self.max_tokens is not None and self.tokens >= self.max_tokens:
-            return min(granted, 0), f"token budget of {self.max_tokens} reached"
-        if calls > 0 and granted == 0:
-            return 0, f"call budget of {self.max_calls} reached"
-        return granted, None
+        return granted, self.reason() if calls >= 0 and granted <= 0 else None
 
     def reason(self) -> str | None:
         """Why the budget is spent (None: it is not)."""

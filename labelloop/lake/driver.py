@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -30,6 +29,7 @@ from ..prepare import Preparer
 from ..prompt import build_prompt
 from ..route import NEEDS_REVIEW
 from ..runner import ProgressSink
+from ..selection import planned_count
 from ..spec import ModelSettings, TaskSpec
 from ..store import RunCounts, Store
 from . import store_mode
@@ -37,8 +37,6 @@ from .budget import start_ledger
 from .shards import CALLS, PREDICTIONS, Output, call_from_row, prediction_from_row
 from .units import Unit, input_files, plan_units
 from .worker import LabelUnits, WorkerSetup, share_of
-
-IMPORTED = "_imported"  # marker files: a unit whose review items are in the store
 
 
 @dataclass
@@ -149,14 +147,10 @@ class _Run:
         self.filtered: dict[str, int] = {}
         self.imported = 0
         self.peak_rss: dict[int, list[float]] = {}
+        self._stop_reason: str | None = None  # the first worker's, when a budget stopped the run
 
     def _start(self, planned: int) -> int:
-        job = self.job
-        return self.store.start_run(
-            labeler=job.labeler, backend=job.settings.backend, model=job.model_id,
-            params=job.settings.decoding_params(), prompt_version=job.prompt.version, job_key=job.key,
-            items_planned=planned, pid=os.getpid(),
-        )  # fmt: skip
+        return self.job.start_run(self.store, self.job.settings.backend, planned)
 
     def lake(self) -> RayRunResult:
         ray_options, spec = self.ray_options, self.job.spec
@@ -170,12 +164,12 @@ class _Run:
         todo = [u for u in units if finished.get(u.id, 1) > 0]  # not written, or written with failed items
         run_id = self._start(sum((u.stop or 0) - u.start for u in todo))
         for unit in units:  # a driver killed between a unit's shards and its import: import now
-            if unit.id in finished and unit not in todo and not output.exists(_marker(output, unit.id)):
+            if unit.id in finished and unit not in todo and not output.imported(unit.id):
                 self._import_review(output, run_id, unit.id)
         return self._execute(run_id, "lake", output, units, todo, self._import_review)
 
     def store_mode(self) -> RayRunResult:
-        planned = store_mode.planned(self.store, self.job, self.options)
+        planned = planned_count(self.store, self.job, self.options)
         run_id = self._start(planned)
         work = self.ray_options.output or tempfile.mkdtemp(prefix="labelloop-ray-")
         output = Output(work)
@@ -190,10 +184,10 @@ class _Run:
             if not self.ray_options.output:
                 shutil.rmtree(work, ignore_errors=True)
 
-    def _saved(self, count: int, counts: RunCounts) -> None:
-        """Predictions saved by the driver itself (cache hits in store mode)."""
+    def _saved(self, count: int) -> None:
+        """Predictions the driver saved itself: cached answers in store mode."""
         self.counts.items_done += count
-        self.counts.cache_hits += counts.cache_hits
+        self.counts.cache_hits += count
         self.imported += count
 
     def _execute(
@@ -231,8 +225,6 @@ class _Run:
             mode, run_id, len(units), len(units) - len(todo), self.counts, self.routes, self.filtered, self.imported,
             time.perf_counter() - started, status, self.ray_options.output, self._stop_reason, self.peak_rss,
         )  # fmt: skip
-
-    _stop_reason: str | None = None
 
     def _summaries(self, output: Output, todo: list[Unit]) -> Iterator[dict[str, Any]]:
         if not todo:
@@ -276,8 +268,7 @@ class _Run:
         """Lake mode: the unit's items routed to review, with their predictions and calls, into the store."""
         rows = output.read(PREDICTIONS, unit, filters=[("route", "=", NEEDS_REVIEW)])
         self.imported += _import_rows(self.store, output, run_id, unit, rows, add_items=True)
-        with output.fs.open_output_stream(_marker(output, unit)):
-            pass
+        output.mark_imported(unit)
 
     def _import_all(self, output: Output, run_id: int, unit: str) -> None:
         """Store mode: every prediction of the unit saved, then the unit's files removed."""
@@ -304,11 +295,6 @@ def _import_rows(
         else:
             store.save_predictions(run_id, [p for p, _ in pairs])
     return len(rows)
-
-
-def _marker(output: Output, unit: str) -> str:
-    output.fs.create_dir(f"{output.root}/{IMPORTED}", recursive=True)
-    return f"{output.root}/{IMPORTED}/{unit}"
 
 
 def _preparer(store: Store, spec: TaskSpec) -> Preparer | None:

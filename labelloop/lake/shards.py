@@ -24,6 +24,7 @@ from ..store import CallRecord, Item, PredictionRecord, RunCounts
 from .units import filesystem
 
 PREDICTIONS, CALLS, JOURNAL, TMP = "predictions", "calls", "_journal", "_tmp"
+IMPORTED = "_imported"  # lake mode: an empty file per unit whose items to review are in the store
 _PRED_COLUMNS = {
     "id": "string", "text": "string", "output": "string", "source": "string", "confidence": "float64",
     "model": "string", "prompt_version": "string", "route": "string", "reasons": "list<string>",
@@ -96,11 +97,23 @@ class Output:
 
     def __post_init__(self) -> None:
         self.fs, self.root = filesystem(self.location)
-        for sub in (PREDICTIONS, CALLS, JOURNAL, TMP):
+        for sub in (PREDICTIONS, CALLS, JOURNAL, TMP, IMPORTED):
             self.fs.create_dir(f"{self.root}/{sub}", recursive=True)
 
     def path(self, kind: str, unit: str) -> str:
-        return f"{self.root}/{kind}/{unit}.{'jsonl' if kind == JOURNAL else 'parquet'}"
+        suffix = {JOURNAL: ".jsonl", IMPORTED: ""}.get(kind, ".parquet")
+        return f"{self.root}/{kind}/{unit}{suffix}"
+
+    def location_of(self, path: str) -> str:
+        """A path of this file system as the workers open it: a URL when the output is one."""
+        return f"{self.location.split('://', 1)[0]}://{path}" if "://" in self.location else path
+
+    def imported(self, unit: str) -> bool:
+        return self.exists(self.path(IMPORTED, unit))
+
+    def mark_imported(self, unit: str) -> None:
+        with self.fs.open_output_stream(self.path(IMPORTED, unit)):
+            pass
 
     def exists(self, path: str) -> bool:
         fs = require("pyarrow.fs", "ray", "the Ray runner")

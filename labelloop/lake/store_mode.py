@@ -14,16 +14,12 @@ from collections.abc import Callable
 from .._extras import require
 from ..cache import serve_cached
 from ..job import Job, LabelOptions
-from ..selection import CHUNK, Claims, chunked, planned_count
-from ..store import Item, RunCounts, Store
+from ..selection import CHUNK, Claims, chunked
+from ..store import Item, Store
 from .shards import CALLS, PREDICTIONS, Output
 from .units import ITEMS, Unit
 
 PENDING = "pending"
-
-
-def planned(store: Store, job: Job, options: LabelOptions) -> int:
-    return planned_count(store, job, options)
 
 
 class LeaseKeeper:
@@ -53,7 +49,7 @@ def export_pending(
     options: LabelOptions,
     run_id: int,
     output: Output,
-    saved: Callable[[int, RunCounts], None],
+    saved: Callable[[int], None],
     shard_rows: int,
 ) -> list[Unit]:
     """Lease the pending items, save the cached answers, and write the rest as units of ``shard_rows`` items."""
@@ -66,7 +62,7 @@ def export_pending(
             hits, uncached = serve_cached(store, job, chunk)
             if hits:
                 store.save_predictions(run_id, hits)
-                saved(len(hits), RunCounts(cache_hits=len(hits)))
+                saved(len(hits))
             chunk = [item for item, _ in uncached]
         waiting += chunk
         while len(waiting) >= shard_rows:
@@ -90,17 +86,10 @@ def _write_unit(output: Output, number: int, items: list[Item]) -> Unit:
         }
     )
     pq.write_table(table, path, filesystem=output.fs)
-    location = path if output.location == output.root or "://" not in output.location else _url(output, path)
-    return Unit(location, ITEMS, stop=len(items))
+    return Unit(output.location_of(path), ITEMS, stop=len(items))
 
 
-def _url(output: Output, path: str) -> str:
-    scheme = output.location.split("://", 1)[0]
-    return f"{scheme}://{path}"
-
-
-def remove_unit(output: Output, unit: Unit | str) -> None:
+def remove_unit(output: Output, unit: str) -> None:
     """A unit saved to the store: its shards go (its pending file stays until the work directory does)."""
-    uid = unit.id if isinstance(unit, Unit) else unit
     for kind in (PREDICTIONS, CALLS):
-        output.fs.delete_file(output.path(kind, uid))
+        output.fs.delete_file(output.path(kind, unit))
