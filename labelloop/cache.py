@@ -8,19 +8,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .backends.base import response_from_body
 from .confidence.extra_calls import extra_calls
 from .gate import Verdict, judge, with_confidence
 from .job import Job
-from .store import Item, PredictionRecord
+from .store import Item, PredictionRecord, Store
 
 
 class CallCache(Protocol):
     """Where cached answers come from: the store's call log, or (on a Ray worker) a unit's journal."""
 
     def cached_calls(self, cache_keys: Iterable[str]) -> Mapping[str, Any]: ...
+
+
+@dataclass
+class AdoptingCache:
+    """The store's own call log first, then another store's (``compare``: the project's, for gold items): an
+    answer found only there is copied into the own log as a call of run ``run_id`` and served from it."""
+
+    own: Store
+    other: Store
+    run_id: int
+
+    def cached_calls(self, cache_keys: Iterable[str]) -> Mapping[str, Any]:
+        keys = list(cache_keys)
+        found = dict(self.own.cached_calls(keys))
+        foreign = self.other.calls_to_adopt(k for k in keys if k not in found)
+        if foreign:
+            adopted = self.own.adopt_calls(self.run_id, list(foreign.values()))
+            found.update(self.own.cached_calls(adopted))
+        return found
 
 
 def cached_verdict(store: CallCache, job: Job, item: Item, key: str, row: Any) -> Verdict | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ._actor import actor_or_default
 from ._sync import run_sync
 from .backends import Backend, create_backend
+from .cache import AdoptingCache
 from .dedup import find_duplicates, inherit_labels
 from .job import Job, LabelOptions, fewshot_pool, model_known
 from .prompt import build_prompt
@@ -131,7 +132,8 @@ async def _run(
     store: Store, job: Job, planned: int, backend: Backend, options: LabelOptions, progress: ProgressSink | None
 ) -> RunResult:
     run_id = job.start_run(store, backend.name, planned)
-    runner = Runner(store, job, backend, options, run_id, progress)
+    cache = None if options.known_calls is None else AdoptingCache(store, options.known_calls, run_id)
+    runner = Runner(store, job, backend, options, run_id, progress, cache=cache)
     started = time.perf_counter()
     status, error = "finished", None
     if progress:

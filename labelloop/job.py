@@ -39,6 +39,7 @@ class LabelOptions:
     max_calls: int | None = None
     max_tokens: int | None = None
     use_cache: bool = True
+    known_calls: Store | None = None  # another store whose answers to the same texts count as cached (compare)
     lease_seconds: float = 60.0  # how long a claimed item stays this run's without a renewal (see store.leases)
 
 

@@ -11,6 +11,7 @@ Long on purpose: the library's one facade, a short forwarding method per command
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import labelers
+from ._actor import actor_or_default
 from ._extras import require
 from .aggregate import AggregateResult, aggregate
 from .annotations import AnnotationImport, ingest_annotations
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from .learn.loop import Calibration, TrainResult
     from .learn.simulation_report import Replay
     from .monitor.batches import DriftReport
+    from .report import ProjectReport
 
 DB_FILENAME = "labelloop.db"
 DATABASE_URL_VARIABLE = "LABELLOOP_DATABASE_URL"
@@ -230,7 +233,17 @@ class Project:
         """The drift alarm: each batch of items against the first ones (``monitor:`` in the spec; needs the
         ``agree`` extra); a ``DriftReport``."""
         batches = require("labelloop.monitor.batches", "agree", "the drift alarm (monitor)")
-        return batches.drift_report(self.store, self.spec, labeler)
+        return batches.drift_report(self.store, self.spec, labeler, root=self.root)
+
+    def report(self, out: str | Path | None = None, labeler: str = labelers.LLM) -> ProjectReport:
+        """The project report (progress, states, cost, the model against people, people, prompt versions and
+        comparisons, the flywheel, drift; needs the ``agree`` extra); also written as one self-contained HTML
+        page to ``out`` when given."""
+        module = require("labelloop.report", "agree", "the report")
+        found: ProjectReport = module.gather(self.store, self.spec, labeler, root=self.root)
+        if out is not None:
+            module.write_report(found, out)
+        return found
 
     def logs(self, count: int = 10, *, full: bool = False) -> list[dict[str, Any]]:
         """The most recent model calls, newest first; ``full`` adds request and raw response."""
@@ -370,11 +383,14 @@ class Project:
             require("labelloop.compare.page", "agree", "compare").write_page(comparison, html)
         return comparison
 
-    def simulate(self, gold: str | Path, **options: Any) -> Replay:
+    def simulate(self, gold: str | Path, *, actor: str | None = None, **options: Any) -> Replay:
         """Replay the loop on a gold file with this project's task
-        (see :func:`labelloop.learn.replay.run_simulation`)."""
-        replay = require("labelloop.learn.replay", "embed", "simulate")
-        return replay.run_simulation(gold, spec=self.spec, **options)
+        (see :func:`labelloop.learn.replay.run_simulation`); its effort curve is kept in the audit log
+        (action ``simulate``) for the report."""
+        replay = require("labelloop.learn.replay", "embed", "simulate").run_simulation(gold, spec=self.spec, **options)
+        curve = {"gold": str(gold), **replay.effort_curve()}
+        self.store.audit(actor_or_default(actor), "simulate", detail=json.dumps(curve, ensure_ascii=False))
+        return replay
 
     def find_duplicates(self, *, near: bool = True, threshold: float | None = None) -> DuplicateReport:
         """Group exact and near-duplicate items, and propose each group's decided label to the rest."""

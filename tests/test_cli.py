@@ -20,7 +20,7 @@ def invoke(*args: str, cwd=None):
 
 COMMANDS = {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "import-labelstudio", "serve",
             "demo", "import-annotations", "aggregate", "agree", "embed", "train", "calibrate", "simulate", "dedup",
-            "audit", "migrate-store", "compare", "monitor", "reviewer add", "sync labelstudio", "pii show",
+            "audit", "migrate-store", "compare", "monitor", "report", "reviewer add", "sync labelstudio", "pii show",
             "pii reveal"}
 
 

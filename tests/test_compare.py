@@ -83,6 +83,27 @@ def test_a_threshold_change_re_judges_cached_answers_with_zero_calls(scripted):
     assert not again.verdicts[0].significant and again.verdicts[0].items_needed is None
 
 
+def test_answers_the_project_already_has_for_the_same_texts_cost_no_call(scripted):
+    project, gold, server = scripted
+    options = dict(backend="openai", base_url=server.base_url, model="fault")
+    texts = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines()]
+    known = gold.parent / "known.jsonl"  # the first half of the gold texts, under other ids, labeled in the project
+    known.write_text("".join(json.dumps({"id": f"p{i}", "text": r["text"]}) + "\n" for i, r in enumerate(texts[:300])),
+                     encoding="utf-8")  # fmt: skip
+    project.ingest(known, id_field="id")
+    project.label(**options)
+    asked = len(server.requests)
+    result = project.compare(gold, variants("current", "better"), **options)
+    current, better = result.variants
+    assert current.cost["calls_now"] == 300 and current.cost["cache_hits_now"] == 300
+    assert better.cost["calls_now"] == ITEMS, "another prompt: nothing known"
+    assert len(server.requests) == asked + 300 + ITEMS
+    assert current.quality.value == 0.7, "the project's answers are the same answers"
+    assert current.cost["prompt_tokens_per_item"] == 10, "an adopted call keeps its tokens"
+    again = project.compare(gold, variants("current", "better"), **options)
+    assert [v.cost["calls_now"] for v in again.variants] == [0, 0]
+
+
 def test_cli_table_json_and_page(scripted, monkeypatch):
     project, gold, server = scripted
     page = gold.parent / "compare.html"

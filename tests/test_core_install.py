@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(f"""
     project.import_annotations(root / "answers.jsonl")
     result = project.export(root / "out.jsonl")
     print("exported", result.written, sorted(json.loads(l)["method"] for l in open(root / "out.jsonl")))
-    for command in ("agree", "train", "dedup", "embed", "serve", "monitor"):
+    for command in ("agree", "train", "dedup", "embed", "serve", "monitor", "report"):
         result = CliRunner().invoke(app, [command, "--project", str(root / "p")])
         print(command, "exit", result.exit_code, result.output.strip())
     from labelloop import LabelloopError
@@ -72,6 +72,7 @@ def test_answers_aggregate_and_export_without_any_extra(tmp_path):
     assert lines["ray"].startswith("ray exit 1 error: the Ray runner (--runner ray) needs the ray extra:"
                                    " pip install 'labelloop[ray]'")
     assert lines["monitor"].startswith("monitor exit 1 error: the drift alarm (monitor) needs the agree extra")
+    assert lines["report"].startswith("report exit 1 error: the report needs the agree extra")
     assert lines["compare"].startswith("compare exit 1 error: compare needs the agree extra:"
                                        " pip install 'labelloop[agree]'")
     assert "Traceback" not in result.stdout + result.stderr

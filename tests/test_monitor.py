@@ -88,3 +88,51 @@ def test_a_time_window_batches_items_ingested_together(banking_project):
         ingest_and_label(windowed, [r for r in rows if r["label"] in CARDS][:100], "b", server)
         report = windowed.monitor()
     assert len(report.batches) == 1 and report.batches[0].reference and report.latest_alarms == []
+
+
+def test_a_reference_file_never_ingested_and_one_ingested_later(banking_project):
+    project, rows, rng, server = banking_project
+    others, cards = [r for r in rows if r["label"] in OTHERS], [r for r in rows if r["label"] in CARDS]
+    mixed = others[:200] + cards[:100]
+    rng.shuffle(mixed)
+    reference = project.root / "reference.jsonl"
+    reference.write_text("".join(json.dumps(r) + "\n" for r in mixed), encoding="utf-8")  # texts and labels
+    spec = project.spec_path.read_text(encoding="utf-8").replace("reference_batches: 1", "reference: reference.jsonl")
+    project.spec_path.write_text(spec, encoding="utf-8")
+    with Project(project.root) as p:
+        ingest_and_label(p, others[200:300] + cards[100:150], "week1", server)
+        ingest_and_label(p, cards[150:300], "week2", server)
+        report = p.monitor()
+        assert [(b.name.rsplit("/", 1)[-1], b.items, b.reference) for b in report.batches] == [
+            ("reference.jsonl", 300, True), ("week1.jsonl", 150, False), ("week2.jsonl", 150, False)]
+        assert not report.batches[1].alarms
+        assert [s.name for s in report.batches[2].alarms] == ["labels"]
+        confidence = next(s for s in report.batches[2].statistics if s.name == "confidence")
+        assert confidence.value is None, "a file read as it is has no confidences"
+        # the same file ingested after the others: its items are the reference, whenever they came
+        ingest_and_label(p, mixed, "reference", server)
+        again = p.monitor()
+        assert [(b.name.rsplit("/", 1)[-1], b.reference) for b in again.batches] == [
+            ("reference.jsonl", True), ("week1.jsonl", False), ("week2.jsonl", False)]
+        assert again.batches[0].items == 300 and [s.name for s in again.batches[2].alarms] == ["labels"]
+    missing = spec.replace("reference: reference.jsonl", "reference: nowhere.jsonl")
+    project.spec_path.write_text(missing, encoding="utf-8")
+    failed = CliRunner().invoke(app, ["monitor", "--project", str(project.root)])
+    assert failed.exit_code != 0 and "nowhere.jsonl" in failed.output and "monitor.reference" in failed.output
+
+
+@pytest.mark.slow
+def test_stored_embeddings_add_the_centroid_statistic(banking_project):
+    from labelloop.learn.embed import SentenceTransformerEmbedder, ensure_embeddings
+
+    project, rows, rng, server = banking_project
+    others, cards = [r for r in rows if r["label"] in OTHERS], [r for r in rows if r["label"] in CARDS]
+    ingest_and_label(project, others[:150] + cards[:50], "week1", server)
+    ingest_and_label(project, others[150:230] + cards[50:80], "week2", server)
+    ingest_and_label(project, cards[80:200], "week3", server)
+    assert "embedding centroid" not in {s.name for s in project.monitor().batches[1].statistics}
+    ensure_embeddings(project.store, SentenceTransformerEmbedder())
+    report = project.monitor()
+    week2, week3 = ({s.name: s for s in b.statistics} for b in report.batches[1:])
+    assert not week2["embedding centroid"].alarm and week2["embedding centroid"].value < 0.25
+    assert week3["embedding centroid"].alarm and week3["embedding centroid"].value > 0.3

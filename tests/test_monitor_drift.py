@@ -1,6 +1,7 @@
 """The drift alarm's statistics: each against scipy on the same numbers, quiet on unshifted batches drawn from
 real data at about the stated rate, and raised by known shifts (banking77 card intents only; CrossWOZ turns of
-one domain after a mix; a changed model's lower confidence; longer texts; a broken encoding)."""
+one domain after a mix; a changed model's lower confidence; longer texts; a broken encoding; the embedding
+centroid of card questions, with two embedders whose raw distances differ tenfold)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from scipy import stats
 
 from labelloop.monitor.drift import (
     Thresholds,
+    centroid_shift,
     distribution_shift,
     input_shift,
     label_shift,
@@ -88,3 +90,40 @@ def test_a_changed_models_lower_confidence_longer_texts_and_broken_encoding():
     lengths, unknown = input_shift(short, broken)
     assert unknown.alarm and unknown.value == pytest.approx(unknown_characters(broken)[0] / sum(map(len, broken)))
     assert Thresholds().p_value == 0.01
+
+
+def test_the_centroid_distance_and_its_permutation_test_match_the_formula_and_scipy():
+    rng = np.random.default_rng(5)
+    ref, batch = rng.normal(size=(300, 12)), rng.normal(size=(80, 12)) + 0.12
+    found = centroid_shift(ref, batch, permutations=4000)
+    unit = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in (ref, batch)]
+    centre = unit[0].mean(axis=0)
+    spread = np.sqrt(((unit[0] - centre) ** 2).sum(axis=1).mean())
+    assert found.value == pytest.approx(np.linalg.norm(unit[1].mean(axis=0) - centre) / spread)
+
+    def distance(a, b, axis):
+        return np.linalg.norm(a.mean(axis=axis) - b.mean(axis=axis), axis=-1)
+
+    expected = stats.permutation_test(unit, distance, vectorized=True, n_resamples=4000, alternative="greater",
+                                      random_state=0, axis=0).pvalue  # fmt: skip
+    assert found.p_value == pytest.approx(expected, abs=0.02) and 0.001 < expected < 0.5
+    assert centroid_shift(ref[:20], batch).value is None, "too few items to test"
+
+
+@needs_data
+@pytest.mark.slow
+def test_the_embedding_centroid_is_quiet_on_unshifted_batches_and_moved_by_card_questions():
+    from labelloop.learn.embed import E5Embedder, SentenceTransformerEmbedder
+
+    rows = banking()
+    rng = random.Random(3)
+    pool = rng.sample([r for r in rows if "card" not in r[1]], 900)
+    cards = rng.sample([r for r in rows if "card" in r[1]], 100)
+    for embedder, texts in ((SentenceTransformerEmbedder(), pool + cards), (E5Embedder(), pool[:500] + cards)):
+        vectors = np.asarray(embedder.embed([t for t, _ in texts]))
+        reference, rest, card_vectors = vectors[:300], vectors[300:-100], vectors[-100:]
+        alarms = sum(centroid_shift(reference, rest[np.random.default_rng(k).choice(len(rest), 100, replace=False)],
+                                    seed=k).alarm for k in range(20))  # fmt: skip
+        assert alarms == 0, f"{embedder.name}: {alarms} alarms on 20 unshifted batches"
+        shifted = centroid_shift(reference, card_vectors)
+        assert shifted.alarm and shifted.value > 0.3 and shifted.p_value < 0.01, (embedder.name, shifted)

@@ -1,4 +1,4 @@
-"""How ``labelloop compare`` shows a comparison in the terminal."""
+"""How ``labelloop compare``, ``monitor`` and ``report`` show their results in the terminal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ._print import RichProgress, console, print_json
 
-__all__ = ["print_comparison", "print_drift", "print_json", "progress"]
+__all__ = ["print_comparison", "print_drift", "print_json", "print_report", "progress"]
 
 
 def progress() -> RichProgress:
@@ -58,3 +58,13 @@ def print_drift(report: Any) -> None:
     for batch in report.batches[:-1]:
         for statistic in batch.alarms:
             console.print(f"[dim]earlier: {escape(batch.name)}: {escape(describe(statistic))}[/dim]")
+
+
+def print_report(report: Any, path: Path) -> None:
+    """One line: where the page went and what it holds."""
+    people = sum(r.answers for r in report.people.reviewers)
+    alarms = len(report.drift.latest_alarms) if report.drift else 0
+    console.print(
+        f"report: {escape(str(path))} ({report.status.items:,} items, {report.status.calls['calls']:,} calls,"
+        f" {people:,} answers from people, {len(report.comparisons)} comparisons, {alarms} drift alarms)"
+    )

@@ -1,5 +1,5 @@
-"""``labelloop compare`` (variants of the task on gold items, with paired tests) and ``labelloop monitor``
-(the drift alarm)."""
+"""``labelloop compare`` (variants of the task on gold items, with paired tests), ``labelloop monitor``
+(the drift alarm) and ``labelloop report`` (the project as one HTML page)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,16 @@ def monitor(
         out.print_drift(report)
     if fail_on_drift and report.latest_alarms:
         raise typer.Exit(1)
+
+
+@commands.command()
+def report(
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the HTML page")] = Path("report.html"),
+    labeler: Annotated[str, typer.Option("--labeler", help="Whose confidence, states and drift to show")] = "llm",
+    project: ProjectOpt = None,
+) -> None:
+    """The project as one self-contained HTML page (plots inline, no network): progress, states, cost, the
+    model against people, people, prompt versions and comparisons, the flywheel and drift."""
+    with open_project(project) as proj:
+        found = proj.report(out_path, labeler=labeler)
+    out.print_report(found, out_path)

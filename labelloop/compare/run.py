@@ -2,10 +2,11 @@
 
 The gold items live in a store of their own (``.compare/<hash of the gold file>.db`` beside the project's spec),
 so every comparison on the same gold file shares one call log: what a variant's model and prompt already
-answered is served from the cache, and a variant that changes only rules or thresholds re-judges the cached
-answers without a call. Each variant labels as the labeler ``compare:<name>`` through the same engine as
-``label``. The comparison's summary is recorded in the project's audit log (action ``compare``), so the
-history of prompt versions and their scores stays with the project.
+answered is served from the cache — from that log, or from the project's own when the project labeled the same
+texts with the same model and prompt (the calls are copied over) — and a variant that changes only rules or
+thresholds re-judges the cached answers without a call. Each variant labels as the labeler ``compare:<name>``
+through the same engine as ``label``. The comparison's summary is recorded in the project's audit log (action
+``compare``), so the history of prompt versions and their scores stays with the project.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def compare(
     try:
         with store.transaction():
             store.add_items(items)
-        results = [_run(store, variant, items, answers, progress, actor) for variant in variants]
+        results = [_run(store, project_store, variant, items, answers, progress, actor) for variant in variants]
     finally:
         store.close()
     comparison = Comparison(str(gold), len(items), results, _verdicts(results, len(items), seed))
@@ -138,12 +139,14 @@ def _gold_store(root: Path, gold: Path) -> Path:
 
 
 def _run(
-    store: Store, variant: Variant, items: list[Item], answers: list[dict[str, Any]], progress: ProgressSink | None,
-    actor: str | None,
+    store: Store, known: Store, variant: Variant, items: list[Item], answers: list[dict[str, Any]],
+    progress: ProgressSink | None, actor: str | None,
 ) -> VariantResult:  # fmt: skip
+    """Label the gold items with ``variant``: answers this gold store or the project (``known``) already has for
+    the same texts are served from the cache."""
     labeler = f"compare:{variant.name}"
-    run = label(store, variant.spec, variant.settings, options=LabelOptions(labeler=labeler), progress=progress,
-                actor=actor)  # fmt: skip
+    options = LabelOptions(labeler=labeler, known_calls=known)
+    run = label(store, variant.spec, variant.settings, options=options, progress=progress, actor=actor)
     rows = {row["item_id"]: row for row in store.current_predictions(labeler)}
     predicted = [json.loads(rows[i.id]["output"]) if i.id in rows and rows[i.id]["output"] else None for i in items]
     quality = score(variant.spec, answers, predicted)

@@ -92,6 +92,18 @@ class Replay:
             )
         return found
 
+    def effort_curve(self) -> dict[str, Any]:
+        """Per method (the guaranteed flywheel, each baseline, by hand), the effort and dataset accuracy reached
+        for each target: what the project keeps of a simulation (the report draws it)."""
+        methods: dict[str, list[dict[str, float]]] = {"labelloop (guaranteed)": [], "everything by hand": []}
+        for target in self.targets:
+            found = {"labelloop (guaranteed)": self.certified(target), **self.baselines(target),
+                     "everything by hand": {"effort": 1.0, "dataset_accuracy": 1.0}}  # fmt: skip
+            for method, point in found.items():
+                if point is not None:
+                    methods.setdefault(method, []).append({"target": target, **point})
+        return {"items": self.items, "level": self.level, "targets": self.targets, "methods": methods}
+
     def baseline_lines(self) -> list[str]:
         """One line per target with the baselines, e.g. ``baselines for 95%: active learning, oracle-stopped
         31.0% (dataset accuracy 95.2%), …``."""

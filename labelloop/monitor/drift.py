@@ -30,6 +30,7 @@ class Thresholds:
     rate_change: float = 0.10  # an absolute change of a rate (review rate, disagreement with people)
     unknown_change: float = 0.02  # an absolute change of the unknown-character rate
     min_items: int = 30  # a smaller batch (or reference) raises no alarm
+    centroid_distance: float = 0.25  # embedding centroids this far apart, in units of the reference's spread
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,39 @@ def input_shift(reference: Sequence[str], batch: Sequence[str], t: Thresholds = 
     unknown = rate_shift("unknown characters", unknown_characters(reference), unknown_characters(batch),
                          t.unknown_change, Thresholds(t.p_value, min_items=0))  # fmt: skip
     return [lengths, unknown]
+
+
+def centroid_shift(
+    reference: np.ndarray, batch: np.ndarray, t: Thresholds = Thresholds(), permutations: int = 500, seed: int = 0
+) -> Statistic:
+    """Input shift in meaning: the distance between the batch's and the reference's embedding centroids
+    (vectors normalised to unit length), in units of the reference's spread (the root mean squared distance of
+    its vectors to their centroid), so one threshold holds for embedders whose raw distances differ tenfold.
+    Significance by a permutation test of the raw distance (items shuffled between the two; at most 2,000 of
+    each take part)."""
+    if min(len(reference), len(batch)) < t.min_items:
+        return Statistic("embedding centroid", None, None, t.centroid_distance, False)
+    ref, new = _unit(reference), _unit(batch)
+    centre = ref.mean(axis=0)
+    spread = float(np.sqrt(((ref - centre) ** 2).sum(axis=1).mean()))
+    observed = float(np.linalg.norm(new.mean(axis=0) - centre))
+    effect = observed / spread if spread > 0 else 0.0
+    rng = np.random.default_rng(seed)
+    ref, new = (x[rng.choice(len(x), _MOST, replace=False)] if len(x) > _MOST else x for x in (ref, new))
+    pooled, size = np.vstack([ref, new]).astype(np.float32), len(new)
+    # each permutation's mean difference as one row of weights: +1/size on its "batch", −1/rest elsewhere
+    in_batch = np.argsort(rng.random((permutations, len(pooled))), axis=1) < size
+    weights = np.where(in_batch, 1.0 / size, -1.0 / (len(pooled) - size)).astype(np.float32)
+    as_far = int((np.linalg.norm(weights @ pooled, axis=1) >= observed * (1 - 1e-6)).sum())
+    p = (1 + as_far) / (1 + permutations)
+    alarm = p < t.p_value and effect > t.centroid_distance
+    return Statistic("embedding centroid", effect, p, t.centroid_distance, alarm)
+
+
+_MOST = 2000  # vectors of each side in the permutation test
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)

@@ -291,12 +291,20 @@ class MonitorSettings(_Strict):
         None, pattern=r"^[1-9][0-9]*[hdw]$", description="batches by ingest time (6h, 1d, 1w); unset: by ingested file"
     )
     reference_batches: int = Field(1, ge=1, description="the first batches, taken together as the reference")
+    reference: str | None = Field(
+        None,
+        description="a file (JSONL/CSV/Parquet, relative to the project) as the reference instead: the items ingested"
+        " from it, or, when it was never ingested, its texts (and labels, where it has them) as they are",
+    )
     p_value: float = Field(0.01, gt=0.0, lt=1.0, description="each test's significance level")
     psi: float = Field(0.2, gt=0.0, description="population stability index of the labels that alarms")
     ks_distance: float = Field(0.15, gt=0.0, le=1.0, description="Kolmogorov–Smirnov D that alarms")
     rate_change: float = Field(0.10, gt=0.0, le=1.0, description="change of the review or disagreement rate")
     unknown_change: float = Field(0.02, gt=0.0, le=1.0, description="change of the unknown-character rate")
     min_items: int = Field(30, ge=1, description="a smaller batch raises no alarm")
+    centroid_distance: float = Field(
+        0.25, gt=0.0, description="distance of the embedding centroids, in units of the reference's spread"
+    )
 
 
 class Example(_Strict):

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import Conflict, ProjectError
 from ._common import utc_now
 from ._postgres import PgConnection, is_url, redact
+from .adopt import AdoptStore
 from .audit import AuditStore
 from .claims import ClaimStore
 from .copy import TableCopy, copy_store
@@ -27,6 +28,7 @@ from .migrations import MIGRATIONS, apply_migrations
 from .pii import PiiStore
 from .queue import Need, QueueStore
 from .records import CallRecord, Item, PredictionRecord, RunCounts
+from .report import ReportStore
 from .reviews import ReviewStore
 from .runs import RunStore, process_alive
 from .sources import SourceStore
@@ -63,6 +65,8 @@ class Store(
     AuditStore,
     GoldStore,
     LearnStore,
+    ReportStore,
+    AdoptStore,
 ):
     """A project's database. Open with :meth:`open`; close with :meth:`close`."""
 

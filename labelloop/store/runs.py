@@ -253,7 +253,7 @@ class RunStore(ItemStore):
         """Every item in ingest order with what the drift alarm looks at: where and when it came in, its text,
         ``labeler``'s current prediction (route, confidence, output) and people's decided answer."""
         yield from self.db.execute(
-            "SELECT i.source_file, i.ingested_at, i.text, p.route, p.confidence, p.output, g.output AS people"
+            "SELECT i.id, i.source_file, i.ingested_at, i.text, p.route, p.confidence, p.output, g.output AS people"
             " FROM items i LEFT JOIN predictions p ON p.item_id = i.id AND p.is_current = 1 AND p.labeler = ?"
             " LEFT JOIN gold g ON g.item_id = i.id AND g.status = 'decided' ORDER BY i.seq",
             (labeler,),
