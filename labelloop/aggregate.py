@@ -17,8 +17,10 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._extras import require
 from .answers import Votes, compose, family, majority, questions
 from .errors import ProjectError
+from .people.qualification import counted
 from .spec import TaskSpec
 from .store import Store
 
@@ -158,11 +160,22 @@ def _plain(label: str) -> str:
 # -- the gold table ------------------------------------------------------------------------------
 
 
+def flagged_annotators(store: Store, spec: TaskSpec) -> set[str]:
+    """Annotators flagged for retraining (see :mod:`labelloop.people.scores`; needs the ``agree`` extra)."""
+    scores = require("labelloop.people.scores", "agree", "annotation.exclude_flagged")
+    return {s.name for s in scores.annotator_scores(store, spec) if s.flagged}
+
+
 def collect_votes(store: Store, spec: TaskSpec) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{item: {voter: output}}``: current human answers plus the outputs of ``annotation.model_votes``."""
+    """``{item: {voter: output}}``: current human answers plus the outputs of ``annotation.model_votes``;
+    answers given before an annotator qualified do not count, nor, with ``exclude_flagged``, those of annotators
+    flagged for retraining."""
     items: dict[str, dict[str, dict[str, Any]]] = {}
+    counts = counted(store, spec)
+    left_out = flagged_annotators(store, spec) if spec.annotation.exclude_flagged else set()
     for row in store.current_answers():
-        items.setdefault(row["item_id"], {})[row["annotator"]] = json.loads(row["output"])
+        if counts(row) and row["annotator"] not in left_out:
+            items.setdefault(row["item_id"], {})[row["annotator"]] = json.loads(row["output"])
     for labeler in spec.annotation.model_votes:
         for item_id, output in store.model_answers(labeler):
             if item_id in items:  # models vote on items people answered; alone they are predictions
@@ -206,6 +219,8 @@ def aggregate(store: Store, spec: TaskSpec, *, force: bool = False) -> Aggregate
             settings.sets,
             settings.min_agreement,
             settings.model_votes,
+            settings.exclude_flagged,
+            settings.qualify.model_dump() if settings.qualify else None,
             spec.output_schema(),
         ]
     )

@@ -31,6 +31,18 @@ def canonical(output: Any) -> str:
     return json.dumps(output, ensure_ascii=False, sort_keys=True)
 
 
+def comparable(output: dict[str, Any]) -> str:
+    """One string per answer as people mean it: sets in any order are one answer, and a mention is its text,
+    label and offsets (a model's extra keys left out)."""
+    return canonical({k: sorted(map(_element, v)) if isinstance(v, list) else v for k, v in output.items()})
+
+
+def _element(element: Any) -> str:
+    if isinstance(element, dict):
+        return canonical({k: element[k] for k in ("text", "label", "start", "end") if k in element})
+    return canonical(element)
+
+
 def set_fields(spec: TaskSpec) -> dict[str, list[Any] | None]:
     """Array fields of the output, with their allowed elements when the schema enumerates them."""
     props = spec.output_schema()["properties"]

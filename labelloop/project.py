@@ -33,6 +33,8 @@ from .ingest_sql import SqlIngestResult, ingest_sql
 from .job import LabelOptions
 from .labelstudio import ImportResult, SyncResult, import_export, sync
 from .lake import RayOptions, RayRunResult, label_on_ray
+from .people import test_questions
+from .people.qualification import Qualification, qualification
 from .plan import Plan, make_plan
 from .prepare import reveal
 from .relocate import Relocation, relocate
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from .learn.loop import Calibration, TrainResult
     from .learn.simulation_report import Replay
     from .monitor.batches import DriftReport
+    from .people.scores import AnnotatorScore
     from .report import ProjectReport
 
 DB_FILENAME = "labelloop.db"
@@ -342,6 +345,26 @@ class Project:
     def disputes(self, *, labeler: str = labelers.LLM, limit: int = 50) -> list[Dispute]:
         """Items waiting for an expert: answers that tie or agree too little, least agreed first."""
         return adjudication_queue(self.store, self.spec, labeler, limit)
+
+    def add_test_questions(
+        self, path: str | Path | None = None, *, from_experts: bool = False, actor: str | None = None
+    ) -> int:
+        """Add test questions (items with known answers, mixed into annotators' queues): the rows of ``path``
+        (id, input fields, the right answer's fields), or every item an expert decided; how many are new."""
+        if from_experts == (path is not None):
+            raise ProjectError("test questions come from a file or from experts' decisions (--from-experts): one")
+        if path is not None:
+            return test_questions.add_from_file(self.store, self.spec, path, actor=actor)
+        return test_questions.add_from_experts(self.store, actor=actor)
+
+    def qualification(self, reviewer: str) -> Qualification:
+        """Where ``reviewer`` stands with ``annotation.qualify``: qualified or not, each round's result."""
+        return qualification(self.store, self.spec, reviewer)
+
+    def annotators(self) -> list[AnnotatorScore]:
+        """Each annotator's accuracy on test questions (Wilson interval), kappa against consensus and experts,
+        time, throughput, trend, Dawid-Skene reliability, and who is flagged for retraining (``agree`` extra)."""
+        return require("labelloop.people.scores", "agree", "annotators").annotator_scores(self.store, self.spec)
 
     # -- the flywheel ----------------------------------------------------------------------
 

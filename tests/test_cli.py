@@ -20,8 +20,8 @@ def invoke(*args: str, cwd=None):
 
 COMMANDS = {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "import-labelstudio", "serve",
             "demo", "import-annotations", "aggregate", "agree", "embed", "train", "calibrate", "simulate", "dedup",
-            "audit", "migrate-store", "compare", "monitor", "report", "reviewer add", "sync labelstudio", "pii show",
-            "pii reveal"}
+            "audit", "migrate-store", "compare", "monitor", "report", "annotators", "test-questions add",
+            "reviewer add", "sync labelstudio", "pii show", "pii reveal"}
 
 
 def _leaf_commands(group: Any, prefix: tuple[str, ...] = ()) -> dict[str, Any]:

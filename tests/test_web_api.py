@@ -41,7 +41,8 @@ def test_openapi_describes_the_api(app_and_tokens):
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {"/api/items", "/api/items/{item_id}", "/api/items/{item_id}/decision", "/api/undo",
                           "/api/progress", "/api/annotations", "/api/items/{item_id}/adjudication",
-                          "/api/disputes", "/api/next", "/api/items/{item_id}/hold", "/api/items/{item_id}/release"}
+                          "/api/disputes", "/api/next", "/api/items/{item_id}/hold", "/api/items/{item_id}/release",
+                          "/api/qualification"}
 
 
 def test_decisions_conflicts_and_progress(app_and_tokens):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -31,6 +31,7 @@ import numpy as np
 
 from ..answers import canonical as _canonical
 from ..answers import family, questions, set_fields
+from ..people.qualification import counted
 from ..spans import Span, exact_span_f1
 from ..spec import RateSpec, TaskSpec
 from ..store import Store
@@ -61,6 +62,7 @@ class AnnotatorAgreement:
     consensus_kappa: float | None = None
     gold_items: int = 0
     gold_agreement: float | None = None
+    gold_kappa: float | None = None  # against the experts' decisions (and --gold)
     flagged: bool = False
 
 
@@ -98,7 +100,7 @@ def agreement_report(
 ) -> AgreementReport:
     """Measure agreement in the project (see the module docstring); ``gold`` adds reference answers to the
     experts' adjudications. Pairs of annotators sharing fewer than ``min_pair_items`` items are left out."""
-    humans, batches = _human_answers(store)
+    humans, batches = _human_answers(store, counted(store, spec))
     everyone = {item: dict(raters) for item, raters in humans.items()}
     model_names = store.labelers() if models else []
     for name in model_names:
@@ -133,10 +135,12 @@ def rework(store: Store, report: AgreementReport, actor: str) -> int:
 # -- inputs ----------------------------------------------------------------------------------------
 
 
-def _human_answers(store: Store) -> tuple[Answers, dict[str, str]]:
+def _human_answers(store: Store, counts: Callable[[Any], bool] = lambda row: True) -> tuple[Answers, dict[str, str]]:
+    """People's current answers that count (see :func:`labelloop.people.qualification.counted`), and each
+    answered item's batch (its ingested file)."""
     answers: Answers = {}
     batches: dict[str, str] = {}
-    for row in store.current_answers():
+    for row in filter(counts, store.current_answers()):
         answers.setdefault(row["item_id"], {})[row["annotator"]] = json.loads(row["output"])
         batches[row["item_id"]] = Path(row["source_file"]).name if row["source_file"] else "(no file)"
     return answers, batches
@@ -280,7 +284,7 @@ def _annotators(
     human_answers = {item: {a: _answer_value(spec, o) for a, o in raters.items()} for item, raters in humans.items()}
     rows: dict[str, AnnotatorAgreement] = {}
     pairs: dict[str, list[tuple[Hashable, Hashable]]] = {}
-    gold_hits: dict[str, list[bool]] = {}
+    gold_pairs: dict[str, list[tuple[Hashable, Hashable]]] = {}
     for item, raters in answers.items():
         for annotator, value in raters.items():
             row = rows.setdefault(
@@ -293,16 +297,17 @@ def _annotators(
                 if not decided["tie"]:
                     pairs.setdefault(annotator, []).append((value, decided["value"]))
             if item in gold:
-                gold_hits.setdefault(annotator, []).append(value == gold[item])
+                gold_pairs.setdefault(annotator, []).append((value, gold[item]))
     for annotator, row in rows.items():
         mine = pairs.get(annotator, [])
         row.consensus_items = len(mine)
         if mine:
             row.consensus_agreement = sum(x == y for x, y in mine) / len(mine)
             row.consensus_kappa = _kappa([x for x, _ in mine], [y for _, y in mine])
-        hits = gold_hits.get(annotator, [])
-        row.gold_items = len(hits)
-        row.gold_agreement = sum(hits) / len(hits) if hits else None
+        checked = gold_pairs.get(annotator, [])
+        row.gold_items = len(checked)
+        row.gold_agreement = sum(x == y for x, y in checked) / len(checked) if checked else None
+        row.gold_kappa = _kappa([x for x, _ in checked], [y for _, y in checked])
         row.flagged = row.consensus_kappa is not None and row.consensus_kappa < min_kappa
     return sorted(rows.values(), key=lambda r: (r.kind, -r.items, r.name))
 

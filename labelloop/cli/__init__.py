@@ -2,14 +2,15 @@
 
 Each command parses its arguments, calls one library function (a :class:`~labelloop.Project` method)
 and prints the result (:mod:`._print`); the commands live by topic in :mod:`.pipeline`,
-:mod:`.people`, :mod:`.learn`, :mod:`.compare`, :mod:`.hygiene` and :mod:`.database`, and are added to one app here.
+:mod:`.people`, :mod:`.quality`, :mod:`.learn`, :mod:`.compare`, :mod:`.hygiene` and :mod:`.database`, and are added
+to one app here.
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import compare, database, hygiene, learn, people, pipeline
+from . import compare, database, hygiene, learn, people, pipeline, quality
 from ._common import Group
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app.add_typer(pipeline.commands)
 app.add_typer(people.commands)
 app.add_typer(people.reviewer_commands, name="reviewer")
 app.add_typer(people.sync_commands, name="sync")
+app.add_typer(quality.commands)
+app.add_typer(quality.test_question_commands, name="test-questions")
 app.add_typer(learn.commands)
 app.add_typer(compare.commands)
 app.add_typer(hygiene.commands)

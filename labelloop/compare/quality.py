@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from ..answers import canonical
+from ..answers import comparable
 from ..spec import TaskSpec
 from .significance import Metric, mean_of
 
@@ -45,21 +45,11 @@ def score(spec: TaskSpec, gold: Sequence[dict[str, Any]], predicted: Sequence[Ou
     """The variant's quality: ``predicted[i]`` is its answer to the item whose reference answer is ``gold[i]``."""
     if len(gold) != len(predicted) or not gold:
         raise ValueError("one answer per gold item, and at least one gold item")
-    correct = [p is not None and _whole(p) == _whole(g) for g, p in zip(gold, predicted, strict=True)]
+    correct = [p is not None and comparable(p) == comparable(g) for g, p in zip(gold, predicted, strict=True)]
     scorer = _SCORERS.get(spec.kind)
     if scorer is None:
         raise ValueError(f"a {spec.kind} task has no answer to check against gold")
     return scorer(spec, list(gold), list(predicted), correct)
-
-
-def _whole(output: dict[str, Any]) -> str:
-    return canonical({k: sorted(map(_key, v)) if isinstance(v, list) else v for k, v in output.items()})
-
-
-def _key(element: Any) -> str:
-    if isinstance(element, dict):
-        return canonical({k: element[k] for k in ("text", "label", "start", "end") if k in element})
-    return canonical(element)
 
 
 def _classify(spec: Any, gold: list[dict], predicted: list[Output], correct: list[bool]) -> Quality:
@@ -112,7 +102,7 @@ def _multilabel(spec: Any, gold: list[dict], predicted: list[Output], correct: l
 def _fields(spec: Any, gold: list[dict], predicted: list[Output], correct: list[bool]) -> Quality:
     per_field = {}
     for name in spec.output_fields:
-        same = [p is not None and _whole({name: p.get(name)}) == _whole({name: g.get(name)})
+        same = [p is not None and comparable({name: p.get(name)}) == comparable({name: g.get(name)})
                 for g, p in zip(gold, predicted, strict=True)]  # fmt: skip
         per_field[name] = float(np.mean(same))
     return Quality("exact match", float(np.mean(correct)), True, correct, mean_of(correct),

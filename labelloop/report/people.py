@@ -4,17 +4,15 @@ who answered the same item agreed, over time; and the disputes experts settled."
 from __future__ import annotations
 
 import json
-import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..answers import canonical
+from ..people.scores import seconds_per_answer
 from ..store import Store
-from .timeline import Timeline, bucket, parse_time
-
-IDLE_SECONDS = 30 * 60  # a longer gap between two answers is a break, not work on the second one
+from .timeline import Timeline, bucket
 
 
 @dataclass
@@ -77,7 +75,5 @@ def canonical_text(output: str) -> str:
 
 def _reviewer(name: str, role: str, rows: Sequence[Any]) -> Reviewer:
     answers = [r for r in rows if r["kind"] == "answer"]
-    times = sorted(parse_time(r["created_at"]).timestamp() for r in rows)
-    gaps = [b - a for a, b in zip(times, times[1:]) if 0 <= b - a <= IDLE_SECONDS]
     return Reviewer(name, role, len(answers), len({r["item_id"] for r in answers}), len(rows) - len(answers),
-                    statistics.median(gaps) if gaps else None)  # fmt: skip
+                    seconds_per_answer([r["created_at"] for r in rows]))  # fmt: skip

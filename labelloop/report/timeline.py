@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from .._time import parse_time
+
 WIDTHS = [timedelta(seconds=s) for s in (1, 5, 10, 30, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 43200, 86400)]
 WIDTHS += [timedelta(days=7), timedelta(days=30)]
 
@@ -35,12 +37,6 @@ class Timeline:
                 count = seconds // size
                 return f"{count} {unit}s" if count > 1 else unit
         return f"{seconds} s"
-
-
-def parse_time(value: str) -> datetime:
-    """An ISO time (with or without its zone, seconds or finer) as an aware UTC datetime."""
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def bucket(series: Mapping[str, Iterable[tuple[str, float]]], max_buckets: int = 48) -> Timeline:

@@ -18,6 +18,7 @@ from .._actor import actor_or_default
 from ..aggregate import aggregate
 from ..assign import draw_sample, need
 from ..errors import InputError
+from ..people import test_questions
 from ..spans import ground
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
@@ -100,7 +101,8 @@ def review_queue(
     store: Store, spec: TaskSpec, reviewer: str, labeler: str = labelers.LLM, limit: int = 50, order: str = "confidence"
 ) -> list[QueueItem]:
     """Items that still need answers under the overlap policy and that ``reviewer`` has not answered,
-    lowest confidence first; the model's answer is hidden when the policy is blind."""
+    lowest confidence first; the model's answer is hidden when the policy is blind. Test questions are mixed
+    in (or, while ``reviewer`` qualifies, are all there is: see :mod:`labelloop.people.test_questions`)."""
     draw_sample(store, spec, labeler)
     blind = not spec.annotation.show_prelabel
     if spec.learn.review_order == "active":
@@ -109,7 +111,13 @@ def review_queue(
         rows = active_order(store, spec, store.review_queue(labeler, reviewer, ACTIVE_POOL, order, need(spec)), limit)
     else:
         rows = store.review_queue(labeler, reviewer, limit, order, need(spec))
-    return [_queue_item(row, blind) for row in rows]
+    queue = [_queue_item(row, blind) for row in rows]
+
+    def test_item(item_id: str) -> QueueItem:
+        return _queue_item(store.review_item(labeler, item_id), blind)
+
+    role = store.reviewer_role(reviewer) or ""  # unregistered (the terminal): tested, never asked to qualify
+    return test_questions.mixed_in(store, spec, reviewer, role, queue, test_item)[:limit]
 
 
 def queue_item(
@@ -118,7 +126,13 @@ def queue_item(
     """One item as ``reviewer`` sees it (any item, answered or not): blind annotators see no pre-label."""
     row = store.review_item(labeler, item_id)
     blind = not spec.annotation.show_prelabel and (reviewer is None or reviewer.role != "expert")
-    return None if row is None else _queue_item(row, blind)
+    if row is None:
+        return None
+    found = _queue_item(row, blind)
+    if test_questions.is_test(store, item_id):  # shown like the queue's own items (see test_questions)
+        neighbours = store.review_queue(labeler, reviewer.name if reviewer else None, 1, need=need(spec))
+        found = test_questions.like(found, [_queue_item(r, blind) for r in neighbours])
+    return found
 
 
 def _queue_item(row: Any, blind: bool = False) -> QueueItem:
@@ -152,6 +166,9 @@ def submit(
     raises :class:`~labelloop.errors.Conflict`.
     """
     output = _checked(spec, item, output)
+    if test_questions.is_test(store, item.item_id):
+        role = store.reviewer_role(reviewer) or ""
+        return test_questions.answer(store, spec, item.item_id, reviewer, role, output, action)
     capacity = store.answers_needed(labeler, item.item_id, need(spec))
     return store.add_annotation(
         item.item_id,

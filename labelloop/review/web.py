@@ -27,6 +27,7 @@ from .. import labelers
 from .._extras import require
 from ..assign import need
 from ..errors import Conflict
+from ..people.test_questions import is_test
 from ..spec import ClassifySpec, TaskSpec
 from ..store import Store
 from . import (
@@ -47,6 +48,7 @@ from .hold import hold, next_item, release
 from .web_auth import COOKIE, NotLoggedIn, Who
 from .web_holds import add_hold_routes
 from .web_models import Adjudication, Decision, annotation_json, form_fields
+from .web_people import Standing, add_people_routes, needs_qualification_page, standing_processor
 
 PAGE_PROGRESS_S = 2.0  # how old the progress line of an item page may be
 _HERE = Path(str(resources.files("labelloop") / "review"))
@@ -61,7 +63,9 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         return spec() if callable(spec) else spec
 
     app = FastAPI(title="labelloop review", summary="Review doubtful labels; read-only JSON API under /api")
-    templates = Jinja2Templates(directory=str(_HERE / "templates"))  # autoescape is on for .html
+    standing = Standing(store, task)
+    templates = Jinja2Templates(directory=str(_HERE / "templates"), context_processors=[standing_processor(standing)])
+    # autoescape is on for .html
     templates.env.filters["as_json"] = lambda value: json.dumps(value, ensure_ascii=False)  # escaped on output
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     sessions: dict[str, Reviewer] = {}
@@ -123,8 +127,8 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
         return _item_page(request, who, replace(dispute.item, output=dispute.tentative, field_confidence={}), dispute)
 
     @app.get("/next", include_in_schema=False)
-    async def next_page(who: Who) -> Response:
-        return RedirectResponse(_next_url(who), status_code=303)
+    async def next_page(who: Who, ready: bool = False) -> Response:
+        return RedirectResponse(_next_url(who, ready), status_code=303)
 
     @app.get("/items/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     async def item_page(request: Request, item_id: str, who: Who) -> Response:
@@ -137,9 +141,10 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
     ) -> Response:
         spec = task()
         others = [name for name in store.review_holders(item.item_id) if name != who.name]
-        latest = store.latest_annotation(item.item_id)
+        latest = None if is_test(store, item.item_id) else store.latest_annotation(item.item_id)
         blind = not spec.annotation.show_prelabel
-        answers = [{"by": by, "output": output} for by, output in dispute.answers.items()] if dispute else []
+        answers = [{"by": by, "output": output, "accuracy": standing.accuracy(by)}
+                   for by, output in dispute.answers.items()] if dispute else []  # fmt: skip
         return templates.TemplateResponse(
             request,
             "item.html",
@@ -248,7 +253,10 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
     @app.get("/api/items/{item_id}", summary="One item with the model's answer and its annotations")
     async def item(item_id: str, who: Who) -> dict[str, Any]:
         found = _item(item_id, who)
-        rows = store.annotations(item_id, annotator=_visible_to(who))
+        if is_test(store, item_id):  # your answers to it, as any item shows them
+            rows = [r for r in store.test_answers(_visible_to(who)) if r["item_id"] == item_id]
+        else:
+            rows = store.annotations(item_id, annotator=_visible_to(who))
         holders = store.review_holders(item_id) if who.role == "expert" else []
         return {**vars(found), "annotations": [annotation_json(row) for row in rows], "held_by": holders}
 
@@ -296,11 +304,15 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
             extra=len(passed),
         )
 
-    def _next_url(who: Reviewer) -> str:
+    def _next_url(who: Reviewer, ready: bool = False) -> str:
+        """Where ``who`` goes next: the qualification page between rounds (unless ``ready``), else an item."""
+        if not ready and needs_qualification_page(store, task(), who):
+            return "/qualification"
         item = _claim_next(who)
         return f"/items/{item.item_id}" if item else "/"
 
     add_hold_routes(app, store, task, labeler, _claim_next)
+    add_people_routes(app, store, task, templates)
 
     def _item(item_id: str, who: Reviewer) -> QueueItem:
         found = queue_item(store, task(), item_id, labeler, who)

@@ -159,6 +159,20 @@ class OverlapSettings(_Strict):
         return self.sample < 1.0 or self.include_accepted
 
 
+class TestQuestionSettings(_Strict):
+    """Items with known answers mixed into each annotator's queue (``labelloop test-questions add``)."""
+
+    rate: float = Field(0.05, ge=0.0, le=0.5, description="share of an annotator's items that are test questions")
+    seed: int = 0
+
+
+class QualifySettings(_Strict):
+    """A new annotator's qualification: a set of test questions first; until they pass, answers do not count."""
+
+    items: int = Field(20, ge=1, le=500, description="test questions in one qualification round")
+    pass_: float = Field(0.8, alias="pass", ge=0.0, le=1.0, description="accuracy that passes a round")
+
+
 class AnnotationSettings(_Strict):
     """Several annotators: overlap, blindness, aggregation and the quality thresholds that trigger actions."""
 
@@ -178,6 +192,13 @@ class AnnotationSettings(_Strict):
     )
     batch_match: float = Field(0.9, ge=0.0, le=1.0, description="a batch matching less than this goes to rework")
     min_kappa: float = Field(0.6, ge=-1.0, le=1.0, description="annotators below this kappa are flagged")
+    test_questions: TestQuestionSettings = TestQuestionSettings()
+    qualify: QualifySettings | None = Field(None, description="a qualification round before answers count")
+    retrain_below: float = Field(
+        0.8, ge=0.0, le=1.0, description="flag an annotator whose test accuracy's upper 95% bound is below this"
+    )
+    exclude_flagged: bool = Field(False, description="leave flagged annotators' answers out of aggregation")
+    show_scores: bool = Field(False, description="show each annotator their own accuracy on test questions")
 
 
 class EmbeddingSettings(_Strict):

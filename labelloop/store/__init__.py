@@ -32,6 +32,7 @@ from .report import ReportStore
 from .reviews import ReviewStore
 from .runs import RunStore, process_alive
 from .sources import SourceStore
+from .tests import TestStore
 
 __all__ = [
     "Store",
@@ -67,6 +68,7 @@ class Store(
     LearnStore,
     ReportStore,
     AdoptStore,
+    TestStore,
 ):
     """A project's database. Open with :meth:`open`; close with :meth:`close`."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._common import utc_now
 from .reviews import ReviewStore
+from .tests import NOT_A_FILE_TEST, NOT_A_TEST
 
 SOURCE = "labelstudio"
 
@@ -29,7 +30,8 @@ class LabelStudioStore(ReviewStore):
         """Every item in ingest order with its current prediction of ``labeler`` (NULL columns if none)."""
         last = 0
         while rows := self.db.execute(
-            f"{_ITEM_WITH_PREDICTION} WHERE i.seq > ? ORDER BY i.seq LIMIT ?", (labeler, last, chunk)
+            f"{_ITEM_WITH_PREDICTION} WHERE i.seq > ? AND {NOT_A_FILE_TEST} ORDER BY i.seq LIMIT ?",
+            (labeler, last, chunk),
         ).fetchall():
             yield from rows
             last = rows[-1]["seq"]
@@ -38,7 +40,7 @@ class LabelStudioStore(ReviewStore):
         """Items whose current prediction needs review, that no person has answered and that are not
         yet tasks of this Label Studio project, in ingest order."""
         return self.db.execute(
-            f"{_ITEM_WITH_PREDICTION} WHERE p.route = 'needs_review'"
+            f"{_ITEM_WITH_PREDICTION} WHERE p.route = 'needs_review' AND {NOT_A_TEST}"
             " AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.is_current = 1)"
             " AND NOT EXISTS (SELECT 1 FROM labelstudio_tasks t WHERE t.item_id = i.id AND t.ls_url = ?"
             "   AND t.ls_project_id = ?) ORDER BY i.seq",

@@ -355,3 +355,28 @@ def m008_beyond_one_process(db: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m009_test_questions(db: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE test_questions (
+            item_id TEXT PRIMARY KEY REFERENCES items(id),
+            answer TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('file', 'experts')),
+            added_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE test_answers (
+            id INTEGER PRIMARY KEY,
+            item_id TEXT NOT NULL REFERENCES items(id),
+            annotator TEXT NOT NULL,
+            output TEXT NOT NULL,
+            action TEXT NOT NULL,
+            correct INTEGER NOT NULL,
+            purpose TEXT NOT NULL CHECK (purpose IN ('qualify', 'check')),
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX test_answers_annotator ON test_answers(annotator, id)",
+    ]
+    for statement in statements:
+        db.execute(statement)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._base import StoreBase
 from ._common import utc_now
+from .tests import NOT_A_TEST
 
 # Queue orders by name; later issues add active-learning and disagreement orders.
 QUEUE_ORDERS = {"confidence": "p.confidence IS NOT NULL, p.confidence, i.seq", "ingest": "i.seq"}
@@ -64,7 +65,7 @@ class QueueStore(StoreBase):
             "   FROM annotations WHERE is_current = 1 GROUP BY item_id) a ON a.item_id = p.item_id"
             " LEFT JOIN (SELECT item_id, count(*) AS held FROM review_claims"
             "   WHERE expires_at > :now AND reviewer != :annotator GROUP BY item_id) c ON c.item_id = p.item_id"
-            " WHERE p.is_current = 1 AND p.labeler = :labeler AND coalesce(a.adjudicated, 0) = 0"
+            f" WHERE p.is_current = 1 AND p.labeler = :labeler AND coalesce(a.adjudicated, 0) = 0 AND {NOT_A_TEST}"
             " AND coalesce(a.mine, 0) = 0"
             f" AND coalesce(a.answers, 0) + coalesce(c.held, 0) < {need.required_sql()}"
             f" ORDER BY {QUEUE_ORDERS[order]} LIMIT :limit",
@@ -87,7 +88,7 @@ class QueueStore(StoreBase):
         rows = self.db.execute(
             f"SELECT p.reasons, p.route, {need.required_sql()} AS required, {_ANSWERS} AS answers,"
             f" {_ADJUDICATED} AS adjudicated FROM predictions p LEFT JOIN assignments s ON s.item_id = p.item_id"
-            " WHERE p.is_current = 1 AND p.labeler = ?",
+            f" WHERE p.is_current = 1 AND p.labeler = ? AND {NOT_A_TEST}",
             (labeler,),
         ).fetchall()
         done = left = 0

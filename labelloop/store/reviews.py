@@ -202,7 +202,7 @@ class ReviewStore(StoreBase):
     def current_answers(self) -> Iterator[sqlite3.Row]:
         """Every current answer (adjudications left out) with its item's source file, by item."""
         yield from self.db.execute(
-            "SELECT a.item_id, a.annotator, a.output, a.source, i.source_file FROM annotations a"
+            "SELECT a.item_id, a.annotator, a.output, a.source, a.created_at, i.source_file FROM annotations a"
             " JOIN items i ON i.id = a.item_id WHERE a.is_current = 1 AND a.kind = 'answer' ORDER BY i.seq, a.id"
         )
 

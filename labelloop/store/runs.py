@@ -15,6 +15,7 @@ from typing import Any
 from ._common import chunks, dumps, inserted_id, utc_now
 from .items import ItemStore
 from .records import PredictionRecord, RunCounts
+from .tests import NOT_A_FILE_TEST
 
 
 class RunStore(ItemStore):
@@ -235,7 +236,7 @@ class RunStore(ItemStore):
             " LEFT JOIN predictions p ON p.id = coalesce("
             f"   (SELECT id FROM predictions WHERE item_id = i.id AND is_current = 1 AND labeler = ?){accepted})"
             " LEFT JOIN gold g ON g.item_id = i.id"
-            " WHERE i.seq > ? ORDER BY i.seq LIMIT 1000"
+            f" WHERE i.seq > ? AND {NOT_A_FILE_TEST} ORDER BY i.seq LIMIT 1000"
         )
         last = 0
         while rows := self.db.execute(query, (labeler, *fallbacks, last)).fetchall():
