@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections import Counter
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from .people.qualification import counted
 from .spec import TaskSpec
 from .store import Store
 
-METHODS = ("single", "majority", "dawid_skene", "expert")
+METHODS = ("single", "majority", "dawid_skene", "one_coin", "glad", "mace", "wawa", "auto", "expert")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Aggregation:
 
     decisions: dict[str, Decision]
     annotator_errors: Errors = field(default_factory=dict)
+    choices: list[Any] = field(default_factory=list)  # auto: the method of each question family, and why
 
 
 @dataclass
@@ -61,6 +62,7 @@ class AggregateResult:
     disputed: int = 0
     skipped: bool = False  # nothing changed since the last aggregation
     annotator_errors: Errors = field(default_factory=dict)
+    chosen: list[dict[str, Any]] = field(default_factory=list)  # per question family: method, criterion, scores
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class AggregateResult:
             "skipped": self.skipped,
             "reliability": self.reliability(),
             "annotator_errors": self.annotator_errors,
+            "chosen": self.chosen,
         }
 
     def reliability(self) -> dict[str, float]:
@@ -97,15 +100,17 @@ def majority_vote(spec: TaskSpec, votes: Votes) -> tuple[dict[str, Any], float, 
     return compose(spec, votes, answers), share, any(d["tie"] for d in decided.values())
 
 
-def dawid_skene(spec: TaskSpec, items: Mapping[str, Votes]) -> tuple[dict[str, tuple[dict[str, Any], float]], Errors]:
-    """Dawid-Skene per question family over all items: ``{item: (output, lowest posterior)}`` and each
-    annotator's confusion matrix per family."""
+def crowd(
+    spec: TaskSpec, items: Mapping[str, Votes], method: Callable[[str, Any], Any]
+) -> tuple[dict[str, tuple[dict[str, Any], float, bool]], Errors, list[Any]]:
+    """A crowd method per question family over all items (``method(family, frame)`` gives the family's
+    :class:`~labelloop.aggregation_method.Choice`): ``{item: (output, lowest posterior, tied)}``, each annotator's
+    Dawid-Skene confusion matrices (where Dawid-Skene decided), and the choices."""
     try:
-        import pandas as pd
-        from crowdkit.aggregation import DawidSkene
+        from .aggregation_method import frame_of, posteriors
     except ImportError:
         raise ProjectError(
-            "annotation.aggregate: dawid_skene needs crowd-kit: pip install 'labelloop[agree]'"
+            f"annotation.aggregate: {spec.annotation.aggregate} needs crowd-kit: pip install 'labelloop[agree]'"
         ) from None
 
     asked = {item: _questions(spec, votes) for item, votes in items.items() if len(votes) >= 2}
@@ -117,25 +122,99 @@ def dawid_skene(spec: TaskSpec, items: Mapping[str, Votes]) -> tuple[dict[str, t
     decided: dict[str, dict[str, Hashable]] = {item: {} for item in asked}
     posterior: dict[str, float] = dict.fromkeys(asked, 1.0)
     errors: Errors = {}
+    choices = []
+    ties: set[str] = set()
     for name, fam_rows in rows.items():
-        frame = pd.DataFrame(fam_rows, columns=["task", "worker", "label"])
-        frame["label"] = frame["label"].map(lambda v: json.dumps(v, ensure_ascii=False))  # one dtype for crowd-kit
+        frame = frame_of(fam_rows)
+        choice = method(name, frame)
+        choices.append(choice)
         if frame["label"].nunique() < 2:
             best = frame.groupby("task")["label"].first()
-            probs = pd.Series(1.0, index=best.index)
+            probs = best.map(lambda _: 1.0)
         else:
-            with warnings.catch_warnings():  # crowd-kit still uses pandas keywords that pandas 3 deprecates
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                model = DawidSkene(n_iter=100).fit(frame)
-            assert model.probas_ is not None, "fit() sets probas_"
-            best, probs = model.probas_.idxmax(axis=1), model.probas_.max(axis=1)
-            errors[name] = _confusion_matrices(model.errors_)
+            found = posteriors(choice.method, frame)
+            best, probs = found.idxmax(axis=1), found.max(axis=1)
+            tied = (found.to_numpy() >= probs.to_numpy()[:, None] - 1e-9).sum(axis=1) > 1
+            ties.update(json.loads(task)[0] for task in found.index[tied])  # no decision: an expert's
+            if choice.method == "dawid_skene":
+                errors[name] = _confusion_matrices(_fitted_errors(frame))
         for task, label in best.items():
             item, question = json.loads(task)
             decided[item][question] = json.loads(label)
             posterior[item] = min(posterior[item], float(probs[task]))
-    return {item: (compose(spec, items[item], decided[item]), posterior[item]) for item in asked}, errors
+    decisions = {item: (compose(spec, items[item], decided[item]), posterior[item], item in ties) for item in asked}
+    return decisions, errors, choices
+
+
+def crowd_kit_installed() -> bool:
+    """Whether the crowd methods can run (the ``agree`` extra); without them ``auto`` is majority vote."""
+    try:
+        import crowdkit.aggregation  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _always(method: str) -> Callable[[str, Any], Any]:
+    """``annotation.aggregate``'s method for every family (``auto`` without known answers: see
+    :func:`auto_chooser` for the choice with them)."""
+    from .aggregation_method import Choice, choose
+
+    if method == "auto":
+        return lambda family_name, frame: choose(family_name, frame, {})
+    return lambda family_name, frame: Choice(family_name, method, "annotation.aggregate")
+
+
+def _method_of(choices: list[Any]) -> str:
+    """An item's method: the one every family used, or ``auto`` when families chose differently."""
+    methods = {c.method for c in choices}
+    return methods.pop() if len(methods) == 1 else "auto"
+
+
+def auto_chooser(store: Store, spec: TaskSpec) -> Callable[[str, Any], Any]:
+    """``auto``'s choice per family: known answers are the experts' decisions and the test questions, whose
+    answers join the candidates' fits for the choice only (never the decisions)."""
+    from .aggregation_method import REFIT_GROWTH, Choice, choose, frame_of
+
+    truth: dict[str, dict[str, str]] = {}  # family -> task -> known value (JSON)
+    extra: dict[str, list[tuple[str, str, Hashable]]] = {}
+    experts = {item: {"expert": json.loads(row["output"])} for item, row in store.adjudications().items()}
+    known = {item: {"known": q["answer"]} for item, q in store.test_questions().items()}
+    for item, votes in [*experts.items(), *known.items()]:
+        for question, values in _questions(spec, votes).items():
+            task = json.dumps([item, question], ensure_ascii=False)
+            truth.setdefault(family(question), {})[task] = json.dumps(next(iter(values.values())), ensure_ascii=False)
+    tested: dict[str, dict[str, Any]] = {}
+    for row in store.test_answers():
+        tested.setdefault(row["item_id"], {})[row["annotator"]] = json.loads(row["output"])
+    for item, votes in tested.items():
+        for question, values in _questions(spec, votes).items():
+            task = json.dumps([item, question], ensure_ascii=False)
+            extra.setdefault(family(question), []).extend((task, a, v) for a, v in values.items())
+
+    last = store.last_aggregation()
+    kept = {c["family"]: c for c in json.loads(last["details"] or "{}").get("chosen", [])} if last else {}
+
+    def chooser(family_name: str, frame: Any) -> Any:
+        import pandas as pd
+
+        tasks = int((frame.groupby("task").size() >= 2).sum())
+        before = kept.get(family_name)
+        if before is not None and before.get("tasks", 0) and tasks < REFIT_GROWTH * before["tasks"]:
+            return Choice(family_name, before["method"], before["criterion"] + " (kept)", before["scores"],
+                          before["tasks"])  # fmt: skip
+        with_tests = pd.concat([frame, frame_of(extra.get(family_name, []))], ignore_index=True)
+        return choose(family_name, with_tests, truth.get(family_name, {}))
+
+    return chooser
+
+
+def _fitted_errors(frame: Any) -> Any:
+    from crowdkit.aggregation import DawidSkene
+
+    with warnings.catch_warnings():  # crowd-kit still uses pandas keywords that pandas 3 deprecates
+        warnings.simplefilter("ignore")
+        return DawidSkene(n_iter=100).fit(frame).errors_
 
 
 def _confusion_matrices(frame: Any) -> dict[str, dict[str, dict[str, float]]]:
@@ -183,20 +262,29 @@ def collect_votes(store: Store, spec: TaskSpec) -> dict[str, dict[str, dict[str,
     return items
 
 
-def decide(spec: TaskSpec, items: Mapping[str, Votes], experts: Mapping[str, Any]) -> Aggregation:
-    """Each item's decision by the task's method; the expert's adjudication overrides it."""
+def decide(
+    spec: TaskSpec,
+    items: Mapping[str, Votes],
+    experts: Mapping[str, Any],
+    chooser: Callable[[str, Any], Any] | None = None,
+) -> Aggregation:
+    """Each item's decision by the task's method (``auto``: ``chooser`` picks one per question family); the
+    expert's adjudication overrides it."""
     settings = spec.annotation
-    fitted, errors = dawid_skene(spec, items) if settings.aggregate == "dawid_skene" else ({}, {})
+    fitted: dict[str, tuple[dict[str, Any], float, bool]] = {}
+    errors: Errors = {}
+    choices: list[Any] = []
+    if settings.aggregate != "majority" and (settings.aggregate != "auto" or crowd_kit_installed()):
+        fitted, errors, choices = crowd(spec, items, chooser or _always(settings.aggregate))
     decisions: dict[str, Decision] = {}
     for item, votes in items.items():
         voters = sorted(votes)
         if len(votes) == 1:
             decisions[item] = Decision(next(iter(votes.values())), "single", voters, None, 1)
         elif item in fitted:
-            output, posterior = fitted[item]
-            decisions[item] = Decision(
-                output, "dawid_skene", voters, posterior, len(votes), disputed=posterior < settings.min_agreement
-            )
+            output, posterior, tied = fitted[item]
+            disputed = tied or posterior < settings.min_agreement
+            decisions[item] = Decision(output, _method_of(choices), voters, posterior, len(votes), disputed=disputed)
         else:
             output, share, tie = majority_vote(spec, votes)
             decisions[item] = Decision(
@@ -206,7 +294,7 @@ def decide(spec: TaskSpec, items: Mapping[str, Votes], experts: Mapping[str, Any
         decisions[item] = Decision(
             json.loads(row["output"]), "expert", [row["annotator"]], 1.0, len(items.get(item, {}))
         )
-    return Aggregation(decisions, errors)
+    return Aggregation(decisions, errors, choices)
 
 
 def aggregate(store: Store, spec: TaskSpec, *, force: bool = False) -> AggregateResult:
@@ -228,11 +316,18 @@ def aggregate(store: Store, spec: TaskSpec, *, force: bool = False) -> Aggregate
     if not force and store.last_aggregation_watermark() == watermark:
         result.skipped = True
         return result
-    aggregation = decide(spec, collect_votes(store, spec), store.adjudications())
+    chooser = auto_chooser(store, spec) if settings.aggregate == "auto" and crowd_kit_installed() else None
+    aggregation = decide(spec, collect_votes(store, spec), store.adjudications(), chooser)
     decisions = aggregation.decisions
-    store.replace_gold(decisions, settings.aggregate, watermark, {"annotator_errors": aggregation.annotator_errors})
+    chosen = [vars(c) for c in aggregation.choices]
+    if settings.aggregate == "auto" and not crowd_kit_installed():
+        chosen = [{"family": "every question", "method": "majority", "criterion": "the agree extra is not"
+                   " installed (pip install 'labelloop[agree]'): majority vote", "scores": {}, "tasks": 0}]  # fmt: skip
+    store.replace_gold(decisions, settings.aggregate, watermark,
+                       {"annotator_errors": aggregation.annotator_errors, "chosen": chosen})  # fmt: skip
     result.items = len(decisions)
     result.by_method.update(d.method for d in decisions.values())
     result.disputed = sum(d.disputed for d in decisions.values())
     result.annotator_errors = aggregation.annotator_errors
+    result.chosen = chosen
     return result

@@ -33,7 +33,8 @@ from .ingest_sql import SqlIngestResult, ingest_sql
 from .job import LabelOptions
 from .labelstudio import ImportResult, SyncResult, import_export, sync
 from .lake import RayOptions, RayRunResult, label_on_ray
-from .people import test_questions
+from .people import guidelines, test_questions
+from .people.digest import Digest, digest
 from .people.qualification import Qualification, qualification
 from .plan import Plan, make_plan
 from .prepare import reveal
@@ -365,6 +366,21 @@ class Project:
         """Each annotator's accuracy on test questions (Wilson interval), kappa against consensus and experts,
         time, throughput, trend, Dawid-Skene reliability, and who is flagged for retraining (``agree`` extra)."""
         return require("labelloop.people.scores", "agree", "annotators").annotator_scores(self.store, self.spec)
+
+    def guideline_digest(self, *, propose: bool = False, **model_overrides: Any) -> Digest:
+        """Disputes settled, corrections of the model and missed test questions, grouped by label pair (or
+        field) with examples; ``propose`` asks the task's model for a draft guideline sentence per group."""
+        found = digest(self.store, self.spec)
+        if propose and found.groups:
+            guidelines.propose(self.store, self.spec, found, self.settings(**model_overrides))
+        return found
+
+    def accept_guideline(self, sentence: str, *, actor: str | None = None) -> tuple[str, str]:
+        """Add ``sentence`` to the task's guidelines (the prompt version changes); the versions before and
+        after, also kept in the audit log."""
+        before, after = guidelines.accept(self.spec_path, sentence)
+        self.store.audit(actor_or_default(actor), "guidelines-accept", before=before, after=after, detail=sentence)
+        return before, after
 
     # -- the flywheel ----------------------------------------------------------------------
 

@@ -143,7 +143,8 @@ def test_import_long_format_csv_then_agree_aggregate_and_adjudicate(project, tmp
     assert "Fleiss" in table and "rework" in table and (tmp_path / "h.html").exists()
 
     aggregated = cli("aggregate", "--project", root).output
-    assert "4 items decided by majority (majority 4); 1 disputed" in aggregated  # t003: p, u, n
+    assert "4 items decided by auto (majority 4); 1 disputed" in aggregated  # t003: p, u, n
+    assert "label: majority — fewer than 50 questions with two or more answers" in aggregated
     cli("reviewer", "add", "eve", "--role", "expert", "--project", root)
     decided = runner.invoke(app, ["review", "--reviewer", "eve", "--adjudicate", "--project", root], input="2\n")
     assert decided.exit_code == 0 and "1 decided, 0 skipped, 0 left" in decided.output

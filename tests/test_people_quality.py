@@ -195,3 +195,72 @@ def test_test_questions_from_experts_keep_their_decision_as_data(make, tmp_path)
     assert all(methods[d.item.item_id] == "expert" for d in disputes[:4]), "the expert's decision stays data"
     neither = runner.invoke(app, ["test-questions", "add", "--project", str(project.root)])
     assert neither.exit_code == 1 and "one" in neither.output
+
+
+def test_the_guideline_digest_groups_differences_and_an_accepted_sentence_changes_the_prompt(make, tmp_path):
+    project = make("{overlap: {annotators: 2}, test_questions: {rate: 0.3}}", items=30, tests=6)
+    store, spec = project.store, project.spec
+    for name in ("ana", "bo"):
+        project.add_reviewer(name)
+    project.add_reviewer("eve", role="expert")
+    rng = random.Random(4)
+    while review_queue(store, spec, "ana", limit=1):  # ana: right, but positive is negative to her
+        item = review_queue(store, spec, "ana", limit=1)[0]
+        right = truth(item.text)
+        submit(store, spec, item, "ana", {"label": "negative" if right == "positive" else right}, "label")
+    while review_queue(store, spec, "bo", limit=1):
+        item = review_queue(store, spec, "bo", limit=1)[0]
+        submit(store, spec, item, "bo", {"label": truth(item.text) if rng.random() < 0.9 else "neutral"}, "label")
+    for dispute in project.disputes():
+        adjudicate(store, spec, dispute.item, "eve", {"label": truth(dispute.item.text)})
+    found = project.guideline_digest()
+    assert set(found.sources) == {"dispute", "correction", "test"}
+    top = {g.title: g for g in found.groups}
+    group = top["label: negative → positive"]
+    assert group.by_source["dispute"] >= 5 and group.by_source["test"] >= 1 and len(group.examples) == 3
+    assert group.examples[0]["text"].startswith(("review", "question"))
+    markdown = found.markdown(spec)
+    assert "## label: negative → positive" in markdown and "none is applied until accepted" in markdown
+    server = FaultServer(content="Label it positive when the writer recommends it, however plainly said.")
+    proposed = project.guideline_digest(propose=True, backend="openai", base_url=server.base_url, model="fault")
+    server.close()
+    assert proposed.groups[0].proposal == "Label it positive when the writer recommends it, however plainly said."
+    runs = store.db.execute("SELECT id, calls FROM runs WHERE labeler = 'guidelines'").fetchall()
+    assert len(runs) == 1 and runs[0]["calls"] == len(proposed.groups[:10])
+    assert store.db.execute("SELECT count(*) FROM llm_calls WHERE run_id = ?", (runs[0]["id"],)).fetchone()[0] \
+        == runs[0]["calls"]
+    version = store.db.execute("SELECT prompt_version FROM runs WHERE labeler = 'llm'").fetchone()[0]
+    before, after = project.accept_guideline(proposed.groups[0].proposal)
+    assert before == version != after and project.spec.guidelines.endswith("however plainly said.\n")
+    result = CliRunner().invoke(app, ["guidelines", "accept", "Sarcasm counts as what the writer means.",
+                                      "--project", str(project.root)])  # fmt: skip
+    assert result.exit_code == 0 and f"prompt version {after} → " in result.output
+    assert project.spec.guidelines.splitlines()[-2:] == [
+        "- Label it positive when the writer recommends it, however plainly said.",
+        "- Sarcasm counts as what the writer means."]
+    assert "annotation:" in project.spec_path.read_text(), "the rest of the file stays as written"
+    digest_md = tmp_path / "digest.md"
+    shown = CliRunner().invoke(app, ["guidelines", "digest", "--out", str(digest_md), "--project", str(project.root)])
+    assert shown.exit_code == 0 and digest_md.read_text().startswith("# Guideline digest: sentiment")
+
+
+def test_flags_reach_the_report_and_experts_see_accuracies_beside_answers(make):
+    from fastapi.testclient import TestClient
+
+    project = make("{test_questions: {rate: 0.5}, overlap: {annotators: 2}, aggregate: majority}", items=40,
+                   tests=12)  # fmt: skip
+    store, spec = project.store, project.spec
+    rng = random.Random(5)
+    for name, right in (("ana", 1.0), ("rand", 0.2)):
+        project.add_reviewer(name)
+        while review_queue(store, spec, name, limit=1):
+            answer_next(project, name, right, rng)
+    token = project.add_reviewer("eve", role="expert")
+    report = project.report()
+    rows = {r.name: r for r in report.people.reviewers}
+    assert rows["rand"].flag.startswith("test accuracy") and rows["ana"].flag == ""
+    assert rows["ana"].test_accuracy.startswith("100% of ")
+    dispute = project.disputes()[0]
+    page = TestClient(project.web_app()).get(f"/adjudicate/{dispute.item.item_id}",
+                                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert page.status_code == 200 and re.search(r"\((\d+)% on \d+ test questions\)", page.text)

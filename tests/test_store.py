@@ -36,7 +36,7 @@ EXPECTED_SCHEMA = [
     ('embeddings',
      'CREATE TABLE embeddings ( item_id TEXT NOT NULL REFERENCES items(id), model TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (item_id, model) )'),
     ('gold',
-     "CREATE TABLE gold ( item_id TEXT PRIMARY KEY REFERENCES items(id), status TEXT NOT NULL CHECK (status IN ('decided', 'disputed')), output TEXT NOT NULL, method TEXT NOT NULL CHECK (method IN ('single', 'majority', 'dawid_skene', 'expert')), decided_by TEXT NOT NULL, confidence REAL, votes INTEGER NOT NULL, decided_at TEXT NOT NULL )"),
+     'CREATE TABLE "gold" ( item_id TEXT PRIMARY KEY REFERENCES items(id), status TEXT NOT NULL CHECK (status IN (\'decided\', \'disputed\')), output TEXT NOT NULL, method TEXT NOT NULL, decided_by TEXT NOT NULL, confidence REAL, votes INTEGER NOT NULL, decided_at TEXT NOT NULL )'),
     ('items',
      "CREATE TABLE items ( seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}', content_hash TEXT NOT NULL, source_file TEXT, source_line INTEGER, ingested_at TEXT NOT NULL , review_version INTEGER NOT NULL DEFAULT 0, original TEXT, cleaning TEXT, changed_at TEXT)"),
     ('labelstudio_tasks',
@@ -81,6 +81,12 @@ EXPECTED_SCHEMA = [
      'CREATE TABLE runs ( id INTEGER PRIMARY KEY, labeler TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), job_key TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT, items_planned INTEGER NOT NULL DEFAULT 0, items_done INTEGER NOT NULL DEFAULT 0, items_failed INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, cache_hits INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, error TEXT , host TEXT, heartbeat_at REAL)'),
     ('sources',
      'CREATE TABLE sources ( name TEXT PRIMARY KEY, watermark TEXT NOT NULL, updated_at TEXT NOT NULL )'),
+    ('test_answers',
+     "CREATE TABLE test_answers ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id), annotator TEXT NOT NULL, output TEXT NOT NULL, action TEXT NOT NULL, correct INTEGER NOT NULL, purpose TEXT NOT NULL CHECK (purpose IN ('qualify', 'check')), created_at TEXT NOT NULL )"),
+    ('test_answers_annotator',
+     'CREATE INDEX test_answers_annotator ON test_answers(annotator, id)'),
+    ('test_questions',
+     "CREATE TABLE test_questions ( item_id TEXT PRIMARY KEY REFERENCES items(id), answer TEXT NOT NULL, source TEXT NOT NULL CHECK (source IN ('file', 'experts')), added_at TEXT NOT NULL )"),
 ]
 
 PROMPT = "p1"

@@ -66,6 +66,8 @@ def print_aggregate(result: AggregateResult) -> None:
         f"{result.items} items decided by {result.method} ({methods or 'none'});"
         f" {result.disputed} disputed, waiting for an expert"
     )
+    for chosen in result.chosen[:20] if result.method == "auto" else []:
+        console.print(f"  {escape(chosen['family'])}: {chosen['method']} — {escape(chosen['criterion'])}")
     reliability = sorted(result.reliability().items(), key=lambda kv: kv[1])
     if reliability:
         shown = ", ".join(f"{escape(name)} {value:.2f}" for name, value in reliability[:10])

@@ -1,4 +1,5 @@
-"""People's quality: ``test-questions add``, ``annotators`` (scores and retraining flags)."""
+"""People's quality: ``test-questions add``, ``annotators`` (scores and retraining flags), ``guidelines digest``
+and ``guidelines accept``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import _print_quality as out
-from ._common import ActorOpt, JsonOpt, ProjectOpt, open_project
+from ._common import ActorOpt, BackendOpt, BaseUrlOpt, JsonOpt, ModelOpt, ProjectOpt, open_project, servers
 
 commands = typer.Typer()
 test_question_commands = typer.Typer(help="Items with known answers mixed into annotators' queues.",
@@ -44,4 +45,45 @@ def annotators(as_json: JsonOpt = False, project: ProjectOpt = None) -> None:
         out.print_annotators(scores)
 
 
-__all__ = ["commands", "test_question_commands"]
+guideline_commands = typer.Typer(help="Guidelines from people's evidence: the digest, and accepting a sentence.",
+                                 no_args_is_help=True)  # fmt: skip
+
+
+@guideline_commands.command("digest")
+def guidelines_digest(
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the Markdown draft here")] = None,
+    propose: Annotated[bool, typer.Option("--propose", help="The task's model drafts a sentence per group")] = False,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Settled disputes, corrections of the model and missed test questions, grouped by label pair or field."""
+    overrides = {k: v for k, v in {"backend": backend, "model": model, **servers(base_url)}.items() if v}
+    with open_project(project) as proj:
+        found = proj.guideline_digest(propose=propose, **overrides)
+        text = found.markdown(proj.spec)
+    if out_path is not None:
+        out_path.write_text(text, encoding="utf-8")
+    if as_json:
+        out.print_json(found.to_dict())
+    elif out_path is None:
+        out.console.print(text, markup=False, highlight=False)
+    else:
+        out.console.print(f"digest: {len(found.groups)} groups written to {out_path}")
+
+
+@guideline_commands.command("accept")
+def guidelines_accept(
+    sentence: Annotated[str, typer.Argument(help="The guideline sentence to add")],
+    actor: ActorOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Add a sentence to the task's guidelines; the prompt version changes, so compare can measure it."""
+    with open_project(project) as proj:
+        before, after = proj.accept_guideline(sentence, actor=actor)
+    out.console.print(f"guidelines: one sentence added; prompt version {before} → {after}")
+
+
+__all__ = ["commands", "guideline_commands", "test_question_commands"]

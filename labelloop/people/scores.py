@@ -5,7 +5,10 @@ consensus of the other people and against experts' decisions (:mod:`labelloop.ag
 per answer (gaps over 30 minutes are breaks), answers per active day, the weekly trend of test accuracy, and
 the mean diagonal of their Dawid-Skene confusion matrices from the last aggregation, side by side. An annotator
 is *flagged* when the upper bound of their test accuracy is under ``annotation.retrain_below`` (so a few
-unlucky answers do not flag anyone) or their kappa against consensus is under ``annotation.min_kappa``.
+unlucky answers do not flag anyone) or their kappa against consensus is under ``annotation.min_kappa`` — unless
+:data:`VOUCH_TESTS` or more test answers show them right at least ``retrain_below`` of the time: agreement
+says who disagrees, test questions say who is wrong (with two people per item, the consensus of a careful
+annotator is their careless partner).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..store import Store
 from .qualification import qualification
 
 IDLE_SECONDS = 30 * 60  # a longer gap between two answers is a break, not work on the second one
+VOUCH_TESTS = 10  # test answers at or above retrain_below that overrule a low kappa against consensus
 
 
 @dataclass
@@ -110,7 +114,8 @@ def _flag(score: AnnotatorScore, retrain_below: float, min_kappa: float) -> None
     if score.accuracy_high is not None and score.accuracy_high < retrain_below:
         score.why.append(f"test accuracy {score.accuracy:.0%} (95% CI up to {score.accuracy_high:.0%}) under"
                          f" {retrain_below:.0%}")  # fmt: skip
-    if score.consensus_kappa is not None and score.consensus_kappa < min_kappa:
+    vouched = score.tested >= VOUCH_TESTS and (score.accuracy or 0.0) >= retrain_below
+    if score.consensus_kappa is not None and score.consensus_kappa < min_kappa and not vouched:
         score.why.append(f"kappa against consensus {score.consensus_kappa:.2f} under {min_kappa:.2f}")
     score.flagged = bool(score.why)
 

@@ -94,7 +94,7 @@ def gather(store: Store, spec: TaskSpec, labeler: str = labelers.LLM, root: Path
         cost=cost,
         confidence=confidence,
         labelers=[_quality(store, spec, name) for name in store.labelers()],
-        people=people(store, spec.annotation.batch_match),
+        people=people(store, spec),
         prompts=[dict(row) for row in store.prompt_history()],
         comparisons=_logged(store, "compare"),
         simulation=next(iter(_logged(store, "simulate", limit=1)), None),

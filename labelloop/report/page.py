@@ -81,10 +81,11 @@ th { background: #f3f3f3; text-align: left; } td.n { text-align: right; font-var
 <h2>People</h2>
 {% if r.people.reviewers %}
 <table><tr><th>reviewer</th><th>role</th><th>answers</th><th>items</th><th>disputes settled</th>
-<th>median time per answer</th></tr>
+<th>median time per answer</th><th>test questions right</th><th>flagged for retraining</th></tr>
 {% for p in r.people.reviewers %}<tr><td>{{ p.name }}</td><td>{{ p.role }}</td><td class="n">{{ p.answers }}</td>
 <td class="n">{{ p.items }}</td><td class="n">{{ p.adjudications }}</td>
-<td class="n">{{ secs(p.seconds_per_answer) }}</td></tr>
+<td class="n">{{ secs(p.seconds_per_answer) }}</td><td class="n">{{ p.test_accuracy or '–' }}</td>
+<td class="{{ 'alarm' if p.flag else '' }}">{{ p.flag }}</td></tr>
 {% endfor %}</table>
 <p>Gold: {{ r.people.gold.get('decided', 0) }} items decided, {{ r.people.gold.get('disputed', 0) }} disputes open.</p>
 {% endif %}

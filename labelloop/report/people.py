@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..answers import canonical
-from ..people.scores import seconds_per_answer
+from ..people.scores import annotator_scores, seconds_per_answer
+from ..spec import TaskSpec
 from ..store import Store
 from .timeline import Timeline, bucket
 
@@ -23,6 +24,8 @@ class Reviewer:
     items: int
     adjudications: int
     seconds_per_answer: float | None  # the median gap between consecutive answers, breaks left out
+    test_accuracy: str | None = None  # on test questions, with its Wilson interval
+    flag: str = ""  # why they are flagged for retraining (labelloop.people.scores)
 
 
 @dataclass
@@ -43,7 +46,7 @@ class People:
         return [m / n if n else None for n, m in zip(items, matching)]
 
 
-def people(store: Store, batch_match: float) -> People:
+def people(store: Store, spec: TaskSpec) -> People:
     log = store.answer_log()
     roles = {row["name"]: row["role"] for row in store.reviewers()}
     by_person: dict[str, list[Any]] = defaultdict(list)
@@ -66,7 +69,14 @@ def people(store: Store, batch_match: float) -> People:
     gold: dict[str, int] = defaultdict(int)
     for (status, _method), count in store.gold_counts().items():
         gold[status] += count
-    return People(reviewers, throughput, agreement, settled, dict(gold), batch_match)
+    scores = {s.name: s for s in annotator_scores(store, spec)}
+    for reviewer in reviewers:
+        found = scores.get(reviewer.name)
+        if found is not None and found.accuracy is not None:
+            reviewer.test_accuracy = (f"{found.accuracy:.0%} of {found.tested} ({found.accuracy_low:.0%}–"
+                                      f"{found.accuracy_high:.0%})")  # fmt: skip
+        reviewer.flag = "; ".join(found.why) if found is not None and found.flagged else ""
+    return People(reviewers, throughput, agreement, settled, dict(gold), spec.annotation.batch_match)
 
 
 def canonical_text(output: str) -> str:

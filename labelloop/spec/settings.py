@@ -178,7 +178,9 @@ class AnnotationSettings(_Strict):
 
     overlap: OverlapSettings = OverlapSettings()
     show_prelabel: bool = Field(True, description="show the model's answer to annotators (off: blind)")
-    aggregate: Literal["majority", "dawid_skene"] = "majority"
+    aggregate: Literal["auto", "majority", "dawid_skene", "one_coin", "glad", "mace", "wawa"] = Field(
+        "auto", description="how answers combine; auto: chosen per question family (see labelloop.aggregation_method)"
+    )
     sets: Literal["per_label", "whole"] = Field(
         "per_label",
         description=("aggregate a set of labels one yes/no question per label, or as one choice among whole sets"),

@@ -1,7 +1,10 @@
-"""Answers from another project's call log: ``compare`` labels gold items in a store of their own, and the
-project may already have asked the same model the same prompt about the same texts. Those calls are read
-whole from the project's log and copied into the gold store's, as calls of the run that serves them, so each
-prediction there points at a call of its own store and the project's answers cost nothing again."""
+"""Calls written outside a labeling run's predictions: answers adopted from another project's call log, and
+calls that answer no item's task (the guideline digest's proposals).
+
+``compare`` labels gold items in a store of their own, and the project may already have asked the same model
+the same prompt about the same texts. Those calls are read whole from the project's log and copied into the
+gold store's, as calls of the run that serves them, so each prediction there points at a call of its own store
+and the project's answers cost nothing again."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ._base import StoreBase
-from ._common import chunks, inserted_id
+from ._common import chunks, dumps, inserted_id, utc_now
 
 _COLUMNS = ("item_id, cache_key, backend, model, prompt_version, request, response, output_text, status_code, error,"
             " attempt, latency_ms, prompt_tokens, completion_tokens, created_at, endpoint")  # fmt: skip
@@ -18,6 +21,16 @@ _COLUMNS = ("item_id, cache_key, backend, model, prompt_version, request, respon
 
 class AdoptStore(StoreBase):
     """Mixed into :class:`~labelloop.store.Store`; reading calls to copy, and copying them in."""
+
+    def record_calls(self, run_id: int, calls: Sequence[Any]) -> None:
+        """Log ``calls`` (CallRecords) as calls of run ``run_id``."""
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        insert = f"INSERT INTO llm_calls (run_id, {_COLUMNS}) VALUES (?, {', '.join('?' * len(names))})"
+        now = utc_now()
+        with self.transaction() as db:
+            for call in calls:
+                values = {**vars(call), "request": dumps(call.request), "created_at": now}
+                db.execute(insert, (run_id, *(values[n] for n in names)))
 
     def calls_to_adopt(self, cache_keys: Iterable[str]) -> dict[str, sqlite3.Row]:
         """The newest successful call for each cache key that has one, every column, with its item's content

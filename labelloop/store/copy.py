@@ -40,6 +40,8 @@ TABLES = [
     "leases",
     "review_claims",
     "sources",
+    "test_questions",
+    "test_answers",
 ]
 NOT_COPIED = {"migrations"}  # each database records its own (the same names, checked)
 _BATCH = 2000

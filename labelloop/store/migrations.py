@@ -378,5 +378,25 @@ def m009_test_questions(db: sqlite3.Connection) -> None:
         )""",
         "CREATE INDEX test_answers_annotator ON test_answers(annotator, id)",
     ]
+    # gold.method: any aggregation method (auto chooses among several), no longer a fixed list
+    if dialect(db) == "postgresql":
+        statements.append("ALTER TABLE gold DROP CONSTRAINT IF EXISTS gold_method_check")
+    else:
+        statements += [
+            """CREATE TABLE gold_new (
+                item_id TEXT PRIMARY KEY REFERENCES items(id),
+                status TEXT NOT NULL CHECK (status IN ('decided', 'disputed')),
+                output TEXT NOT NULL,
+                method TEXT NOT NULL,
+                decided_by TEXT NOT NULL,
+                confidence REAL,
+                votes INTEGER NOT NULL,
+                decided_at TEXT NOT NULL
+            )""",
+            "INSERT INTO gold_new SELECT item_id, status, output, method, decided_by, confidence, votes, decided_at"
+            " FROM gold",
+            "DROP TABLE gold",
+            "ALTER TABLE gold_new RENAME TO gold",
+        ]
     for statement in statements:
         db.execute(statement)

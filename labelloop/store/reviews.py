@@ -206,6 +206,15 @@ class ReviewStore(StoreBase):
             " JOIN items i ON i.id = a.item_id WHERE a.is_current = 1 AND a.kind = 'answer' ORDER BY i.seq, a.id"
         )
 
+    def corrections(self, labeler: str) -> list[sqlite3.Row]:
+        """People's current answers to items ``labeler`` answered, each with that answer (``model``)."""
+        return self.db.execute(
+            "SELECT a.item_id, a.annotator, a.output, p.output AS model FROM annotations a"
+            " JOIN predictions p ON p.id = a.prediction_id WHERE a.is_current = 1 AND a.kind = 'answer'"
+            " AND p.labeler = ? AND p.output IS NOT NULL ORDER BY a.id",
+            (labeler,),
+        ).fetchall()
+
     def adjudications(self) -> dict[str, sqlite3.Row]:
         """The current expert decision per item."""
         rows = self.db.execute("SELECT * FROM annotations WHERE is_current = 1 AND kind = 'adjudication'")
