@@ -21,6 +21,7 @@ from .copy import TableCopy, copy_store
 from .counts import CountStore
 from .gold import GoldStore
 from .items import ItemStore
+from .known_answers import KnownAnswerStore
 from .labelstudio import LabelStudioStore
 from .learn import LearnStore
 from .leases import LeaseStore
@@ -32,7 +33,6 @@ from .report import ReportStore
 from .reviews import ReviewStore
 from .runs import RunStore, process_alive
 from .sources import SourceStore
-from .tests import TestStore
 
 __all__ = [
     "Store",
@@ -68,7 +68,7 @@ class Store(
     LearnStore,
     ReportStore,
     AdoptStore,
-    TestStore,
+    KnownAnswerStore,
 ):
     """A project's database. Open with :meth:`open`; close with :meth:`close`."""
 

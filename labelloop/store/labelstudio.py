@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._common import utc_now
+from .known_answers import NOT_A_FILE_TEST, NOT_A_TEST
 from .reviews import ReviewStore
-from .tests import NOT_A_FILE_TEST, NOT_A_TEST
 
 SOURCE = "labelstudio"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ._base import StoreBase
 from ._common import utc_now
-from .tests import NOT_A_TEST
+from .known_answers import NOT_A_TEST
 
 # Queue orders by name; later issues add active-learning and disagreement orders.
 QUEUE_ORDERS = {"confidence": "p.confidence IS NOT NULL, p.confidence, i.seq", "ingest": "i.seq"}

@@ -14,8 +14,8 @@ from typing import Any
 
 from ._common import chunks, dumps, inserted_id, utc_now
 from .items import ItemStore
+from .known_answers import NOT_A_FILE_TEST
 from .records import PredictionRecord, RunCounts
-from .tests import NOT_A_FILE_TEST
 
 
 class RunStore(ItemStore):

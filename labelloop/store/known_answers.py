@@ -17,10 +17,8 @@ NOT_A_TEST = "NOT EXISTS (SELECT 1 FROM test_questions t WHERE t.item_id = p.ite
 NOT_A_FILE_TEST = "NOT EXISTS (SELECT 1 FROM test_questions t WHERE t.item_id = i.id AND t.source = 'file')"
 
 
-class TestStore(StoreBase):
+class KnownAnswerStore(StoreBase):
     """Mixed into :class:`~labelloop.store.Store`; the SQL of test questions and their answers."""
-
-    __test__ = False  # not a pytest class, whatever its name
 
     def add_test_questions(self, answers: dict[str, Any], source: str, actor: str) -> int:
         """Make items test questions with these known answers (item id -> output); an item already one gets
