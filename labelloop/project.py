@@ -25,6 +25,7 @@ from ._extras import require
 from .aggregate import AggregateResult, aggregate
 from .annotations import AnnotationImport, ingest_annotations
 from .dedup import DuplicateReport, group_and_propose
+from .documents import DocumentIngest, ingest_documents
 from .engine import ProgressSink, RunResult, label
 from .errors import MissingExtra, ProjectError
 from .export import ExportResult, export
@@ -169,6 +170,11 @@ class Project:
             clean=clean,
             actor=actor,
         )
+
+    def ingest_docs(self, paths: list[str | Path], *, actor: str | None = None) -> DocumentIngest:
+        """Add documents (text, Markdown, JSONL files or directories of them), split into paragraphs; changed
+        ones become a new version and unchanged ones add nothing (see :mod:`labelloop.documents`)."""
+        return ingest_documents(self.store, paths, actor=actor)
 
     def ingest_sql(
         self,

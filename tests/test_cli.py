@@ -21,7 +21,7 @@ def invoke(*args: str, cwd=None):
 COMMANDS = {"init", "ingest", "plan", "label", "status", "logs", "review", "export", "import-labelstudio", "serve",
             "demo", "import-annotations", "aggregate", "agree", "embed", "train", "calibrate", "simulate", "dedup",
             "audit", "migrate-store", "compare", "monitor", "report", "annotators", "test-questions add",
-            "guidelines digest", "guidelines accept",
+            "guidelines digest", "guidelines accept", "ingest-docs",
             "reviewer add", "sync labelstudio", "pii show", "pii reveal"}
 
 

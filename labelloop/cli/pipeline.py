@@ -94,6 +94,26 @@ def ingest(
         )
 
 
+@commands.command("ingest-docs")
+def ingest_docs(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Text, Markdown or JSONL (id, text, title, updated_at) files, or directories of them"),
+    ],
+    actor: ActorOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Add documents, split into paragraphs (offsets, sentences); a changed document becomes a new version."""
+    with open_project(project) as proj:
+        result = proj.ingest_docs(list(paths), actor=actor)
+        documents, paragraphs = proj.store.count_documents()
+    out.console.print(
+        f"{result.documents} documents read from {len(result.files)} files: {result.added} added, {result.updated}"
+        f" changed (a new version each), {result.unchanged} unchanged; {result.paragraphs} paragraphs stored"
+        f" ({documents} documents, {paragraphs} paragraphs in the project)"
+    )
+
+
 def _ingest_sql(
     url: str,
     query: str,

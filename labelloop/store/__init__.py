@@ -19,6 +19,7 @@ from .audit import AuditStore
 from .claims import ClaimStore
 from .copy import TableCopy, copy_store
 from .counts import CountStore
+from .documents import DocumentStore
 from .gold import GoldStore
 from .items import ItemStore
 from .known_answers import KnownAnswerStore
@@ -69,6 +70,7 @@ class Store(
     ReportStore,
     AdoptStore,
     KnownAnswerStore,
+    DocumentStore,
 ):
     """A project's database. Open with :meth:`open`; close with :meth:`close`."""
 

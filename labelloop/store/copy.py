@@ -42,6 +42,8 @@ TABLES = [
     "sources",
     "test_questions",
     "test_answers",
+    "documents",
+    "paragraphs",
 ]
 NOT_COPIED = {"migrations"}  # each database records its own (the same names, checked)
 _BATCH = 2000

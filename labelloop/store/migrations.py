@@ -400,3 +400,35 @@ def m009_test_questions(db: sqlite3.Connection) -> None:
         ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m010_documents(db: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE documents (
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            is_current INTEGER NOT NULL DEFAULT 1,
+            text TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            title TEXT,
+            source TEXT,
+            updated_at TEXT,
+            ingested_at TEXT NOT NULL,
+            PRIMARY KEY (id, version)
+        )""",
+        "CREATE UNIQUE INDEX documents_current ON documents(id) WHERE is_current = 1",
+        """CREATE TABLE paragraphs (
+            doc_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            sentences TEXT NOT NULL,
+            PRIMARY KEY (doc_id, version, id),
+            FOREIGN KEY (doc_id, version) REFERENCES documents(id, version)
+        )""",
+    ]
+    for statement in statements:
+        db.execute(statement)

@@ -1,0 +1,73 @@
+"""The store's documents: every version of each document (the current one marked), and each version's
+paragraphs with their offsets and sentences (see :mod:`labelloop.documents`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ._base import StoreBase
+from ._common import chunks, utc_now
+
+
+class DocumentStore(StoreBase):
+    """Mixed into :class:`~labelloop.store.Store`; the SQL of documents and paragraphs."""
+
+    def document_hashes(self, ids: Iterable[str]) -> dict[str, str]:
+        """The current version's content hash of each of ``ids`` that is stored."""
+        found: dict[str, str] = {}
+        for chunk in chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT id, content_hash FROM documents WHERE is_current = 1 AND id IN ({marks})", chunk
+            )
+            found.update((r[0], r[1]) for r in rows)
+        return found
+
+    def save_documents(self, documents: Sequence[tuple[Any, Sequence[Any]]]) -> int:
+        """Store each (document, paragraphs) as the document's next version, in one transaction; the earlier
+        version stays (no longer current). How many paragraphs were stored."""
+        now, stored = utc_now(), 0
+        with self.transaction() as db:
+            for document, paragraphs in documents:
+                last = db.execute("SELECT max(version) FROM documents WHERE id = ?", (document.id,)).fetchone()[0]
+                version = (last or 0) + 1
+                db.execute("UPDATE documents SET is_current = 0 WHERE id = ? AND is_current = 1", (document.id,))
+                db.execute(
+                    "INSERT INTO documents (id, version, is_current, text, content_hash, title, source, updated_at,"
+                    " ingested_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                    (document.id, version, document.text, document.content_hash, document.title, document.source,
+                     document.updated_at, now),
+                )  # fmt: skip
+                db.executemany(
+                    'INSERT INTO paragraphs (doc_id, version, id, number, start, "end", sentences)'
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(document.id, version, p.id, p.number, p.start, p.end, json.dumps(p.sentences))
+                     for p in paragraphs],
+                )  # fmt: skip
+                stored += len(paragraphs)
+        return stored
+
+    def document(self, doc_id: str, version: int | None = None) -> sqlite3.Row | None:
+        """A document's current version, or the given one."""
+        if version is None:
+            return self.db.execute("SELECT * FROM documents WHERE id = ? AND is_current = 1", (doc_id,)).fetchone()
+        return self.db.execute("SELECT * FROM documents WHERE id = ? AND version = ?", (doc_id, version)).fetchone()
+
+    def paragraphs(self, doc_id: str, version: int) -> list[sqlite3.Row]:
+        """A document version's paragraphs in order."""
+        return self.db.execute(
+            'SELECT id, number, start, "end", sentences FROM paragraphs WHERE doc_id = ? AND version = ?'
+            " ORDER BY number",
+            (doc_id, version),
+        ).fetchall()
+
+    def count_documents(self) -> tuple[int, int]:
+        """(documents, paragraphs of their current versions)."""
+        row = self.db.execute(
+            "SELECT (SELECT count(*) FROM documents WHERE is_current = 1), (SELECT count(*) FROM paragraphs p"
+            " JOIN documents d ON d.id = p.doc_id AND d.version = p.version WHERE d.is_current = 1)"
+        ).fetchone()
+        return int(row[0]), int(row[1])
