@@ -11,7 +11,6 @@ makes the item *disputed*: it goes to the adjudication queue, where an expert's 
 from __future__ import annotations
 
 import json
-import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +106,7 @@ def crowd(
     :class:`~labelloop.aggregation_method.Choice`): ``{item: (output, lowest posterior, tied)}``, each annotator's
     Dawid-Skene confusion matrices (where Dawid-Skene decided), and the choices."""
     try:
-        from .aggregation_method import frame_of, posteriors
+        from .aggregation_method import fit, frame_of
     except ImportError:
         raise ProjectError(
             f"annotation.aggregate: {spec.annotation.aggregate} needs crowd-kit: pip install 'labelloop[agree]'"
@@ -132,12 +131,12 @@ def crowd(
             best = frame.groupby("task")["label"].first()
             probs = best.map(lambda _: 1.0)
         else:
-            found = posteriors(choice.method, frame)
+            found, confusion = fit(choice.method, frame)
             best, probs = found.idxmax(axis=1), found.max(axis=1)
             tied = (found.to_numpy() >= probs.to_numpy()[:, None] - 1e-9).sum(axis=1) > 1
             ties.update(json.loads(task)[0] for task in found.index[tied])  # no decision: an expert's
-            if choice.method == "dawid_skene":
-                errors[name] = _confusion_matrices(_fitted_errors(frame))
+            if confusion is not None:
+                errors[name] = _confusion_matrices(confusion)
         for task, label in best.items():
             item, question = json.loads(task)
             decided[item][question] = json.loads(label)
@@ -207,14 +206,6 @@ def auto_chooser(store: Store, spec: TaskSpec) -> Callable[[str, Any], Any]:
         return choose(family_name, with_tests, truth.get(family_name, {}))
 
     return chooser
-
-
-def _fitted_errors(frame: Any) -> Any:
-    from crowdkit.aggregation import DawidSkene
-
-    with warnings.catch_warnings():  # crowd-kit still uses pandas keywords that pandas 3 deprecates
-        warnings.simplefilter("ignore")
-        return DawidSkene(n_iter=100).fit(frame).errors_
 
 
 def _confusion_matrices(frame: Any) -> dict[str, dict[str, dict[str, float]]]:

@@ -50,6 +50,12 @@ class Choice:
 def posteriors(method: str, frame: Any) -> Any:
     """Each task's probability of each answer under ``method``: a DataFrame (tasks x answers) from a frame of
     ``task``, ``worker``, ``label`` rows."""
+    return fit(method, frame)[0]
+
+
+def fit(method: str, frame: Any) -> tuple[Any, Any]:
+    """``method`` fitted once: its posteriors (see :func:`posteriors`) and, for Dawid-Skene, crowd-kit's
+    ``errors_`` (each annotator's confusion matrix; None for the other methods)."""
     import pandas as pd
 
     if method in ("majority", "wawa"):
@@ -60,7 +66,7 @@ def posteriors(method: str, frame: Any) -> Any:
             weight = (agreed["label"] == agreed["top"]).groupby(agreed["worker"]).mean()
             counts = pd.crosstab(frame["task"], frame["label"], values=frame["worker"].map(weight), aggfunc="sum")
             counts = counts.fillna(0.0) + 1e-9
-        return counts.div(counts.sum(axis=1), axis=0)
+        return counts.div(counts.sum(axis=1), axis=0), None
     from crowdkit.aggregation import GLAD, MACE, DawidSkene, OneCoinDawidSkene
 
     make: dict[str, Callable[[], Any]] = {
@@ -71,7 +77,9 @@ def posteriors(method: str, frame: Any) -> Any:
     }
     with warnings.catch_warnings():  # crowd-kit still uses pandas keywords that pandas 3 deprecates
         warnings.simplefilter("ignore")
-        return make[method]().fit_predict_proba(frame)
+        model = make[method]()
+        found = model.fit_predict_proba(frame)
+    return found, model.errors_ if method == "dawid_skene" else None
 
 
 def choose(family: str, frame: Any, truth: Mapping[str, str]) -> Choice:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import labelers
 from ._actor import actor_or_default
 from ._extras import require
+from ._files import atomic_output
 from .aggregate import AggregateResult, aggregate
 from .annotations import AnnotationImport, ingest_annotations
 from .dedup import DuplicateReport, group_and_propose
@@ -373,12 +374,18 @@ class Project:
         time, throughput, trend, Dawid-Skene reliability, and who is flagged for retraining (``agree`` extra)."""
         return require("labelloop.people.scores", "agree", "annotators").annotator_scores(self.store, self.spec)
 
-    def guideline_digest(self, *, propose: bool = False, **model_overrides: Any) -> Digest:
+    def guideline_digest(
+        self, *, propose: bool = False, out: str | Path | None = None, **model_overrides: Any
+    ) -> Digest:
         """Disputes settled, corrections of the model and missed test questions, grouped by label pair (or
-        field) with examples; ``propose`` asks the task's model for a draft guideline sentence per group."""
+        field) with examples; ``propose`` asks the task's model for a draft guideline sentence per group;
+        ``out`` also writes the Markdown draft there."""
         found = digest(self.store, self.spec)
         if propose and found.groups:
             guidelines.propose(self.store, self.spec, found, self.settings(**model_overrides))
+        if out is not None:
+            with atomic_output(Path(out)) as tmp:
+                tmp.write_text(found.markdown(self.spec), encoding="utf-8")
         return found
 
     def accept_guideline(self, sentence: str, *, actor: str | None = None) -> tuple[str, str]:

@@ -13,20 +13,10 @@ import pytest
 from conftest import FaultServer
 from labelloop import Project
 from labelloop.review import review_queue, submit
+from test_people_quality import LABELS, SPEC
 from test_web_browser import LiveServer, browser, login  # noqa: F401  (browser: the shared fixture)
 
 pytestmark = pytest.mark.slow
-LABELS = ["positive", "negative", "neutral"]
-SPEC = """name: sentiment
-kind: classify
-instruction: Classify the sentiment.
-labels:
-  - {{name: positive, description: the writer is satisfied}}
-  - {{name: negative, description: the writer is unhappy}}
-  - {{name: neutral, description: no clear attitude}}
-model: {{backend: openai, model: fault}}
-annotation: {annotation}
-"""
 # the page's structure: every element's tag, id, classes, name and type, in document order (no text, no values)
 STRUCTURE = """() => [...document.querySelectorAll('body *')].map(e => [e.tagName, e.id, e.className,
     e.getAttribute('name'), e.getAttribute('type'), e.getAttribute('data-field')].join('|'))"""

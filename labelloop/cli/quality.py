@@ -62,10 +62,8 @@ def guidelines_digest(
     """Settled disputes, corrections of the model and missed test questions, grouped by label pair or field."""
     overrides = {k: v for k, v in {"backend": backend, "model": model, **servers(base_url)}.items() if v}
     with open_project(project) as proj:
-        found = proj.guideline_digest(propose=propose, **overrides)
+        found = proj.guideline_digest(propose=propose, out=out_path, **overrides)
         text = found.markdown(proj.spec)
-    if out_path is not None:
-        out_path.write_text(text, encoding="utf-8")
     if as_json:
         out.print_json(found.to_dict())
     elif out_path is None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import labelers
-from ..answers import canonical
+from ..answers import comparable
 from ..compare.quality import Quality, score
 from ..learn.calibrate import expected_calibration_error, reliability_table
 from ..monitor.batches import DriftReport, drift_report
@@ -115,7 +115,7 @@ def _confidence(store: Store, spec: TaskSpec, labeler: str) -> Confidence:
 
 
 def _same(output: str | None, people: str) -> bool:
-    return output is not None and canonical(json.loads(output)) == canonical(json.loads(people))
+    return output is not None and comparable(json.loads(output)) == comparable(json.loads(people))
 
 
 def _quality(store: Store, spec: TaskSpec, name: str) -> LabelerQuality:

@@ -17,6 +17,8 @@ from ._common import chunks, dumps, inserted_id, utc_now
 
 _COLUMNS = ("item_id, cache_key, backend, model, prompt_version, request, response, output_text, status_code, error,"
             " attempt, latency_ms, prompt_tokens, completion_tokens, created_at, endpoint")  # fmt: skip
+_NAMES = [c.strip() for c in _COLUMNS.split(",")]
+_INSERT = f"INSERT INTO llm_calls (run_id, {_COLUMNS}) VALUES (?, {', '.join('?' * len(_NAMES))}) RETURNING id"
 
 
 class AdoptStore(StoreBase):
@@ -24,13 +26,11 @@ class AdoptStore(StoreBase):
 
     def record_calls(self, run_id: int, calls: Sequence[Any]) -> None:
         """Log ``calls`` (CallRecords) as calls of run ``run_id``."""
-        names = [c.strip() for c in _COLUMNS.split(",")]
-        insert = f"INSERT INTO llm_calls (run_id, {_COLUMNS}) VALUES (?, {', '.join('?' * len(names))})"
         now = utc_now()
         with self.transaction() as db:
             for call in calls:
                 values = {**vars(call), "request": dumps(call.request), "created_at": now}
-                db.execute(insert, (run_id, *(values[n] for n in names)))
+                db.execute(_INSERT, (run_id, *(values[n] for n in _NAMES))).fetchone()
 
     def calls_to_adopt(self, cache_keys: Iterable[str]) -> dict[str, sqlite3.Row]:
         """The newest successful call for each cache key that has one, every column, with its item's content
@@ -39,7 +39,7 @@ class AdoptStore(StoreBase):
         for chunk in chunks(list(cache_keys), 500):
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                f"SELECT c.id, {', '.join('c.' + c.strip() for c in _COLUMNS.split(','))}, i.content_hash"
+                f"SELECT c.id, {', '.join('c.' + n for n in _NAMES)}, i.content_hash"
                 f" FROM llm_calls c JOIN items i ON i.id = c.item_id"
                 f" WHERE c.error IS NULL AND c.cache_key IN ({marks}) ORDER BY c.id",
                 chunk,
@@ -58,13 +58,11 @@ class AdoptStore(StoreBase):
             query = f"SELECT content_hash, min(id) FROM items WHERE content_hash IN ({marks}) GROUP BY content_hash"
             items.update(self.db.execute(query, chunk).fetchall())
         versions = {r[0] for r in self.db.execute("SELECT version FROM prompts")}
-        names = [c.strip() for c in _COLUMNS.split(",")]
-        insert = f"INSERT INTO llm_calls (run_id, {_COLUMNS}) VALUES (?, {', '.join('?' * len(names))}) RETURNING id"
         adopted: dict[str, int] = {}
         with self.transaction() as db:
             for row in rows:
                 if row["content_hash"] not in items or row["prompt_version"] not in versions:
                     continue
-                values = [items[row["content_hash"]] if n == "item_id" else row[n] for n in names]
-                adopted[row["cache_key"]] = inserted_id(db.execute(insert, (run_id, *values)))
+                values = [items[row["content_hash"]] if n == "item_id" else row[n] for n in _NAMES]
+                adopted[row["cache_key"]] = inserted_id(db.execute(_INSERT, (run_id, *values)))
         return adopted

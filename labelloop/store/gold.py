@@ -40,6 +40,10 @@ class GoldStore(StoreBase):
         ).fetchone()
         return f"{audit}:{prediction}"
 
+    def last_aggregation(self) -> sqlite3.Row | None:
+        """The newest aggregation's log row (method, details such as annotators' confusion matrices)."""
+        return self.db.execute("SELECT * FROM aggregations ORDER BY id DESC LIMIT 1").fetchone()
+
     def last_aggregation_watermark(self) -> str | None:
         row = self.db.execute("SELECT watermark FROM aggregations ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else row[0]

@@ -70,7 +70,3 @@ class KnownAnswerStore(StoreBase):
         """Every answer ``annotator`` gave to an ordinary item (current or since replaced)."""
         row = self.db.execute("SELECT count(*) FROM annotations WHERE annotator = ? AND kind = 'answer'", (annotator,))
         return int(row.fetchone()[0])
-
-    def last_aggregation(self) -> sqlite3.Row | None:
-        """The newest aggregation's log row (method, details such as annotators' confusion matrices)."""
-        return self.db.execute("SELECT * FROM aggregations ORDER BY id DESC LIMIT 1").fetchone()
