@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .backends.base import response_from_body
-from .confidence.extra_calls import extra_calls
-from .gate import Verdict, judge, with_confidence
+from .gate import Verdict, judge
 from .job import Job
 from .store import Item, PredictionRecord, Store
 
@@ -47,17 +46,21 @@ def cached_verdict(store: CallCache, job: Job, item: Item, key: str, row: Any) -
     """Judge the cached answer ``row`` (a call-log row of cache key ``key``), with its cached extra calls;
     None when one of those is not cached."""
     text = row["output_text"] or ""
-    logprobs = response_from_body(row["response"], json.loads(row["response"])).token_logprobs
+    logprobs = _logprobs(row)
     verdict = judge(job.spec, item, text, logprobs)
-    extra = extra_calls(job.spec, item, job.request(item), verdict.validation, verdict.confidence, key)
+    extra = job.extra_calls(item, job.request(item), verdict, key)
     if extra is None:
         return verdict
     found = store.cached_calls(extra_key for extra_key, _ in extra.requests)
     rows = [found[extra_key] for extra_key, _ in extra.requests if extra_key in found]
     if len(rows) < len(extra.requests):
         return None
-    confidence = extra.combine([r["output_text"] or "" for r in rows])
-    return verdict if confidence is None else with_confidence(job.spec, verdict, confidence)
+    answers = [(r["output_text"] or "", _logprobs(r)) for r in rows]
+    return job.with_extra(verdict, extra, list(answers))
+
+
+def _logprobs(row: Any) -> list[dict] | None:
+    return response_from_body(row["response"], json.loads(row["response"])).token_logprobs
 
 
 def serve_cached(

@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ._actor import actor_or_default
@@ -24,7 +24,7 @@ from .errors import InputError
 from .store import Store
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000]*\n\s*")
+_PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t\u3000\r]*\n\s*")
 _SENTENCE_END = re.compile(r"[。！？；!?]+[”’」』）)\]\"']*|\.+[”’\"')\]]*(?=\s|$)")
 # a period after these (or after a single letter: "a.m.", "U.S.") does not end an English sentence
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "no", "fig", "inc", "ltd", "jr"}
@@ -62,6 +62,7 @@ class DocumentIngest:
     updated: int = 0  # changed: a new version
     unchanged: int = 0
     paragraphs: int = 0  # stored now
+    items: int = 0  # paragraphs added as items (``qa_generate``: one item per paragraph)
     files: list[str] = field(default_factory=list)
 
 
@@ -141,10 +142,35 @@ def _jsonl_documents(path: Path, content: str):
             raise InputError(str(path), number, f"not JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise InputError(str(path), number, "not a JSON object")
+        yield _row_document(row, str(path), number)
+
+
+def _row_document(row: dict, source: str, number: int) -> Document:
+    """A document from a JSONL row or a query's row: ``id``, ``text``, optional ``title`` and ``updated_at``."""
+    for name in ("id", "text"):
+        if not isinstance(row.get(name), (str, int)) or not str(row.get(name)).strip():
+            raise InputError(source, number, "missing or empty", field=name)
+    updated = row.get("updated_at")
+    title = row.get("title")
+    return Document(str(row["id"]), str(row["text"]), None if title is None else str(title),
+                    None if updated is None else str(updated), f"{source}:{number}")  # fmt: skip
+
+
+def sql_documents(url: str, query: str) -> list[Document]:
+    """The documents a query's rows give (columns ``id``, ``text``, optional ``title``, ``updated_at``; the ``[sql]``
+    extra); a bad row is an error naming the query's row and column."""
+    from .store import redact
+    from .store.external import source_rows
+
+    shown, found = redact(url), list[Document]()
+    with source_rows(url, query) as (columns, parts):
         for name in ("id", "text"):
-            if not isinstance(row.get(name), (str, int)) or not str(row.get(name)).strip():
-                raise InputError(str(path), number, "missing or empty", field=name)
-        yield Document(str(row["id"]), str(row["text"]), row.get("title"), row.get("updated_at"), f"{path}:{number}")
+            if name not in columns:
+                raise InputError(shown, None, f"the query has no column {name!r} (it has {', '.join(columns)})")
+        for part in parts:
+            for row in part:
+                found.append(_row_document(dict(zip(columns, row, strict=True)), shown, len(found) + 1))
+    return found
 
 
 def _markdown_title(content: str) -> str | None:
@@ -152,9 +178,19 @@ def _markdown_title(content: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def ingest_documents(store: Store, paths: list[str | Path], *, actor: str | None = None) -> DocumentIngest:
+def ingest_documents(
+    store: Store,
+    paths: list[str | Path],
+    *,
+    collection: str = "default",
+    paragraph_items: bool = False,
+    read: list[Document] | None = None,
+    actor: str | None = None,
+) -> DocumentIngest:
     """Read every file (directories: their .txt, .md and .jsonl files) before storing anything, then store the
-    new and changed documents with their paragraphs in one transaction."""
+    new and changed documents of ``collection`` with their paragraphs in one transaction; with
+    ``paragraph_items`` each new paragraph also becomes an item (id ``doc#paragraph``). ``read``: documents read
+    elsewhere (a database query: :func:`sql_documents`), taken with the files'."""
     files: list[Path] = []
     for given in map(Path, paths):
         if given.is_dir():
@@ -164,20 +200,42 @@ def ingest_documents(store: Store, paths: list[str | Path], *, actor: str | None
         else:
             raise InputError(str(given), None, "file not found")
     documents: dict[str, Document] = {}
-    for path in files:
-        for document in read_documents(path):
-            if document.id in documents and documents[document.id].text != document.text:
-                raise InputError(str(path), None, f"document {document.id!r} appears twice with different text",
-                                 field="id")  # fmt: skip
-            documents[document.id] = document
+    every = [*(read or []), *(document for path in files for document in read_documents(path))]
+    for document in every:
+        if document.id in documents and documents[document.id].text != document.text:
+            raise InputError(document.source or "documents", None,
+                             f"document {document.id!r} appears twice with different text", field="id")  # fmt: skip
+        documents[document.id] = document
     result = DocumentIngest(documents=len(documents), files=[str(f) for f in files])
     known = store.document_hashes(list(documents))
     changed = [d for d in documents.values() if known.get(d.id) != d.content_hash]
     result.unchanged = len(documents) - len(changed)
     result.updated = sum(d.id in known for d in changed)
     result.added = len(changed) - result.updated
-    result.paragraphs = store.save_documents([(d, d.paragraphs()) for d in changed])
+    split = [(d, d.paragraphs()) for d in changed]
+    result.paragraphs = sum(len(paragraphs) for _, paragraphs in split)
+    with store.transaction():
+        versions = store.save_documents(split, collection)
+        if paragraph_items:
+            result.items = store.add_items(_paragraph_items(store, split, versions))[0]
     store.audit(actor_or_default(actor), "ingest-docs",
-                detail=json.dumps({"files": result.files, "added": result.added, "updated": result.updated,
-                                   "unchanged": result.unchanged}, ensure_ascii=False))  # fmt: skip
+                detail=json.dumps({"files": result.files, "collection": collection, "added": result.added,
+                                   "updated": result.updated, "unchanged": result.unchanged, "items": result.items},
+                                  ensure_ascii=False))  # fmt: skip
     return result
+
+
+def _paragraph_items(store: Store, split: list[tuple[Document, list[Paragraph]]], versions: dict[str, int]) -> list:
+    """An item per paragraph not yet an item: its text, and where it comes from (the document, the version it was
+    first seen in, its offsets there). A paragraph an edit elsewhere left as it was keeps its item and answers."""
+    from .ingest import content_hash
+    from .store import Item
+
+    items = []
+    for document, paragraphs in split:
+        for p in paragraphs:
+            fields = {"doc": document.id, "paragraph": p.id, "title": document.title,
+                      "version": versions[document.id], "start": p.start, "end": p.end}  # fmt: skip
+            items.append(Item(f"{document.id}#{p.id}", document.text[p.start : p.end], fields, "", document.source))
+    known = store.content_hashes(item.id for item in items)
+    return [replace(i, content_hash=content_hash(i.text, i.fields)) for i in items if i.id not in known]

@@ -22,6 +22,7 @@ from ._actor import actor_or_default
 from ._sync import run_sync
 from .backends import Backend, create_backend
 from .cache import AdoptingCache
+from .context import context_for
 from .dedup import find_duplicates, inherit_labels
 from .job import Job, LabelOptions, fewshot_pool, model_known
 from .prompt import build_prompt
@@ -117,14 +118,14 @@ async def _label_pending(
     prompt = build_prompt(spec)
     store.save_prompt(prompt.version, list(prompt.shared), prompt.item_template_source, prompt.output_schema)
     store.mark_stale_runs()
-    pool = fewshot_pool(store, spec)
+    pool, context = fewshot_pool(store, spec), context_for(spec, store)
     if model_known(backend):
-        job = Job(spec, prompt, settings, backend.model_id, options.labeler, pool)
+        job = Job(spec, prompt, settings, backend.model_id, options.labeler, pool, context)
         planned = planned_count(store, job, options)
         if planned == 0:  # nothing to do: leave the backend closed
             return await _run(store, job, planned, backend, options, progress)
     async with backend:
-        job = Job(spec, prompt, settings, backend.model_id, options.labeler, pool)
+        job = Job(spec, prompt, settings, backend.model_id, options.labeler, pool, context)
         return await _run(store, job, planned_count(store, job, options), backend, options, progress)
 
 

@@ -84,7 +84,7 @@ def export(
     by_source: Counter[str] = Counter()
     records = _final_rows(store, spec, labeler, keep, include_unreviewed, excluded, by_source)
     with atomic_output(out) as tmp:
-        exporter.write(records, tmp, spec, ExportOptions(tokenizer=tokenizer, keep_fields=tuple(keep)))
+        exporter.write(records, tmp, spec, ExportOptions(tokenizer=tokenizer, keep_fields=tuple(keep), documents=store))
     result = ExportResult(
         str(out), fmt, sum(by_source.values()), {r: excluded[r] for r in REASONS}, {s: by_source[s] for s in SOURCES}
     )

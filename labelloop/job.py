@@ -18,12 +18,15 @@ from typing import Any
 from . import labelers
 from ._extras import require
 from .backends import Backend, CompletionRequest
+from .confidence.extra_calls import ExtraCalls, extra_calls
+from .context import Context, views
 from .errors import BackendError
-from .gate import Verdict
+from .gate import Verdict, with_confidence
 from .prompt import Prompt
 from .route import FAILED
-from .spec import ModelSettings, TaskSpec
+from .spec import CoherenceSpec, ModelSettings, TaskSpec
 from .store import Item, PredictionRecord, Store
+from .windowed import WindowCalls, window_calls
 
 BARE_LABEL_TOKENS = 3  # label scoring: the answer is the label itself
 
@@ -53,6 +56,11 @@ class Job:
     model_id: str
     labeler: str
     fewshot: Any = None  # a learn.fewshot.FewShotPool when learn.fewshot > 0
+    context: Context | None = None  # retrieved passages, windows (labelloop.context), for the kinds that need them
+
+    def attach(self, item: Item) -> Item:
+        """The item with the context its kind needs (see :mod:`labelloop.context`)."""
+        return item if self.context is None else self.context.attach(item)
 
     @cached_property
     def answer_key(self) -> str:
@@ -108,19 +116,44 @@ class Job:
         """The answer key, the item's content and the few-shot examples it gets."""
         examples = self.examples(item)
         extra = f":{self.fewshot.digest(examples)}" if examples else ""
+        if self.context is not None:
+            extra += f":{self.context.digest(item)}"
         return hashlib.sha256(f"{self.answer_key}:{item.content_hash}{extra}".encode()).hexdigest()[:32]
 
     def request(self, item: Item) -> CompletionRequest:
         s = self.settings
         max_tokens = min(s.max_tokens, BARE_LABEL_TOKENS) if self.prompt.output_schema is None else s.max_tokens
         return CompletionRequest(
-            messages=self.prompt.messages(item, self.examples(item)),
+            messages=self.messages(views(item)[0]),
             json_schema=self.prompt.output_schema,
             temperature=s.temperature,
             max_tokens=max_tokens,
             top_logprobs=s.top_logprobs,
             seed=s.seed,
         )
+
+    def messages(self, item: Item) -> list[dict[str, str]]:
+        """The messages asking about ``item`` (or one window of it)."""
+        return self.prompt.messages(item, self.examples(item))
+
+    def extra_calls(
+        self, item: Item, request: CompletionRequest, verdict: Verdict, cache_key: str
+    ) -> ExtraCalls | WindowCalls | None:
+        """The further calls an answer needs: a long text's other windows, or its confidence's calls."""
+        if isinstance(self.spec, CoherenceSpec):
+            windows = window_calls(self.spec, item, request, cache_key, self.messages)
+            if windows is not None:
+                return windows
+        return extra_calls(self.spec, item, request, verdict.validation, verdict.confidence, cache_key)
+
+    def with_extra(
+        self, verdict: Verdict, extra: ExtraCalls | WindowCalls, answers: list[tuple[str, Any] | None]
+    ) -> Verdict:
+        """The verdict once the extra calls answered (each answer: text and token logprobs; None: it failed)."""
+        if isinstance(extra, WindowCalls):
+            return extra.merge(verdict, answers)
+        confidence = extra.combine([None if answer is None else answer[0] for answer in answers])
+        return verdict if confidence is None else with_confidence(self.spec, verdict, confidence)
 
     def logged_request(self, request: CompletionRequest) -> dict[str, Any]:
         """The request as logged: the shared prefix is stored once per prompt version, not per call."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ._sync import run_sync
 from .backends import Backend, create_backend
+from .context import context_for
 from .job import Job, LabelOptions, fewshot_pool, model_known
 from .prompt import build_prompt
 from .selection import CHUNK, chunked, selected_items
@@ -36,11 +37,12 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
     if not model_known(backend):
         run_sync(_open_to_learn_model(backend))
     prompt = build_prompt(spec)
-    job = Job(spec, prompt, settings, backend.model_id, options.labeler, fewshot_pool(store, spec))
+    job = Job(spec, prompt, settings, backend.model_id, options.labeler, fewshot_pool(store, spec),
+              context_for(spec, store))  # fmt: skip
     shared_tokens = sum(estimate_tokens(m["content"]) for m in prompt.shared)
     to_label = cached = prompt_tokens = 0
     first = None
-    for chunk in chunked(selected_items(store, job, options), CHUNK):
+    for chunk in chunked(map(job.attach, selected_items(store, job, options)), CHUNK):
         hits = store.cached_calls(job.cache_key(item) for item in chunk) if options.use_cache else {}
         for item in chunk:
             first = first or job.request(item).messages
@@ -49,7 +51,7 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
                 cached += 1
             else:
                 prompt_tokens += shared_tokens + sum(
-                    estimate_tokens(m["content"]) for m in prompt.item_messages(item, job.examples(item))
+                    estimate_tokens(m["content"]) for m in job.request(item).messages[len(prompt.shared) :]
                 )
     calls = to_label - cached
     if options.max_calls is not None:

@@ -26,7 +26,7 @@ from ._files import atomic_output
 from .aggregate import AggregateResult, aggregate
 from .annotations import AnnotationImport, ingest_annotations
 from .dedup import DuplicateReport, group_and_propose
-from .documents import DocumentIngest, ingest_documents
+from .documents import DocumentIngest, ingest_documents, sql_documents
 from .engine import ProgressSink, RunResult, label
 from .errors import MissingExtra, ProjectError
 from .export import ExportResult, export
@@ -172,10 +172,24 @@ class Project:
             actor=actor,
         )
 
-    def ingest_docs(self, paths: list[str | Path], *, actor: str | None = None) -> DocumentIngest:
-        """Add documents (text, Markdown, JSONL files or directories of them), split into paragraphs; changed
-        ones become a new version and unchanged ones add nothing (see :mod:`labelloop.documents`)."""
-        return ingest_documents(self.store, paths, actor=actor)
+    def ingest_docs(
+        self,
+        paths: list[str | Path],
+        *,
+        collection: str | None = None,
+        from_sql: tuple[str, str] | None = None,
+        actor: str | None = None,
+    ) -> DocumentIngest:
+        """Add documents (text, Markdown, JSONL files or directories of them) to ``collection`` (a ``qa`` spec's own
+        by default), split into paragraphs; changed ones become a new version and unchanged ones add nothing (see
+        :mod:`labelloop.documents`). ``from_sql``: (URL, query) whose rows (``id``, ``text``, ``title``,
+        ``updated_at``) are documents too. For ``qa_generate`` each new paragraph is also an item."""
+        collection = collection or str(getattr(self.spec, "collection", "default"))
+        paragraph_items = self.spec.kind == "qa_generate"
+        read = sql_documents(*from_sql) if from_sql else None
+        return ingest_documents(
+            self.store, paths, collection=collection, paragraph_items=paragraph_items, read=read, actor=actor
+        )
 
     def ingest_sql(
         self,

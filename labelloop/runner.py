@@ -15,12 +15,13 @@ from typing import Protocol
 from .backends import Backend, CompletionRequest, CompletionResponse
 from .cache import CallCache, serve_cached
 from .calls import Allowance, Caller
-from .confidence.extra_calls import ExtraCalls, extra_calls
+from .confidence.extra_calls import ExtraCalls
 from .errors import BackendError, BudgetExhausted, InputError
-from .gate import Verdict, judge, with_confidence
+from .gate import Verdict, judge
 from .job import Job, LabelOptions
 from .selection import CHUNK, FIRST_CHUNK, chunked
 from .store import CallRecord, Item, PredictionRecord, RunCounts, Store
+from .windowed import WindowCalls
 
 
 class ProgressSink(Protocol):
@@ -110,8 +111,8 @@ class Runner:
         return min(self.job.settings.concurrency, cap or self.job.settings.concurrency)
 
     def _uncached(self, items: Iterator[Item]) -> Iterator[tuple[Item, str]]:
-        """Items (with their cache keys) that need a call."""
-        for chunk in chunked(items, CHUNK, first=FIRST_CHUNK):
+        """Items (with their context and cache keys) that need a call."""
+        for chunk in chunked(map(self.job.attach, items), CHUNK, first=FIRST_CHUNK):
             yield from self._serve_from_cache(chunk)
 
     def _serve_from_cache(self, chunk: list[Item]) -> list[tuple[Item, str]]:
@@ -147,7 +148,7 @@ class Runner:
         else:
             verdict = judge(self.job.spec, item, response.text, response.token_logprobs)
             response, verdict = await self._ask_again(item, cache_key, request, response, verdict, calls)
-            extra = extra_calls(self.job.spec, item, request, verdict.validation, verdict.confidence, cache_key)
+            extra = self.job.extra_calls(item, request, verdict, cache_key)
             if extra is not None:
                 verdict = await self._score_with_extra_calls(item, extra, verdict, calls)
             prediction = self.job.prediction(item, response.text, verdict)
@@ -183,17 +184,17 @@ class Runner:
         return response, verdict
 
     async def _score_with_extra_calls(
-        self, item: Item, extra: ExtraCalls, verdict: Verdict, calls: list[CallRecord]
+        self, item: Item, extra: ExtraCalls | WindowCalls, verdict: Verdict, calls: list[CallRecord]
     ) -> Verdict:
         """Make the extra calls one after another (in-flight calls stay bounded) and re-route."""
-        texts: list[str | None] = []
+        answers: list[tuple[str, list[dict] | None] | None] = []
         for key, request in extra.requests:
             try:
-                texts.append((await self._caller.call(item, key, request, calls)).text)
+                response = await self._caller.call(item, key, request, calls)
+                answers.append((response.text, response.token_logprobs))
             except (BackendError, BudgetExhausted):
-                texts.append(None)
-        confidence = extra.combine(texts)
-        return verdict if confidence is None else with_confidence(self.job.spec, verdict, confidence)
+                answers.append(None)
+        return self.job.with_extra(verdict, extra, answers)
 
     async def _write_results(self) -> None:
         """Commit whatever results have arrived, one transaction per batch, in a thread with a connection of

@@ -14,9 +14,10 @@ import json_repair
 import jsonschema
 import simpleeval
 
+from . import grounding
 from .rules import ALLOWED_FUNCTIONS, load_validator
 from .spans import ground
-from .spec import ClassifySpec, MentionSpec, TaskSpec
+from .spec import ClassifySpec, CoherenceSpec, MentionSpec, QaGenerateSpec, QaSpec, TaskSpec
 from .store import Item
 
 
@@ -24,7 +25,7 @@ from .store import Item
 class Problem:
     """One reason an answer cannot be trusted as it is."""
 
-    kind: str  # "parse", "schema", "span", "overlap", "vocabulary", "rule" or "custom"
+    kind: str  # "parse", "schema", "span", "overlap", "vocabulary", "rule", "custom", or a grounding.REASONS key
     message: str
     field: str | None = None
 
@@ -38,6 +39,8 @@ class Problem:
             return "label_conflict"
         if self.kind == "vocabulary":
             return f"vocabulary[{self.field}]"
+        if self.kind in grounding.REASONS:
+            return grounding.REASONS[self.kind]
         target = self.field if self.kind == "schema" and self.field else f"{self.kind}: {self.message}"
         return f"invalid[{target}]"
 
@@ -93,6 +96,8 @@ def validate_answer(spec: TaskSpec, text: str, item: Item) -> Validation:
     problems = _schema_problems(spec, output)
     if not problems and isinstance(spec, MentionSpec):
         output, problems = _grounded(spec, output, item)
+    elif not problems:
+        output, problems = _grounded_quotes(spec, output, item)
     if not problems:  # rules and validators may assume the schema holds
         problems = _rule_problems(spec, output, item) + _custom_problems(spec, output, item)
     return Validation(output, repaired, problems)
@@ -119,6 +124,19 @@ def _grounded(spec: MentionSpec, output: dict[str, Any], item: Item) -> tuple[di
         if span.label in vocabularies and span.text not in vocabularies[span.label]
     ]
     return {**output, field_name: mentions}, problems
+
+
+def _grounded_quotes(spec: TaskSpec, output: dict[str, Any], item: Item) -> tuple[dict[str, Any], list[Problem]]:
+    """The document kinds' quotes found in their text (see :mod:`labelloop.grounding`)."""
+    if isinstance(spec, QaSpec):
+        output, found = grounding.qa_problems(output, item.fields.get(grounding.PASSAGES, []))
+    elif isinstance(spec, QaGenerateSpec):
+        output, found = grounding.pair_problems(output, item.text)
+    elif isinstance(spec, CoherenceSpec):
+        output, found = grounding.coherence_problems(output, item.text, item.fields)
+    else:
+        return output, []
+    return output, [Problem(kind, message, field) for kind, message, field in found]
 
 
 def _schema_problems(spec: TaskSpec, output: dict[str, Any]) -> list[Problem]:

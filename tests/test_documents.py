@@ -96,3 +96,28 @@ def test_crosswoz_turns_as_one_chinese_document(tmp_path):
         for start, end in json.loads(paragraph["sentences"]):
             assert paragraph["start"] <= start < end <= paragraph["end"] and stored[start:end].strip()
     project.close()
+
+
+def test_documents_from_a_database_query(tmp_path):
+    """``ingest-docs --from-sql URL --query`` takes a table's rows as documents, and a row without text fails."""
+    import sqlite3
+
+    pytest.importorskip("sqlalchemy")
+    database = tmp_path / "kb.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE articles (id TEXT, text TEXT, title TEXT, updated_at TEXT)")
+        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?)", [
+            ("a1", "第一段。\n\n第二段。", "指南", "2026-11-01"), ("a2", "One paragraph.", None, None)])  # fmt: skip
+    project = Project.init(tmp_path / "p")
+    url = f"sqlite:///{database}"
+    result = CliRunner().invoke(app, ["ingest-docs", "--from-sql", url, "--query", "SELECT * FROM articles",
+                                      "--project", str(tmp_path / "p")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert project.store.count_documents() == (2, 3)
+    assert project.store.document("a1")["title"] == "指南"
+    with sqlite3.connect(database) as db:
+        db.execute("INSERT INTO articles VALUES ('a3', '', NULL, NULL)")
+    with pytest.raises(InputError, match="text"):
+        project.ingest_docs([], from_sql=(url, "SELECT * FROM articles"))
+    assert project.store.count_documents() == (2, 3)
+    project.close()

@@ -117,14 +117,14 @@ def test_missing_kind_is_reported_at_line_1():
     error = spec_error("name: t\ninstruction: pick one\nlabels: [a, b]\n")
     assert (error.line, error.key) == (1, "kind")
     assert str(error) == ("task.yaml:1: kind: must be one of classify, extract, multilabel, spans, intent_slots, rate,"
-                          " generate (got None)")
+                          " generate, qa, qa_generate, coherence (got None)")
 
 
 def test_unknown_kind_names_its_line():
     error = spec_error("name: t\ninstruction: pick one\nkind: classfy\nlabels: [a, b]\n")
     assert (error.line, error.key) == (3, "kind")
     assert str(error) == ("task.yaml:3: kind: must be one of classify, extract, multilabel, spans, intent_slots, rate,"
-                          " generate (got 'classfy')")
+                          " generate, qa, qa_generate, coherence (got 'classfy')")
 
 
 def test_spec_that_is_not_a_mapping():

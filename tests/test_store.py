@@ -30,7 +30,7 @@ EXPECTED_SCHEMA = [
     ('audit_log_no_update',
      "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"),
     ('documents',
-     'CREATE TABLE documents ( id TEXT NOT NULL, version INTEGER NOT NULL, is_current INTEGER NOT NULL DEFAULT 1, text TEXT NOT NULL, content_hash TEXT NOT NULL, title TEXT, source TEXT, updated_at TEXT, ingested_at TEXT NOT NULL, PRIMARY KEY (id, version) )'),
+     "CREATE TABLE documents ( id TEXT NOT NULL, version INTEGER NOT NULL, is_current INTEGER NOT NULL DEFAULT 1, text TEXT NOT NULL, content_hash TEXT NOT NULL, title TEXT, source TEXT, updated_at TEXT, ingested_at TEXT NOT NULL, collection TEXT NOT NULL DEFAULT 'default', PRIMARY KEY (id, version) )"),
     ('documents_current',
      'CREATE UNIQUE INDEX documents_current ON documents(id) WHERE is_current = 1'),
     ('duplicates',

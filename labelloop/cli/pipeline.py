@@ -97,20 +97,31 @@ def ingest(
 @commands.command("ingest-docs")
 def ingest_docs(
     paths: Annotated[
-        list[Path],
+        Optional[list[Path]],
         typer.Argument(help="Text, Markdown or JSONL (id, text, title, updated_at) files, or directories of them"),
-    ],
+    ] = None,
+    collection: Annotated[
+        str | None, typer.Option(help="The collection they belong to (default: the qa spec's, else 'default')")
+    ] = None,
+    from_sql: Annotated[
+        Optional[str], typer.Option("--from-sql", help="A database URL whose --query rows are documents too")
+    ] = None,
+    query: Annotated[Optional[str], typer.Option(help="With --from-sql: SELECT id, text[, title, updated_at]")] = None,
     actor: ActorOpt = None,
     project: ProjectOpt = None,
 ) -> None:
     """Add documents, split into paragraphs (offsets, sentences); a changed document becomes a new version."""
+    if (from_sql is None) != (query is None):
+        raise typer.BadParameter("--from-sql and --query go together")
     with open_project(project) as proj:
-        result = proj.ingest_docs(list(paths), actor=actor)
+        sql = (from_sql, query) if from_sql and query else None
+        result = proj.ingest_docs(list(paths or []), collection=collection, from_sql=sql, actor=actor)
         documents, paragraphs = proj.store.count_documents()
+    items = f"; {result.items} paragraphs added as items" if proj.spec.kind == "qa_generate" else ""
     out.console.print(
         f"{result.documents} documents read from {len(result.files)} files: {result.added} added, {result.updated}"
         f" changed (a new version each), {result.unchanged} unchanged; {result.paragraphs} paragraphs stored"
-        f" ({documents} documents, {paragraphs} paragraphs in the project)"
+        f" ({documents} documents, {paragraphs} paragraphs in the project){items}"
     )
 
 

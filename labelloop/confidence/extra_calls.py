@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..backends import CompletionRequest
-from ..spec import GenerateSpec, TaskSpec
+from ..spec import GenerateSpec, QaGenerateSpec, TaskSpec
 from ..store import Item
 from ..validate import Validation, validate_answer
 from .result import NO_CONFIDENCE, Confidence
@@ -51,6 +51,8 @@ def extra_calls(
         return None
     if isinstance(spec, GenerateSpec) and validation.valid:
         return _judge_calls(spec, item, request, answer, cache_key)
+    if isinstance(spec, QaGenerateSpec) and validation.valid:
+        return _pair_judge_calls(spec, item, request, answer, cache_key)
     if needs_samples(spec, validation, confidence):
         return _sample_calls(spec, item, request, answer, cache_key)
     return None
@@ -92,29 +94,54 @@ def _sample_calls(
     return ExtraCalls(requests, combine)
 
 
+def _judge_request(request: CompletionRequest, messages: list[dict[str, str]]) -> CompletionRequest:
+    return replace(
+        request, messages=messages, json_schema=_JUDGE_SCHEMA, temperature=0.0, top_logprobs=0, max_tokens=16
+    )
+
+
+def _judged(rating: int) -> float:
+    return (rating - JUDGE_SCALE[0]) / (JUDGE_SCALE[-1] - JUDGE_SCALE[0])
+
+
 def _judge_calls(
     spec: GenerateSpec, item: Item, request: CompletionRequest, answer: dict[str, Any], cache_key: str
 ) -> ExtraCalls:
-    judge_request = replace(
-        request,
-        messages=judge_messages(spec, item, answer["output"]),
-        json_schema=_JUDGE_SCHEMA,
-        temperature=0.0,
-        top_logprobs=0,
-        max_tokens=16,
-    )
+    judge_request = _judge_request(request, judge_messages(spec, item, answer["output"]))
 
     def combine(texts: list[str | None]) -> Confidence | None:
         rating = judge_rating(texts[0]) if texts[0] is not None else None
         if rating is None:
             return None
-        value = (rating - JUDGE_SCALE[0]) / (JUDGE_SCALE[-1] - JUDGE_SCALE[0])
-        return Confidence(value, f"judge:{rating}/{JUDGE_SCALE[-1]}", {"output": value})
+        return Confidence(_judged(rating), f"judge:{rating}/{JUDGE_SCALE[-1]}", {"output": _judged(rating)})
 
     return ExtraCalls([(extra_key(cache_key, "judge"), judge_request)], combine)
 
 
-def judge_messages(spec: GenerateSpec, item: Item, output: str) -> list[dict[str, str]]:
+def _pair_judge_calls(
+    spec: QaGenerateSpec, item: Item, request: CompletionRequest, answer: dict[str, Any], cache_key: str
+) -> ExtraCalls:
+    """The judge rates each pair; the answer's confidence is its weakest pair's (``pairs.N``: pair N's)."""
+    requests = []
+    for number, pair in enumerate(answer["pairs"], 1):
+        output = f"Question: {pair['question']}\nAnswer: {pair['answer']}"
+        key = extra_key(cache_key, f"judge:pair:{number}:{pair['question']}:{pair['answer']}")
+        requests.append((key, _judge_request(request, judge_messages(spec, item, output))))
+
+    def combine(texts: list[str | None]) -> Confidence | None:
+        ratings = [judge_rating(text) if text is not None else None for text in texts]
+        if not ratings or any(rating is None for rating in ratings):
+            return None
+        fields = {f"pairs.{n}": _judged(r) for n, r in enumerate(ratings, 1) if r is not None}
+        least = min(fields.values())
+        return Confidence(
+            least, f"judge:min {min(r for r in ratings if r)}/{JUDGE_SCALE[-1]}", {"pairs": least, **fields}
+        )
+
+    return ExtraCalls(requests, combine)
+
+
+def judge_messages(spec: GenerateSpec | QaGenerateSpec, item: Item, output: str) -> list[dict[str, str]]:
     """The judge's prompt: the task, the rubric, the input and the output to rate."""
     rubric = "\n".join(f"- {point}" for point in spec.rubric)
     system = (

@@ -9,7 +9,7 @@ logs the export. A package adds a format without forking labelloop, as the built
     myformat = "mypackage.module:EXPORTER"      # an Exporter named "myformat"
 
 Built-ins: :mod:`.records` (jsonl, alpaca, chat), :mod:`.tables` (csv, parquet, hf) and
-:mod:`.mentions` (conll, atis, spacy).
+:mod:`.mentions` (conll, atis, spacy), :mod:`.answers` (squad).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class ExportOptions:
 
     tokenizer: str = "auto"
     keep_fields: tuple[str, ...] = ()
+    documents: Any = None  # the store's documents, for formats that show cited passages (squad, qa's alpaca/chat)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Exporter:
             require(self.requires[0], self.requires[1], f"the {self.name} format")
 
 
-BUILT_IN = ("jsonl", "csv", "parquet", "hf", "alpaca", "chat", "conll", "atis", "spacy")
+BUILT_IN = ("jsonl", "csv", "parquet", "hf", "alpaca", "chat", "conll", "atis", "spacy", "squad")
 
 
 @cache

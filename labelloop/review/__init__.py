@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 
-from .. import labelers
+from .. import grounding, labelers
 from .._actor import actor_or_default
 from ..aggregate import aggregate
 from ..assign import draw_sample, need
@@ -165,7 +165,7 @@ def submit(
     With ``expected_version``, an answer to an item that meanwhile got all the answers it needs
     raises :class:`~labelloop.errors.Conflict`.
     """
-    output = _checked(spec, item, output)
+    output = _checked(store, spec, item, output)
     if test_questions.is_test(store, item.item_id):
         role = store.reviewer_role(reviewer) or ""
         return test_questions.answer(store, spec, item.item_id, reviewer, role, output, action)
@@ -182,12 +182,20 @@ def submit(
     )
 
 
-def _checked(spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:
+def _checked(store: Store, spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(spec.output_schema()).iter_errors(output))
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or None
         raise ReviewError(error.message, field)
-    return _grounded_mentions(spec, item, output)
+    return _grounded_quotes(store, spec, item, _grounded_mentions(spec, item, output))
+
+
+def _grounded_quotes(store: Store, spec: TaskSpec, item: QueueItem, output: dict[str, Any]) -> dict[str, Any]:
+    """The document kinds' quotes as a person gives them, checked against their text (see grounding)."""
+    try:
+        return grounding.person_answer(store, spec.kind, item.text, output)
+    except grounding.QuoteError as exc:
+        raise ReviewError(exc.message, exc.field) from None
 
 
 @dataclass(frozen=True)
@@ -223,7 +231,7 @@ def adjudicate(store: Store, spec: TaskSpec, item: QueueItem, expert: str, outpu
     """Record an expert's final decision on an item (only reviewers with the ``expert`` role may)."""
     if store.reviewer_role(expert) != "expert":
         raise ReviewError(f"{expert} is not an expert: 'labelloop reviewer add {expert} --role expert'", "role")
-    output = _checked(spec, item, output)
+    output = _checked(store, spec, item, output)
     return store.add_annotation(
         item.item_id, expert, output, "adjudicate", item.prediction_id, before=item.output, kind="adjudication"
     )

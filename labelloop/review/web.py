@@ -47,7 +47,7 @@ from . import (
 from .hold import hold, next_item, release
 from .web_auth import COOKIE, NotLoggedIn, Who
 from .web_holds import add_hold_routes
-from .web_models import Adjudication, Decision, annotation_json, form_fields
+from .web_models import Adjudication, Decision, annotation_json, form_fields, qa_view
 from .web_people import Standing, add_people_routes, needs_qualification_page, standing_processor
 
 PAGE_PROGRESS_S = 2.0  # how old the progress line of an item page may be
@@ -162,6 +162,7 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
                 "dispute": dispute,
                 "answers": answers,
                 "mentions_field": getattr(spec, "mentions_field", None),
+                "qa": qa_view(store, spec, item.output),  # the cited passages, their quotes marked
                 "page": {
                     "item_id": item.item_id,
                     "version": item.version,

@@ -1,14 +1,17 @@
-"""What the web app exchanges with browsers and scripts: request bodies, the item form's fields, and
-annotations as JSON."""
+"""What the web app exchanges with browsers and scripts: request bodies, the item form's fields, a ``qa`` answer's
+cited passages, and annotations as JSON."""
 
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from . import QueueItem
+
+SHORT_DOCUMENT = 4000  # a cited document shorter than this (characters) is shown whole, else its cited paragraphs
 
 
 class Decision(BaseModel):
@@ -31,6 +34,8 @@ def form_fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
     schema = spec.output_schema()
     rows = []
     for name, prop in schema["properties"].items():
+        if spec.kind == "qa" and name == "citations":  # edited by selecting text in the passages (qa_view)
+            continue
         types = prop.get("type", "string")
         types = types if isinstance(types, list) else [types]
         confidence = item.field_confidence.get(name)
@@ -41,15 +46,53 @@ def form_fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
                 "value": (item.output or {}).get(name),
                 "confidence": confidence,
                 "level": _level(confidence, threshold),
-                "enum": prop.get("enum") or (getattr(spec, "label_names", None) if name == "label" else None),
+                "enum": prop.get("enum")
+                or (getattr(spec, "label_names", None) if name == "label" else None)
+                or ([True, False] if "boolean" in types else None),
                 "options": (prop.get("items") or {}).get("enum") if "array" in types else None,
                 "input": "number" if {"integer", "number"} & set(types) else "text",
                 "integer": "integer" in types,
                 "nullable": "null" in types,
-                "multiline": spec.kind == "generate" and name == "output",
+                "multiline": (spec.kind, name) in {("generate", "output"), ("qa", "answer")},
             }
         )
     return rows
+
+
+def qa_view(store: Any, spec: Any, output: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A ``qa`` answer's citations and the passages they cite (None for other kinds): each cited document whole
+    when short, else its paragraphs that hold a citation. A passage is (text, cited) segments, ``cited`` the
+    numbers of the citations marking that text; the page escapes the text and selects in it to cite anew."""
+    if spec.kind != "qa":
+        return None
+    citations = [c for c in (output or {}).get("citations") or [] if isinstance(c, dict)]
+    cited: dict[tuple[str, int | None], list[int]] = {}
+    for number, citation in enumerate(citations):
+        if isinstance(citation.get("start"), int) and isinstance(citation.get("end"), int):
+            cited.setdefault((str(citation.get("doc")), citation.get("version")), []).append(number)
+    passages = []
+    for (doc_id, version), numbers in cited.items():
+        doc = store.document(doc_id, version)
+        if doc is None:
+            continue
+        text = doc["text"]
+        marks = [(citations[n]["start"], citations[n]["end"], n) for n in numbers]
+        marks = [(start, end, n) for start, end, n in marks if 0 <= start < end <= len(text)]
+        if len(text) < SHORT_DOCUMENT:
+            shown = [(0, len(text))] if marks else []
+        else:
+            paragraphs = [(p["start"], p["end"]) for p in store.paragraphs(doc_id, doc["version"])]
+            shown = [(a, b) for a, b in paragraphs if any(start < b and a < end for start, end, _ in marks)]
+        for a, b in shown:
+            passages.append({"doc": doc_id, "title": doc["title"], "version": doc["version"], "start": a,
+                             "whole": (a, b) == (0, len(text)), "segments": _segments(text, a, b, marks)})  # fmt: skip
+    return {"citations": citations, "passages": passages}
+
+
+def _segments(text: str, start: int, end: int, marks: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
+    """``text[start:end]`` cut where a citation starts or ends, each piece with the citations covering it."""
+    cuts = sorted({start, end, *(min(max(x, start), end) for s, e, _ in marks for x in (s, e))})
+    return [{"text": text[a:b], "cited": [n for s, e, n in marks if s <= a and b <= e]} for a, b in pairwise(cuts)]
 
 
 def annotation_json(row: Any) -> dict[str, Any]:

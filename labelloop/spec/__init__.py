@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from .._yaml import line_of, load_with_lines
 from ..errors import SpecError
 from .base import TaskSpec, _LocatedError
+from .document_kinds import CoherenceSpec, DocumentSpec, QaGenerateSpec, QaSpec, RetrievalSettings, WindowSettings
 from .kinds import (
     ClassifySpec,
     ExtractSpec,
@@ -55,6 +56,12 @@ __all__ = [
     "LearnSettings",
     "PiiSettings",
     "ClassifySpec",
+    "CoherenceSpec",
+    "DocumentSpec",
+    "QaGenerateSpec",
+    "QaSpec",
+    "RetrievalSettings",
+    "WindowSettings",
     "DEFAULT_ROLE",
     "ENV_PREFIX",
     "Example",
@@ -86,7 +93,18 @@ SPEC_FILENAME = "labelloop.yaml"
 
 
 AnySpec = Annotated[
-    Union[ClassifySpec, ExtractSpec, MultilabelSpec, SpansSpec, IntentSlotsSpec, RateSpec, GenerateSpec],
+    Union[
+        ClassifySpec,
+        ExtractSpec,
+        MultilabelSpec,
+        SpansSpec,
+        IntentSlotsSpec,
+        RateSpec,
+        GenerateSpec,
+        QaSpec,
+        QaGenerateSpec,
+        CoherenceSpec,
+    ],
     Field(discriminator="kind"),
 ]
 _SPEC_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(AnySpec)
@@ -98,6 +116,9 @@ _SPEC_CLASSES: dict[str, type[TaskSpec]] = {
     "intent_slots": IntentSlotsSpec,
     "rate": RateSpec,
     "generate": GenerateSpec,
+    "qa": QaSpec,
+    "qa_generate": QaGenerateSpec,
+    "coherence": CoherenceSpec,
 }
 KINDS = tuple(_SPEC_CLASSES)
 

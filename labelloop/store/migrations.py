@@ -432,3 +432,8 @@ def m010_documents(db: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migration
+def m011_document_collections(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE documents ADD COLUMN collection TEXT NOT NULL DEFAULT 'default'")

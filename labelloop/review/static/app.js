@@ -108,13 +108,14 @@
   }
   function submitAll() {
     if (labelButtons.length) { decide("accept"); return; }
-    const edited = mentionsEdited || rows.some((row) => row.classList.contains("edited"));
+    const edited = mentionsEdited || citationsEdited || rows.some((row) => row.classList.contains("edited"));
     if (!edited && page.output) { decide("accept"); return; }
     const output = {};
     rows.forEach((row) => { output[row.dataset.field] = fieldValue(row); });
     if (page.mentions_field) {
       output[page.mentions_field] = mentions.map(({text, label, start, end}) => ({text, label, start, end}));
     }
+    if (citationList) output.citations = citations.filter(Boolean);
     decide("edit", output);
   }
 
@@ -194,6 +195,74 @@
     return false;
   }
 
+  // -- qa: citations are fixed by selecting text in a cited passage; the server checks each quote ------------
+  const citationList = $("#citations");
+  const citations = citationList && page.output ? (page.output.citations || []).map((c) => ({...c})) : [];
+  let citationsEdited = false;
+
+  function removeCitation(index) {
+    citations[index] = null;
+    citationsEdited = true;
+    const item = citationList.querySelector(`li[data-index="${index}"]`);
+    if (item) item.remove();
+    $$(".passage mark").forEach((mark) => {  // a mark no remaining citation covers is no longer highlighted
+      const live = mark.dataset.cite.split(" ").some((n) => citations[Number(n)]);
+      mark.classList.toggle("uncited", !live);
+    });
+    $("#no-citations").hidden = citations.some(Boolean);
+  }
+
+  function listCitation(citation, index) {  // text only: quotes come from the documents
+    const item = document.createElement("li");
+    item.className = "citation added";
+    item.dataset.index = String(index);
+    const quote = document.createElement("q");
+    quote.className = "quote";
+    quote.textContent = citation.quote;
+    const where = document.createElement("small");
+    where.textContent = `${citation.doc} · characters ${citation.start}–${citation.end} (selected)`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove-citation";
+    remove.textContent = "remove";
+    remove.addEventListener("click", () => removeCitation(index));
+    item.append(quote, " ", where, " ", remove);
+    citationList.append(item);
+  }
+
+  function citeSelection() {
+    const selection = window.getSelection();
+    if (!selection.rangeCount || selection.isCollapsed) { show($("#message"), "select text in a passage first"); return; }
+    const range = selection.getRangeAt(0);
+    const passage = range.commonAncestorContainer.nodeType === Node.ELEMENT_NODE
+      ? range.commonAncestorContainer.closest(".passage") : range.commonAncestorContainer.parentElement.closest(".passage");
+    if (!passage) { show($("#message"), "select text inside one passage"); return; }
+    const text = passage.textContent;
+    let start = offsetIn(passage, range.startContainer, range.startOffset);
+    let end = offsetIn(passage, range.endContainer, range.endOffset);
+    while (start < end && /\s/.test(text[start])) start += 1;
+    while (end > start && /\s/.test(text[end - 1])) end -= 1;
+    selection.removeAllRanges();
+    if (start === end) return;
+    const at = Number(passage.dataset.start);
+    const citation = {doc: passage.dataset.doc, paragraph: "selected", quote: text.slice(start, end),
+                      version: Number(passage.dataset.version), start: at + start, end: at + end};
+    citations.push(citation);
+    citationsEdited = true;
+    listCitation(citation, citations.length - 1);
+    $("#no-citations").hidden = true;
+  }
+
+  if (citationList) {
+    citationList.querySelectorAll("li.citation").forEach((item) => item.querySelector(".remove-citation")
+      .addEventListener("click", () => removeCitation(Number(item.dataset.index))));
+  }
+  const citeButton = $("#cite-selection");
+  if (citeButton) {
+    citeButton.addEventListener("mousedown", (event) => event.preventDefault());  // keep the selection
+    citeButton.addEventListener("click", citeSelection);
+  }
+
   // -- buttons and keys -------------------------------------------------------------------------
   $("#accept-all").addEventListener("click", submitAll);
   $("#skip").addEventListener("click", () => decide("skip"));
@@ -215,6 +284,7 @@
     else if (event.key === "?") $("#help").hidden = !$("#help").hidden;
     else if (event.key === "/" && search) { event.preventDefault(); search.focus(); }
     else if (event.key === "e" && rows.length) setEditing(rows[0], true);
+    else if (event.key === "c" && citeButton) citeSelection();
     else if (/^[1-9]$/.test(event.key) && choiceSets.length) {  // multilabel: keys toggle labels
       const row = choiceSets[0].closest("tr.field");
       if (choiceSets[0].disabled) setEditing(row, true);
