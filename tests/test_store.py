@@ -70,7 +70,7 @@ EXPECTED_SCHEMA = [
     ('pii_vault',
      'CREATE TABLE pii_vault ( item_id TEXT PRIMARY KEY REFERENCES items(id), sealed BLOB NOT NULL )'),
     ('predictions',
-     "CREATE TABLE predictions ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id), labeler TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id), call_id INTEGER REFERENCES llm_calls(id), job_key TEXT NOT NULL, item_hash TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), model TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'unparsable', 'failed')), output TEXT, raw_text TEXT, error TEXT, is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL , problems TEXT, repaired INTEGER NOT NULL DEFAULT 0, confidence REAL, confidence_method TEXT, field_confidence TEXT, route TEXT, reasons TEXT, duplicate_of TEXT)"),
+     "CREATE TABLE predictions ( id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES items(id), labeler TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id), call_id INTEGER REFERENCES llm_calls(id), job_key TEXT NOT NULL, item_hash TEXT NOT NULL, prompt_version TEXT NOT NULL REFERENCES prompts(version), model TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('ok', 'unparsable', 'failed')), output TEXT, raw_text TEXT, error TEXT, is_current INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL , problems TEXT, repaired INTEGER NOT NULL DEFAULT 0, confidence REAL, confidence_method TEXT, field_confidence TEXT, route TEXT, reasons TEXT, duplicate_of TEXT, context TEXT)"),
     ('predictions_current',
      'CREATE UNIQUE INDEX predictions_current ON predictions(item_id, labeler) WHERE is_current = 1'),
     ('predictions_route',

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 
-from ..spec import ClassifySpec, MentionSpec, MultilabelSpec, TaskSpec
+from ..spec import ClassifySpec, CoherenceSpec, MentionSpec, MultilabelSpec, TaskSpec
 from .result import NO_CONFIDENCE, Confidence
 from .tokens import QUOTE, Span, Token, align, array_elements, skip_space, span_probability, string_end, top_level_spans
 
@@ -41,6 +41,8 @@ def score(spec: TaskSpec, output: dict, text: str, token_logprobs: list[dict] | 
         return _score_label_set(raw, spans, tokens)
     if isinstance(spec, MentionSpec):
         return _score_mentions(spec.mentions_field, output, raw, spans, tokens)
+    if isinstance(spec, CoherenceSpec):
+        return _score_ratings(spec.output_schema().get("required", []), output, raw, spans, tokens)
     return _score_fields(spec.output_schema().get("required", []), output, spans, tokens)
 
 
@@ -128,6 +130,27 @@ def _score_mentions(field: str, output: dict, raw: bytes, spans: dict[str, Span]
     if not fields:
         return NO_CONFIDENCE
     return Confidence(min(fields.values()), "mention_min", fields)
+
+
+def _score_ratings(
+    required: list[str], output: dict, raw: bytes, spans: dict[str, Span], tokens: list[Token]
+) -> Confidence:
+    """coherence: the fields as in extract, plus each dimension's rating (the tokens that wrote its level inside
+    ``ratings``), so a threshold can name a dimension."""
+    scored = _score_fields(required, output, spans, tokens)
+    if "ratings" not in spans or scored.value is None:
+        return scored
+    start, end = spans["ratings"]
+    try:
+        inner = top_level_spans(raw[start:end])
+    except _MALFORMED:
+        return scored
+    fields = dict(scored.fields)
+    for name, (first, last) in inner.items():
+        value = span_probability(tokens, start + first, start + last)
+        if value is not None:
+            fields[name] = value
+    return Confidence(scored.value, scored.method, fields)
 
 
 def _score_label_set(raw: bytes, spans: dict[str, Span], tokens: list[Token]) -> Confidence:

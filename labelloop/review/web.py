@@ -162,7 +162,7 @@ def create_app(store: Store, spec: TaskSpec | Callable[[], TaskSpec], labeler: s
                 "dispute": dispute,
                 "answers": answers,
                 "mentions_field": getattr(spec, "mentions_field", None),
-                "qa": qa_view(store, spec, item.output),  # the cited passages, their quotes marked
+                "qa": qa_view(store, spec, item.output, store.prediction_context(item.item_id, labeler)),
                 "page": {
                     "item_id": item.item_id,
                     "version": item.version,

@@ -59,10 +59,14 @@ def form_fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
     return rows
 
 
-def qa_view(store: Any, spec: Any, output: dict[str, Any] | None) -> dict[str, Any] | None:
+def qa_view(
+    store: Any, spec: Any, output: dict[str, Any] | None, seen: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """A ``qa`` answer's citations and the passages they cite (None for other kinds): each cited document whole
-    when short, else its paragraphs that hold a citation. A passage is (text, cited) segments, ``cited`` the
-    numbers of the citations marking that text; the page escapes the text and selects in it to cite anew."""
+    when short, else its paragraphs that hold a citation; then the other passages the model was shown (``seen``:
+    the prediction's context), so there is text to cite from when the answer cites none. A passage is (text,
+    cited) segments, ``cited`` the numbers of the citations marking that text; the page escapes the text and
+    selects in it to cite anew."""
     if spec.kind != "qa":
         return None
     citations = [c for c in (output or {}).get("citations") or [] if isinstance(c, dict)]
@@ -86,7 +90,24 @@ def qa_view(store: Any, spec: Any, output: dict[str, Any] | None) -> dict[str, A
         for a, b in shown:
             passages.append({"doc": doc_id, "title": doc["title"], "version": doc["version"], "start": a,
                              "whole": (a, b) == (0, len(text)), "segments": _segments(text, a, b, marks)})  # fmt: skip
-    return {"citations": citations, "passages": passages}
+    return {"citations": citations, "passages": passages + _retrieved(store, passages, seen)}
+
+
+def _retrieved(store: Any, shown: list[dict[str, Any]], seen: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The passages the model was shown and the page does not show yet, in their retrieval order."""
+    covered = [(p["doc"], p["version"], p["start"], p["start"] + sum(len(s["text"]) for s in p["segments"]))
+               for p in shown]  # fmt: skip
+    found = []
+    for passage in (seen or {}).get("passages", []):
+        doc_id, version, start, end = passage["doc"], passage["version"], passage["start"], passage["end"]
+        if any(d == doc_id and v == version and a <= start and end <= b for d, v, a, b in covered):
+            continue
+        doc = store.document(doc_id, version)
+        if doc is None or not 0 <= start < end <= len(doc["text"]):
+            continue
+        found.append({"doc": doc_id, "title": doc["title"], "version": version, "start": start, "whole": False,
+                      "rank": passage.get("rank"), "segments": _segments(doc["text"], start, end, [])})  # fmt: skip
+    return found
 
 
 def _segments(text: str, start: int, end: int, marks: list[tuple[int, int, int]]) -> list[dict[str, Any]]:

@@ -45,8 +45,10 @@ class RetrievalSettings(_Strict):
     """How a question's candidate paragraphs are found."""
 
     k: int = Field(4, ge=1, le=50, description="paragraphs shown to the model")
-    method: Literal["auto", "bm25", "hybrid"] = Field(
-        "auto", description="bm25; hybrid: BM25 fused with learn.embeddings' embedder; auto: hybrid when installed"
+    method: Literal["bm25", "hybrid", "auto"] = Field(
+        "bm25",
+        description="bm25; hybrid: BM25 fused with learn.embeddings' embedder by reciprocal rank; auto: hybrid when"
+        " the embedder is installed (benchmarks/qa_retrieval.py measures which helps on your kind of text)",
     )
 
 
@@ -192,6 +194,10 @@ class CoherenceSpec(TaskSpec):
         if values != sorted(set(values)):
             raise ValueError("level values must be distinct and in ascending order")
         return levels
+
+    @property
+    def threshold_keys(self) -> list[str]:
+        return [*self.output_fields, *self.dimensions]  # a threshold per dimension, as per label in multilabel
 
     def guided_schema(self) -> dict[str, Any]:
         level = {"type": "integer", "enum": [lv.value for lv in self.levels]}

@@ -437,3 +437,8 @@ def m010_documents(db: sqlite3.Connection) -> None:
 @migration
 def m011_document_collections(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE documents ADD COLUMN collection TEXT NOT NULL DEFAULT 'default'")
+
+
+@migration
+def m012_prediction_context(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE predictions ADD COLUMN context TEXT")  # what the model saw beside the item (JSON)

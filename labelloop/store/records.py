@@ -64,6 +64,7 @@ class PredictionRecord:
     calls: list[CallRecord] = field(default_factory=list)
     cached_call_id: int | None = None
     duplicate_of: str | None = None  # inherited from this item, its duplicate group's representative
+    context: dict[str, Any] | None = None  # what the model saw beside the item: qa's retrieved passages
 
 
 @dataclass

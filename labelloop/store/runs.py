@@ -5,6 +5,7 @@ in :mod:`~labelloop.store.counts`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -176,6 +177,7 @@ class RunStore(ItemStore):
                     None if pred.output is None else dumps(pred.output), pred.raw_text, pred.error,
                     dumps(pred.problems), int(pred.repaired), pred.confidence, pred.confidence_method,
                     dumps(pred.field_confidence), pred.route, dumps(pred.reasons), now, pred.duplicate_of,
+                    None if pred.context is None else dumps(pred.context),
                 )
             )  # fmt: skip
         if call_rows:
@@ -203,7 +205,7 @@ class RunStore(ItemStore):
             "predictions",
             "item_id, labeler, run_id, call_id, job_key, item_hash, prompt_version, model, status, output,"
             " raw_text, error, problems, repaired, confidence, confidence_method, field_confidence, route,"
-            " reasons, created_at, duplicate_of",
+            " reasons, created_at, duplicate_of, context",
             prediction_rows,
         )
 
@@ -249,6 +251,13 @@ class RunStore(ItemStore):
             " WHERE p.is_current = 1 AND p.labeler = ? ORDER BY i.seq",
             (labeler,),
         ).fetchall()
+
+    def prediction_context(self, item_id: str, labeler: str) -> dict[str, Any] | None:
+        """What the model saw beside ``item_id`` in ``labeler``'s current prediction (qa: the retrieved passages)."""
+        row = self.db.execute(
+            "SELECT context FROM predictions WHERE item_id = ? AND labeler = ? AND is_current = 1", (item_id, labeler)
+        ).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     def monitored_items(self, labeler: str) -> Iterator[sqlite3.Row]:
         """Every item in ingest order with what the drift alarm looks at: where and when it came in, its text,
