@@ -23,7 +23,7 @@ WINDOWS = "windows"
 
 class Context(Protocol):
     def attach(self, item: Item) -> Item:
-        """The item with its context fields (an item that has them is returned as it is)."""
+        """The item with its context fields (they replace item fields of the same names)."""
         ...
 
     def digest(self, item: Item) -> str:
@@ -58,8 +58,6 @@ class Passages:
         return str(self.retriever.method)
 
     def attach(self, item: Item) -> Item:
-        if PASSAGES in item.fields:
-            return item
         found = [p.as_dict() for p in self.retriever.search(item.text, self.k)]
         return replace(item, fields={**item.fields, PASSAGES: found})
 
@@ -90,8 +88,6 @@ class Windows:
     def attach(self, item: Item) -> Item:
         from .coherence import screen, windows
 
-        if BREAKS in item.fields:
-            return item
         fields: dict[str, Any] = {
             BREAKS: [b.as_dict() for b in screen(item.text, threshold=self.spec.screen_threshold)]
         }
