@@ -96,12 +96,13 @@ def pair_problems(output: dict[str, Any], text: str) -> tuple[dict[str, Any], li
 
 
 def coherence_problems(output: dict[str, Any], text: str, fields: Mapping[str, Any]) -> tuple[dict, list[tuple]]:
-    """Each located problem grounded in the text (a window's offsets mapped to the full text), the pre-screen's
-    breaks kept with the answer."""
+    """Each located problem grounded in the text (a window's offsets mapped to the full text; one that is not there
+    is kept as written, without offsets, for the reviewer), the pre-screen's breaks kept with the answer."""
     offset = fields[WINDOW][0] if WINDOW in fields else 0
     grounded, ungrounded = ground_problems(text, output["problems"], offset)
     problems = [(QUOTE, f"{p.get('type')}: {p.get('quote')!r} {p['reason']}", "problems") for p in ungrounded]
-    return {**output, "problems": grounded, BREAKS: list(fields.get(BREAKS, []))}, problems
+    kept = [{k: v for k, v in p.items() if k != "reason"} for p in ungrounded if isinstance(p, dict) and "type" in p]
+    return {**output, "problems": grounded + kept, BREAKS: list(fields.get(BREAKS, []))}, problems
 
 
 class QuoteError(ValueError):

@@ -51,17 +51,20 @@ def window_calls(
 def _merged(spec: CoherenceSpec, item: Item, parts: list[Item], verdicts: list[Verdict | None]) -> Verdict:
     """One verdict for the text: answers combined, every window's problems kept (a window without an answer is
     a problem), the least confident window's confidence."""
-    problems, answered = [], []
+    problems, answered, unlocated = [], [], list[dict]()
     for number, (view, verdict) in enumerate(zip(parts, verdicts), 1):
         if verdict is None or verdict.validation.output is None:
             problems.append(_missing(number))
             continue
         problems += verdict.validation.problems
         start, end = view.fields["window"]
-        answered.append((Window(start, end), verdict.validation.output))
+        located = [p for p in verdict.validation.output["problems"] if "start" in p]
+        unlocated += [p for p in verdict.validation.output["problems"] if "start" not in p]
+        answered.append((Window(start, end), {**verdict.validation.output, "problems": located}))
     output = None
     if answered:
         output = combine(answered, [lv.value for lv in spec.levels])
+        output["problems"] += unlocated  # ungrounded quotes, kept for the reviewer (their problems route it)
         output["breaks"] = list(item.fields.get("breaks", []))
     repaired = any(v is not None and v.validation.repaired for v in verdicts)
     validation = Validation(output, repaired, problems)

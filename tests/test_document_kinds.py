@@ -4,7 +4,9 @@ scripted OpenAI-compatible server (issue 19)."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import pytest
 
@@ -96,6 +98,8 @@ def test_a_long_text_is_rated_by_window_and_its_problems_land_in_the_full_text(t
     flagged = {text[b["start"] : b["end"]] for b in long["output"]["breaks"]}
     assert {"我最喜欢的颜色是蓝色。"} <= flagged
     assert found["short"]["route"] == "needs_review" and found["short"]["reasons"] == ["ungrounded_quote"]
+    (kept,) = found["short"]["output"]["problems"]  # kept as written, without offsets, for the reviewer
+    assert kept["quote"] == "a sentence the text does not have" and "start" not in kept
     # a new quality gate judges every window's cached answer again: no call
     calls = len(fault_server.requests)
     project.close()
@@ -180,3 +184,32 @@ def test_window_settings_are_checked_up_front(tmp_path, size, overlap):
 
     with pytest.raises(SpecError, match="window"):
         parse_spec(f"name: c\nkind: coherence\ninstruction: rate\nwindow:\n  chars: {size}\n  overlap: {overlap}\n")
+
+
+def test_reviewers_edit_ratings_and_problems_as_json_and_quotes_are_checked(tmp_path, fault_server):
+    testclient = pytest.importorskip("fastapi.testclient")
+    short = "The plan was simple. QUOTE-THAT-IS-NOT-THERE is written here. The plan worked."
+    data = tmp_path / "texts.jsonl"
+    data.write_text(json.dumps({"id": "short", "text": short}) + "\n", encoding="utf-8")
+    project = _project(tmp_path, COHERENCE, fault_server.base_url)
+    project.ingest(data, id_field="id")
+    fault_server.respond = coherence_answer
+    project.label()
+    client = testclient.TestClient(project.web_app())
+    headers = {"Authorization": f"Bearer {project.add_reviewer('ana')}"}
+    page = client.get("/items/short", headers=headers).text
+    shown = re.search(r'<textarea name="ratings"[^>]*data-kind="json">([^<]*)</textarea>', page).group(1)
+    assert json.loads(html.unescape(shown))["causal_links"] == 4  # JSON a person can edit, not a Python repr
+    ratings = {"topic_consistency": 3, "causal_links": 4, "clear_references": 4, "smooth_transitions": 3}
+    wrong = {"ratings": ratings, "problems": [{"type": "logic_jump", "quote": "not in the text", "suggestion": ""}]}
+    refused = client.post("/api/items/short/decision", headers=headers,
+                          json={"action": "edit", "version": 0, "output": wrong})  # fmt: skip
+    assert refused.status_code == 422 and "problems" in refused.text
+    right = {"ratings": ratings, "problems": [{"type": "logic_jump", "quote": "QUOTE-THAT-IS-NOT-THERE is written",
+                                               "suggestion": "cut it"}]}  # fmt: skip
+    saved = client.post("/api/items/short/decision", headers=headers,
+                        json={"action": "edit", "version": 0, "output": right})  # fmt: skip
+    assert saved.status_code == 200, saved.text
+    (problem,) = json.loads(project.store.annotations("short")[-1]["output"])["problems"]
+    assert short[problem["start"] : problem["end"]] == "QUOTE-THAT-IS-NOT-THERE is written"
+    project.close()

@@ -50,7 +50,7 @@ def form_fields(spec: Any, item: QueueItem) -> list[dict[str, Any]]:
                 or (getattr(spec, "label_names", None) if name == "label" else None)
                 or ([True, False] if "boolean" in types else None),
                 "options": (prop.get("items") or {}).get("enum") if "array" in types else None,
-                "input": "number" if {"integer", "number"} & set(types) else "text",
+                "input": _input(types, prop),
                 "integer": "integer" in types,
                 "nullable": "null" in types,
                 "multiline": (spec.kind, name) in {("generate", "output"), ("qa", "answer")},
@@ -126,6 +126,15 @@ def annotation_json(row: Any) -> dict[str, Any]:
         "current": bool(row["is_current"]),
         "at": row["created_at"],
     }
+
+
+def _input(types: list[str], prop: dict[str, Any]) -> str:
+    """The input a field is edited in: a number, JSON (objects, and arrays of anything but fixed options), text."""
+    if {"integer", "number"} & set(types):
+        return "number"
+    if "object" in types or ("array" in types and "enum" not in (prop.get("items") or {})):
+        return "json"
+    return "text"
 
 
 def _level(confidence: float | None, threshold: float) -> str:

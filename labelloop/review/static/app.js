@@ -104,6 +104,9 @@
     if (raw === "" && input.dataset.nullable === "true") return null;
     if (input.dataset.kind === "integer") return Number.parseInt(raw, 10);
     if (input.dataset.kind === "number") return Number.parseFloat(raw);
+    if (input.dataset.kind === "json") {
+      try { return JSON.parse(raw); } catch (error) { return raw; }  // not JSON: the server names the field
+    }
     return raw;
   }
   function submitAll() {
