@@ -56,7 +56,7 @@ def cached_verdict(store: CallCache, job: Job, item: Item, key: str, row: Any) -
     if len(rows) < len(extra.requests):
         return None
     answers = [(r["output_text"] or "", _logprobs(r)) for r in rows]
-    return job.with_extra(verdict, extra, list(answers))
+    return job.with_extra(verdict, extra, answers)
 
 
 def _logprobs(row: Any) -> list[dict] | None:

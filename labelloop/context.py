@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from functools import cached_property
 from typing import Any, Protocol
 
 from .errors import ProjectError, SpecError
@@ -48,10 +49,14 @@ class Passages:
     """A question's top ``retrieval.k`` paragraphs of the spec's collection (current document versions)."""
 
     def __init__(self, spec: QaSpec, store: Store):
+        self.spec, self.store, self.k = spec, store, spec.retrieval.k
+
+    @cached_property
+    def retriever(self) -> Any:
+        """The index, built when the first question needs it (a run with nothing to label reads no document)."""
         from .retrieval import Retriever, load_passages
 
-        self.k = spec.retrieval.k
-        self.retriever = Retriever(load_passages(store, spec.collection), _embedder(spec))
+        return Retriever(load_passages(self.store, self.spec.collection), _embedder(self.spec))
 
     @property
     def method(self) -> str:

@@ -208,7 +208,7 @@ def ingest_documents(
         documents[document.id] = document
     result = DocumentIngest(documents=len(documents), files=[str(f) for f in files])
     known = store.document_hashes(list(documents))
-    changed = [d for d in documents.values() if known.get(d.id) != d.content_hash]
+    changed = [d for d in documents.values() if known.get(d.id) != (d.content_hash, collection)]  # moved: a change
     result.unchanged = len(documents) - len(changed)
     result.updated = sum(d.id in known for d in changed)
     result.added = len(changed) - result.updated

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -147,7 +148,7 @@ class Job:
         return extra_calls(self.spec, item, request, verdict.validation, verdict.confidence, cache_key)
 
     def with_extra(
-        self, verdict: Verdict, extra: ExtraCalls | WindowCalls, answers: list[tuple[str, Any] | None]
+        self, verdict: Verdict, extra: ExtraCalls | WindowCalls, answers: Sequence[tuple[str, Any] | None]
     ) -> Verdict:
         """The verdict once the extra calls answered (each answer: text and token logprobs; None: it failed)."""
         if isinstance(extra, WindowCalls):

@@ -45,14 +45,14 @@ def make_plan(store: Store, spec: TaskSpec, settings: ModelSettings, options: La
     for chunk in chunked(map(job.attach, selected_items(store, job, options)), CHUNK):
         hits = store.cached_calls(job.cache_key(item) for item in chunk) if options.use_cache else {}
         for item in chunk:
-            first = first or job.request(item).messages
+            messages = job.request(item).messages
+            first = first or messages
             to_label += 1
             if job.cache_key(item) in hits:
                 cached += 1
             else:
-                prompt_tokens += shared_tokens + sum(
-                    estimate_tokens(m["content"]) for m in job.request(item).messages[len(prompt.shared) :]
-                )
+                item_part = messages[len(prompt.shared) :]
+                prompt_tokens += shared_tokens + sum(estimate_tokens(m["content"]) for m in item_part)
     calls = to_label - cached
     if options.max_calls is not None:
         calls = min(calls, options.max_calls)

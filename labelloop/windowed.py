@@ -4,7 +4,7 @@ back to offsets in it (:func:`labelloop.coherence.combine`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .backends import CompletionRequest
@@ -13,6 +13,7 @@ from .confidence import Confidence
 from .confidence.extra_calls import extra_key
 from .context import views
 from .gate import Verdict, judge
+from .grounding import BREAKS, WINDOW
 from .route import route
 from .spec import CoherenceSpec
 from .store import Item
@@ -26,7 +27,7 @@ class WindowCalls:
     """The further windows' requests, and how their answers and the first window's verdict make one verdict."""
 
     requests: list[tuple[str, CompletionRequest]]
-    merge: Callable[[Verdict, list[Answer | None]], Verdict]
+    merge: Callable[[Verdict, Sequence[Answer | None]], Verdict]
 
 
 def window_calls(
@@ -41,7 +42,7 @@ def window_calls(
         for number, view in enumerate(parts[1:], 2)
     ]
 
-    def merge(first: Verdict, answers: list[Answer | None]) -> Verdict:
+    def merge(first: Verdict, answers: Sequence[Answer | None]) -> Verdict:
         verdicts = [first, *(None if a is None else judge(spec, view, *a) for view, a in zip(parts[1:], answers))]
         return _merged(spec, item, parts, verdicts)
 
@@ -57,7 +58,7 @@ def _merged(spec: CoherenceSpec, item: Item, parts: list[Item], verdicts: list[V
             problems.append(_missing(number))
             continue
         problems += verdict.validation.problems
-        start, end = view.fields["window"]
+        start, end = view.fields[WINDOW]
         located = [p for p in verdict.validation.output["problems"] if "start" in p]
         unlocated += [p for p in verdict.validation.output["problems"] if "start" not in p]
         answered.append((Window(start, end), {**verdict.validation.output, "problems": located}))
@@ -65,7 +66,7 @@ def _merged(spec: CoherenceSpec, item: Item, parts: list[Item], verdicts: list[V
     if answered:
         output = combine(answered, [lv.value for lv in spec.levels])
         output["problems"] += unlocated  # ungrounded quotes, kept for the reviewer (their problems route it)
-        output["breaks"] = list(item.fields.get("breaks", []))
+        output[BREAKS] = list(item.fields.get(BREAKS, []))
     repaired = any(v is not None and v.validation.repaired for v in verdicts)
     validation = Validation(output, repaired, problems)
     confidence = _least(verdicts) if output is not None else None

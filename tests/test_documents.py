@@ -121,3 +121,19 @@ def test_documents_from_a_database_query(tmp_path):
         project.ingest_docs([], from_sql=(url, "SELECT * FROM articles"))
     assert project.store.count_documents() == (2, 3)
     project.close()
+
+
+def test_moving_a_document_to_another_collection_is_a_new_version_there(tmp_path):
+    """An unchanged text ingested into another collection moves there (as a new version; the old one stays)."""
+    project = Project.init(tmp_path / "p")
+    (tmp_path / "faq.md").write_text("Opening hours are nine to five.", encoding="utf-8")
+    first = project.ingest_docs([tmp_path / "faq.md"])
+    moved = project.ingest_docs([tmp_path / "faq.md"], collection="support")
+    again = project.ingest_docs([tmp_path / "faq.md"], collection="support")
+    assert (first.added, moved.updated, again.unchanged) == (1, 1, 1)
+    assert (project.store.document("faq")["collection"], project.store.document("faq")["version"]) == ("support", 2)
+    assert project.store.current_paragraphs("default") == []
+    assert [row[0] for row in project.store.current_paragraphs("support")] == ["faq"]
+    result = CliRunner().invoke(app, ["ingest-docs", "--project", str(tmp_path / "p")])
+    assert result.exit_code != 0 and "give files" in result.output
+    project.close()

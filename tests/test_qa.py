@@ -82,11 +82,10 @@ def respond(body: dict) -> str:
     return json.dumps(answer, ensure_ascii=False)
 
 
-@pytest.fixture
-def qa_project(tmp_path, fault_server):
+def qa_setup(tmp_path, spec: str, asked: list[str]) -> Project:
+    """A qa project with the manual and the guide as documents and ``asked`` as questions q0, q1, …"""
     root = tmp_path / "qa"
-    project = Project.init(root)
-    project.spec_path.write_text(SPEC.format(url=fault_server.base_url), encoding="utf-8")
+    Project.init(root).spec_path.write_text(spec, encoding="utf-8")
     project = Project.find(root)
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -95,8 +94,15 @@ def qa_project(tmp_path, fault_server):
     project.ingest_docs([docs])
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps({"id": f"q{i}", "text": q}, ensure_ascii=False) + "\n"
-                                 for i, q in enumerate(ANSWERS)), encoding="utf-8")  # fmt: skip
+                                 for i, q in enumerate(asked)), encoding="utf-8")  # fmt: skip
     project.ingest(questions, id_field="id")
+    return project
+
+
+@pytest.fixture
+def qa_project(tmp_path, fault_server):
+    project = qa_setup(tmp_path, SPEC.format(url=fault_server.base_url), list(ANSWERS))
+    docs = tmp_path / "docs"
     fault_server.respond = respond
     yield project, docs, fault_server
     project.close()
@@ -204,22 +210,9 @@ def test_people_fix_citations_by_selecting_text(qa_project):
 def test_the_llama_cpp_server_answers_through_the_whole_loop(tmp_path, llama_server):
     """A real model (SmolLM2-135M, schema-bound by the server's grammar) on English and Chinese questions: every
     answer lands in a state with known reasons, and whatever it cites is grounded in the version it cites."""
-    root = tmp_path / "real"
-    project = Project.init(root)
     spec = SPEC.format(url=llama_server).replace("model: fault", "model: smollm2\n  max_tokens: 160")
-    project.spec_path.write_text(spec.replace("accept_without_confidence: true", "accept_without_confidence: false"),
-                                 encoding="utf-8")  # fmt: skip
-    project = Project.find(root)
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "manual.md").write_text(MANUAL, encoding="utf-8")
-    (docs / "guide.md").write_text(GUIDE, encoding="utf-8")
-    project.ingest_docs([docs])
-    questions = tmp_path / "questions.jsonl"
-    asked = ["How do I reset the router?", "故宫几点开门？", "Who invented the router?"]
-    questions.write_text("".join(json.dumps({"id": f"q{i}", "text": q}, ensure_ascii=False) + "\n"
-                                 for i, q in enumerate(asked)), encoding="utf-8")  # fmt: skip
-    project.ingest(questions, id_field="id")
+    spec = spec.replace("accept_without_confidence: true", "accept_without_confidence: false")
+    project = qa_setup(tmp_path, spec, ["How do I reset the router?", "故宫几点开门？", "Who invented the router?"])
     project.label()
     found = _predictions(project)
     known = {"ungrounded_citation", "unsupported_answer", "unanswerable_with_citations", "low_confidence",

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from labelloop import Project
+from test_qa import SPEC
 from test_web_browser import ARTIFACTS, LiveServer, browser, login  # noqa: F401  (browser: the fixture, module-scoped)
 
 pytest.importorskip("bm25s")
@@ -23,20 +24,6 @@ The guest network is off by default. Turn it on in the Wi-Fi settings page.
 FILLER = [f"Filler paragraph {i} talks about tomatoes, soil and watering schedules in a garden." for i in range(60)]
 RULE = "Rendering rule:\r\nthe <script>alert(1)</script> tag must show as plain text, never run."
 NOTES = "\n\n".join(FILLER[:30] + [RULE] + FILLER[30:])  # over 4000 characters: only cited paragraphs are shown
-SPEC = """name: qa
-kind: qa
-instruction: Answer the user's question from the documents.
-retrieval:
-  k: 2
-  method: bm25
-review:
-  accept_without_confidence: true
-  feedback_retries: 0
-model:
-  backend: openai
-  base_url: {url}
-  model: fault
-"""
 # question -> (the scripted model's answer, the quote it cites); "orange" shares nothing with the quote: review
 ANSWERS = {
     "Where is the guest network turned on?": ("orange", "Turn it on in the Wi-Fi settings page."),

@@ -113,6 +113,8 @@ def ingest_docs(
     """Add documents, split into paragraphs (offsets, sentences); a changed document becomes a new version."""
     if (from_sql is None) != (query is None):
         raise typer.BadParameter("--from-sql and --query go together")
+    if not paths and from_sql is None:
+        raise typer.BadParameter("give files or directories of documents, or --from-sql URL with --query")
     with open_project(project) as proj:
         sql = (from_sql, query) if from_sql and query else None
         result = proj.ingest_docs(list(paths or []), collection=collection, from_sql=sql, actor=actor)

@@ -86,13 +86,14 @@ def _write_squad(records: Records, path: Path, spec: TaskSpec, options: ExportOp
     path.write_text(json.dumps({"version": "v2.0", "data": data}, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def cited_passages(entry: dict[str, Any], options: ExportOptions) -> str:
-    """The passages an answer cites, as the model was shown them."""
-    blocks = []
+def cited_passages(entry: dict[str, Any], options: ExportOptions) -> list[dict[str, Any]]:
+    """The passages an answer cites (each once), as the prompt's item template shows passages."""
+    passages: dict[tuple[str, str], dict[str, Any]] = {}
     for citation in entry["citations"]:
         _, text = paragraph_of(options, citation)
-        blocks.append(f"[doc={citation['doc']} paragraph={citation['paragraph']}]\n{text}")
-    return "\n\n".join(dict.fromkeys(blocks))
+        key = (citation["doc"], citation["paragraph"])
+        passages.setdefault(key, {"doc": key[0], "paragraph": key[1], "title": None, "text": text})
+    return list(passages.values())
 
 
 SQUAD = Exporter("squad", _write_squad, kinds=("qa", "qa_generate"))

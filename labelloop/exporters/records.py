@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..grounding import PASSAGES
 from ..prompt import build_prompt
 from ..spec import GenerateSpec, TaskSpec
 from ..store import Item
@@ -81,16 +83,17 @@ DOCUMENT_KINDS = ("qa", "qa_generate")
 def _write_examples(records: Records, path: Path, spec: TaskSpec, options: ExportOptions, *, chat: bool) -> None:
     """Training examples of the kinds that answer from documents, their provenance kept: a ``qa`` answer with its
     citations (the cited passages are its input), each pair of a ``qa_generate`` paragraph (the paragraph is)."""
-    system = build_prompt(spec).shared[0]["content"] if spec.kind == "qa" else spec.instruction.strip()
+    prompt = build_prompt(spec)
+    system = prompt.shared[0]["content"] if spec.kind == "qa" else spec.instruction.strip()
     with path.open("w", encoding="utf-8") as handle:
         for record, item in records:
             for entry in questions(record, item, spec, options):
                 provenance = {"citations": entry["citations"], "answerable": entry["answerable"]} if (
                     spec.kind == "qa") else {"source": entry["source"]}  # fmt: skip
                 context = entry["context"]
-                if spec.kind == "qa":
-                    context = cited_passages(entry, options)
-                    user = f"Question: {entry['question']}\n\nPassages:\n{context or '(none)'}"
+                if spec.kind == "qa":  # the question with the passages it cites, through the prompt's own template
+                    shown = replace(item, fields={**item.fields, PASSAGES: cited_passages(entry, options)})
+                    user = context = prompt.item_messages(shown)[0]["content"]
                     target = {"answer": entry["answer"], "answerable": entry["answerable"], "citations": [
                         {k: c[k] for k in ("doc", "paragraph", "quote")} for c in entry["citations"]]}  # fmt: skip
                     answer = json.dumps(target, ensure_ascii=False)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from .base import TaskSpec
-from .kinds import Level
+from .kinds import Level, Levels
 from .settings import _Strict
 
 QA_TEMPLATE = """Question: {{ text }}
@@ -179,21 +179,13 @@ class CoherenceSpec(TaskSpec):
 
     kind: Literal["coherence"]
     dimensions: dict[str, str] = Field(dict(DEFAULT_DIMENSIONS), min_length=1, description="name -> what it weighs")
-    levels: list[Level] = Field(list(DEFAULT_LEVELS), min_length=2)
+    levels: Levels = Field(list(DEFAULT_LEVELS), min_length=2)
     problem_types: list[str] = Field(list(PROBLEM_TYPES), min_length=1)
     screen_threshold: float = Field(
         0.05, ge=0, le=1, description="adjacent sentences sharing less content than this are flagged before any call"
     )
     window: WindowSettings = WindowSettings()
     rubric_version: str = "1"
-
-    @field_validator("levels")
-    @classmethod
-    def _ordered_levels(cls, levels: list[Level]) -> list[Level]:
-        values = [level.value for level in levels]
-        if values != sorted(set(values)):
-            raise ValueError("level values must be distinct and in ascending order")
-        return levels
 
     @property
     def threshold_keys(self) -> list[str]:

@@ -284,21 +284,23 @@ class Level(_Strict):
     description: str = Field(min_length=1)
 
 
+def _ordered_levels(levels: list[Level]) -> list[Level]:
+    values = [level.value for level in levels]
+    if values != sorted(set(values)):
+        raise ValueError("level values must be distinct and in ascending order")
+    return levels
+
+
+Levels = Annotated[list[Level], AfterValidator(_ordered_levels)]  # an ordinal scale: rate, coherence
+
+
 class RateSpec(TaskSpec):
     """Rate the text on an ordinal scale described by a rubric."""
 
     kind: Literal["rate"]
-    levels: list[Level] = Field(min_length=2)
+    levels: Levels = Field(min_length=2)
     criteria: list[str] = Field([], description="what the rating weighs, e.g. topic consistency, causal links")
     rubric_version: str = "1"
-
-    @field_validator("levels")
-    @classmethod
-    def _ordered_levels(cls, levels: list[Level]) -> list[Level]:
-        values = [level.value for level in levels]
-        if values != sorted(set(values)):
-            raise ValueError("level values must be distinct and in ascending order")
-        return levels
 
     def output_schema(self) -> dict[str, Any]:
         return {

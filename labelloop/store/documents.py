@@ -15,15 +15,15 @@ from ._common import chunks, utc_now
 class DocumentStore(StoreBase):
     """Mixed into :class:`~labelloop.store.Store`; the SQL of documents and paragraphs."""
 
-    def document_hashes(self, ids: Iterable[str]) -> dict[str, str]:
-        """The current version's content hash of each of ``ids`` that is stored."""
-        found: dict[str, str] = {}
+    def document_hashes(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """The current version's (content hash, collection) of each of ``ids`` that is stored."""
+        found: dict[str, tuple[str, str]] = {}
         for chunk in chunks(list(ids), 500):
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"SELECT id, content_hash FROM documents WHERE is_current = 1 AND id IN ({marks})", chunk
+                f"SELECT id, content_hash, collection FROM documents WHERE is_current = 1 AND id IN ({marks})", chunk
             )
-            found.update((r[0], r[1]) for r in rows)
+            found.update((r[0], (r[1], r[2])) for r in rows)
         return found
 
     def save_documents(
