@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -307,6 +308,54 @@ def test_leases_are_exclusive_and_a_dead_runs_leases_are_freed_at_once(store):
     assert store.claim(live, "m", "job", 6, 60) == []  # the rest is held, for another minute
     assert store.mark_stale_runs() == 1
     assert sorted(item.id for _, item in store.claim(live, "m", "job", 10, 60)) == sorted(mine)
+
+
+def test_a_claim_comes_back_empty_only_when_every_item_is_leased(store_location):
+    """Workers claiming side by side: one that is told "nothing left" exits, so that answer must be true. On
+    PostgreSQL a claim can read rows another claim locked and commits meanwhile; it must read again, not give
+    up. A worker told "nothing left" stops new claims, waits for those in flight (they may hold rows locked
+    and not leased yet), and counts the items no lease holds: it must find none."""
+    setup = Store.open(store_location)
+    add_items(setup, *[f"text {n}" for n in range(400)])
+    runs = [start_run(setup) for _ in range(6)]
+    setup.close()
+    gate, state = threading.Condition(), {"closed": False, "in_flight": 0}
+    left_when_empty: list[int] = []
+
+    def claim(worker: Store, run_id: int) -> list:
+        with gate:
+            gate.wait_for(lambda: not state["closed"])
+            state["in_flight"] += 1
+        try:
+            return worker.claim(run_id, "m", "job", 4, 600)
+        finally:
+            with gate:
+                state["in_flight"] -= 1
+                gate.notify_all()
+
+    def work(run_id: int) -> None:
+        worker = Store.open(store_location)
+        try:
+            while claim(worker, run_id):
+                pass
+            with gate:
+                gate.wait_for(lambda: not state["closed"])
+                state["closed"] = True
+                gate.wait_for(lambda: state["in_flight"] == 0)
+            left_when_empty.append(worker.db.execute(
+                "SELECT count(*) FROM items WHERE id NOT IN (SELECT item_id FROM leases)").fetchone()[0])
+            with gate:
+                state["closed"] = False
+                gate.notify_all()
+        finally:
+            worker.close()
+
+    threads = [threading.Thread(target=work, args=(run_id,)) for run_id in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert left_when_empty == [0] * len(runs)
 
 
 # -- both backends -----------------------------------------------------------------------------

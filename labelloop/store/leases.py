@@ -34,7 +34,28 @@ class LeaseStore(ItemStore):
         representatives_only: bool = False,
     ) -> list[tuple[int, Item]]:
         """Lease up to ``limit`` pending items (in ingest order, past ``after``) that no live lease holds and
-        this run has not tried yet, for ``seconds``; (seq, item) of those this run now holds."""
+        this run has not tried yet, for ``seconds``; (seq, item) of those this run now holds. Empty only when
+        no such item is left: a claim that lost every row it read to another one that committed meanwhile (on
+        PostgreSQL, a row locked by a claim that commits while this one reads passes this one's filter, read
+        before that commit) reads again, and the rows just leased are no longer among what it reads."""
+        while True:
+            read, won = self._claim_once(run_id, labeler, job_key, limit, seconds, after, settled_by,
+                                         representatives_only)  # fmt: skip
+            if won or not read:
+                return won
+
+    def _claim_once(
+        self,
+        run_id: int,
+        labeler: str,
+        job_key: str,
+        limit: int,
+        seconds: float,
+        after: int,
+        settled_by: str | None,
+        representatives_only: bool,
+    ) -> tuple[int, list[tuple[int, Item]]]:
+        """One claim transaction: how many items it read, and (seq, item) of those whose leases it won."""
         now = time.time()
         where, extra = pending_condition(settled_by, representatives_only)
         postgres = self.dialect == "postgresql"
@@ -55,7 +76,7 @@ class LeaseStore(ItemStore):
                 ).fetchall()
                 start = end
             if not rows:
-                return []
+                return 0, []
             upsert = (
                 "INSERT INTO leases (item_id, labeler, run_id, expires_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (item_id, labeler) DO UPDATE SET run_id = excluded.run_id,"
@@ -75,7 +96,7 @@ class LeaseStore(ItemStore):
             else:  # claims queue under BEGIN IMMEDIATE: every row read is free
                 db.executemany(upsert, [(row["id"], labeler, run_id, now + seconds, now) for row in rows])
                 won = {row["id"] for row in rows}
-        return [(row["seq"], item_of_row(row)) for row in rows if row["id"] in won]
+        return len(rows), [(row["seq"], item_of_row(row)) for row in rows if row["id"] in won]
 
     def renew(self, run_id: int, seconds: float) -> int:
         """Extend every lease of ``run_id`` and record its heartbeat; how many leases it holds."""
