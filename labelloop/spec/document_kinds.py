@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from .base import TaskSpec
-from .kinds import Level, Levels
+from .kinds import Level, Levels, with_offsets
 from .settings import _Strict
 
 QA_TEMPLATE = """Question: {{ text }}
@@ -126,12 +126,7 @@ class QaGenerateSpec(TaskSpec):
         }
 
     def output_schema(self) -> dict[str, Any]:
-        schema = self.guided_schema()
-        pair = schema["properties"]["pairs"]["items"]
-        offsets = {"start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}}
-        found = {**pair, "properties": {**pair["properties"], **offsets}}
-        pairs = {**schema["properties"]["pairs"], "items": found}
-        return {**schema, "properties": {"pairs": pairs}}
+        return with_offsets(self.guided_schema(), "pairs")
 
     def output_description(self) -> str:
         return "\n".join(
@@ -217,15 +212,9 @@ class CoherenceSpec(TaskSpec):
         }
 
     def output_schema(self) -> dict[str, Any]:
-        schema = self.guided_schema()
-        problem = schema["properties"]["problems"]["items"]
-        offsets = {"start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}}
-        found = {**problem, "properties": {**problem["properties"], **offsets}}
+        schema = with_offsets(self.guided_schema(), "problems")
         breaks = {"type": "array", "items": {"type": "object"}}  # the pre-screen's abrupt breaks, kept with the answer
-        return {
-            **schema,
-            "properties": {**schema["properties"], "problems": {"type": "array", "items": found}, "breaks": breaks},
-        }
+        return {**schema, "properties": {**schema["properties"], "breaks": breaks}}
 
     def output_description(self) -> str:
         return "\n".join(

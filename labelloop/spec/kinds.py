@@ -169,18 +169,13 @@ def _mention_schema(labels: list[str]) -> dict[str, Any]:
     }
 
 
-def _grounded(schema: dict[str, Any], field: str) -> dict[str, Any]:
-    """The schema of a stored answer: mentions may carry the offsets labelloop found for them."""
-    item = schema["properties"][field]["items"]
-    item = {
-        **item,
-        "properties": {
-            **item["properties"],
-            "start": {"type": "integer", "minimum": 0},
-            "end": {"type": "integer", "minimum": 0},
-        },
-    }
-    return {**schema, "properties": {**schema["properties"], field: {"type": "array", "items": item}}}
+def with_offsets(schema: dict[str, Any], field: str) -> dict[str, Any]:
+    """The schema of a stored answer: the items of array ``field`` (mentions, quotes) may carry the offsets
+    labelloop found for them in the text."""
+    array = schema["properties"][field]
+    offsets = {"start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}}
+    item = {**array["items"], "properties": {**array["items"]["properties"], **offsets}}
+    return {**schema, "properties": {**schema["properties"], field: {**array, "items": item}}}
 
 
 _MENTION_RULES = (
@@ -223,7 +218,7 @@ class SpansSpec(TaskSpec):
         }
 
     def output_schema(self) -> dict[str, Any]:
-        return _grounded(self.guided_schema(), "entities")
+        return with_offsets(self.guided_schema(), "entities")
 
     def output_description(self) -> str:
         return "\n".join(
@@ -261,7 +256,7 @@ class IntentSlotsSpec(TaskSpec):
         }
 
     def output_schema(self) -> dict[str, Any]:
-        return _grounded(self.guided_schema(), "slots")
+        return with_offsets(self.guided_schema(), "slots")
 
     def output_description(self) -> str:
         return "\n".join(
