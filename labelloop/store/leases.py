@@ -38,65 +38,51 @@ class LeaseStore(ItemStore):
         no such item is left: a claim that lost every row it read to another one that committed meanwhile (on
         PostgreSQL, a row locked by a claim that commits while this one reads passes this one's filter, read
         before that commit) reads again, and the rows just leased are no longer among what it reads."""
-        while True:
-            read, won = self._claim_once(run_id, labeler, job_key, limit, seconds, after, settled_by,
-                                         representatives_only)  # fmt: skip
-            if won or not read:
-                return won
-
-    def _claim_once(
-        self,
-        run_id: int,
-        labeler: str,
-        job_key: str,
-        limit: int,
-        seconds: float,
-        after: int,
-        settled_by: str | None,
-        representatives_only: bool,
-    ) -> tuple[int, list[tuple[int, Item]]]:
-        """One claim transaction: how many items it read, and (seq, item) of those whose leases it won."""
-        now = time.time()
         where, extra = pending_condition(settled_by, representatives_only)
         postgres = self.dialect == "postgresql"
-        with self.transaction(queue=False) as db:  # claims pass each other by SKIP LOCKED
-            last = db.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
-            rows: list = []
-            start = after
-            while len(rows) < limit and start < last:  # a window of ingest order at a time: bounded work
-                end = start + WINDOW
-                rows += db.execute(
-                    f"SELECT {ITEM_COLUMNS} FROM items WHERE seq > ? AND seq <= ? AND {where}"
-                    " AND (SELECT 1 FROM leases l WHERE l.item_id = items.id AND l.labeler = ?"
-                    "   AND (l.expires_at > ? OR l.run_id = ?) LIMIT 1) IS NULL"
-                    " AND (SELECT 1 FROM predictions t WHERE t.item_id = items.id AND t.labeler = ?"
-                    "   AND t.is_current = 1 AND t.run_id = ? LIMIT 1) IS NULL"
-                    " ORDER BY seq LIMIT ?" + (" FOR UPDATE OF items SKIP LOCKED" if postgres else ""),
-                    (start, end, labeler, job_key, *extra, labeler, now, run_id, labeler, run_id, limit - len(rows)),
-                ).fetchall()
-                start = end
-            if not rows:
-                return 0, []
-            upsert = (
-                "INSERT INTO leases (item_id, labeler, run_id, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (item_id, labeler) DO UPDATE SET run_id = excluded.run_id,"
-                " expires_at = excluded.expires_at WHERE leases.expires_at <= ?"
-            )
-            if postgres:  # one statement for the chunk; RETURNING says which leases this claim won
-                won = {
-                    row[0]
-                    for row in db.execute(
-                        "INSERT INTO leases (item_id, labeler, run_id, expires_at)"
-                        " SELECT unnest(?::text[]), ?, ?, ?"
-                        " ON CONFLICT (item_id, labeler) DO UPDATE SET run_id = excluded.run_id,"
-                        " expires_at = excluded.expires_at WHERE leases.expires_at <= ? RETURNING item_id",
-                        ([row["id"] for row in rows], labeler, run_id, now + seconds, now),
-                    )
-                }
-            else:  # claims queue under BEGIN IMMEDIATE: every row read is free
-                db.executemany(upsert, [(row["id"], labeler, run_id, now + seconds, now) for row in rows])
-                won = {row["id"] for row in rows}
-        return len(rows), [(row["seq"], item_of_row(row)) for row in rows if row["id"] in won]
+        while True:  # until this claim wins a row or finds none to read
+            now = time.time()
+            with self.transaction(queue=False) as db:  # claims pass each other by SKIP LOCKED
+                last = db.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
+                rows: list = []
+                start = after
+                while len(rows) < limit and start < last:  # a window of ingest order at a time: bounded work
+                    end = start + WINDOW
+                    rows += db.execute(
+                        f"SELECT {ITEM_COLUMNS} FROM items WHERE seq > ? AND seq <= ? AND {where}"
+                        " AND (SELECT 1 FROM leases l WHERE l.item_id = items.id AND l.labeler = ?"
+                        "   AND (l.expires_at > ? OR l.run_id = ?) LIMIT 1) IS NULL"
+                        " AND (SELECT 1 FROM predictions t WHERE t.item_id = items.id AND t.labeler = ?"
+                        "   AND t.is_current = 1 AND t.run_id = ? LIMIT 1) IS NULL"
+                        " ORDER BY seq LIMIT ?" + (" FOR UPDATE OF items SKIP LOCKED" if postgres else ""),
+                        (start, end, labeler, job_key, *extra, labeler, now, run_id, labeler, run_id,
+                         limit - len(rows)),
+                    ).fetchall()  # fmt: skip
+                    start = end
+                if not rows:
+                    return []
+                upsert = (
+                    "INSERT INTO leases (item_id, labeler, run_id, expires_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (item_id, labeler) DO UPDATE SET run_id = excluded.run_id,"
+                    " expires_at = excluded.expires_at WHERE leases.expires_at <= ?"
+                )
+                if postgres:  # one statement for the chunk; RETURNING says which leases this claim won
+                    won = {
+                        row[0]
+                        for row in db.execute(
+                            "INSERT INTO leases (item_id, labeler, run_id, expires_at)"
+                            " SELECT unnest(?::text[]), ?, ?, ?"
+                            " ON CONFLICT (item_id, labeler) DO UPDATE SET run_id = excluded.run_id,"
+                            " expires_at = excluded.expires_at WHERE leases.expires_at <= ? RETURNING item_id",
+                            ([row["id"] for row in rows], labeler, run_id, now + seconds, now),
+                        )
+                    }
+                else:  # claims queue under BEGIN IMMEDIATE: every row read is free
+                    db.executemany(upsert, [(row["id"], labeler, run_id, now + seconds, now) for row in rows])
+                    won = {row["id"] for row in rows}
+            if won:
+                return [(row["seq"], item_of_row(row)) for row in rows if row["id"] in won]
+            # every row it read went to a claim that committed while this one read: read again
 
     def renew(self, run_id: int, seconds: float) -> int:
         """Extend every lease of ``run_id`` and record its heartbeat; how many leases it holds."""
